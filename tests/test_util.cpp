@@ -1,0 +1,158 @@
+// Unit tests of the torch-free utilities: bounds-checked mapped files and model-spec resolution
+// (directories, single files, the local hub cache, refusal of pickles). No model files needed:
+// each test builds the little directory tree it resolves.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "edgewise/error.h"
+#include "edgewise/hf.h"
+#include "edgewise/mapped_file.h"
+
+namespace fs = std::filesystem;
+using edgewise::Error;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/ew_test_XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+void touch(const fs::path& p, const std::string& content = "x") {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << content;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Sets an environment variable for one scope.
+struct EnvVar {
+  std::string name;
+  std::optional<std::string> old;
+  EnvVar(const std::string& n, const std::string& v) : name(n) {
+    if (const char* o = std::getenv(n.c_str())) old = o;
+    setenv(n.c_str(), v.c_str(), 1);
+  }
+  ~EnvVar() { old ? setenv(name.c_str(), old->c_str(), 1) : unsetenv(name.c_str()); }
+};
+
+TEST(MappedFile, SpanChecksBounds) {
+  TempDir t;
+  touch(t.path / "f", "0123456789");
+  auto f = edgewise::MappedFile::open((t.path / "f").string());
+  EXPECT_EQ(f->size(), 10u);
+  EXPECT_EQ(*f->span(3, 2, "x"), '3');
+  EXPECT_NO_THROW(f->span(10, 0, "empty tail"));
+  std::string e = error_of([&] { f->span(8, 3, "tensor 'w' data"); });
+  EXPECT_NE(e.find("tensor 'w' data"), std::string::npos) << e;
+  EXPECT_NE(e.find((t.path / "f").string()), std::string::npos) << e;
+  // An offset near 2^64 must not wrap around.
+  EXPECT_THROW(f->span(~0ull - 1, 4, "huge"), Error);
+  EXPECT_THROW(f->span(4, ~0ull - 1, "huge"), Error);
+}
+
+TEST(MappedFile, MissingFileAndDirectory) {
+  TempDir t;
+  std::string e = error_of([&] { edgewise::MappedFile::open((t.path / "nope").string()); });
+  EXPECT_NE(e.find("nope"), std::string::npos) << e;
+  e = error_of([&] { edgewise::MappedFile::open(t.path.string()); });
+  EXPECT_NE(e.find("directory"), std::string::npos) << e;
+}
+
+TEST(Resolve, HfDirectoryAndFiles) {
+  TempDir t;
+  fs::path d = t.path / "m";
+  touch(d / "config.json", "{}");
+  touch(d / "model.safetensors");
+  touch(d / "tokenizer.json", "{}");
+  auto s = edgewise::resolve_model(d.string());
+  EXPECT_EQ(s.kind, edgewise::ModelSource::Kind::HfDir);
+  ASSERT_EQ(s.weights.size(), 1u);
+  EXPECT_EQ(s.weights[0], (d / "model.safetensors").string());
+  EXPECT_EQ(s.tokenizer_json, (d / "tokenizer.json").string());
+  EXPECT_EQ(s.config, (d / "config.json").string());
+  // A single safetensors file resolves to its directory's config.
+  s = edgewise::resolve_model((d / "model.safetensors").string());
+  EXPECT_EQ(s.config, (d / "config.json").string());
+}
+
+TEST(Resolve, ShardedIndexInOrder) {
+  TempDir t;
+  fs::path d = t.path / "m";
+  touch(d / "config.json", "{}");
+  touch(d / "b.safetensors");
+  touch(d / "a.safetensors");
+  touch(d / "model.safetensors.index.json",
+        R"({"metadata": {}, "weight_map": {"x": "b.safetensors", "y": "a.safetensors", "z": "b.safetensors"}})");
+  auto s = edgewise::resolve_model(d.string());
+  ASSERT_EQ(s.weights.size(), 2u);
+  EXPECT_EQ(s.weights[0], (d / "a.safetensors").string());
+  EXPECT_EQ(s.weights[1], (d / "b.safetensors").string());
+  touch(d / "model.safetensors.index.json", R"({"weight_map": {"x": "missing.safetensors"}})");
+  std::string e = error_of([&] { edgewise::resolve_model(d.string()); });
+  EXPECT_NE(e.find("missing.safetensors"), std::string::npos) << e;
+}
+
+TEST(Resolve, PicklesAreRefused) {
+  TempDir t;
+  fs::path d = t.path / "m";
+  touch(d / "config.json", "{}");
+  touch(d / "pytorch_model.bin");
+  std::string e = error_of([&] { edgewise::resolve_model(d.string()); });
+  EXPECT_NE(e.find("pickle"), std::string::npos) << e;
+  e = error_of([&] { edgewise::resolve_model((d / "pytorch_model.bin").string()); });
+  EXPECT_NE(e.find("pickle"), std::string::npos) << e;
+  EXPECT_NE(e.find("pytorch_model.bin"), std::string::npos) << e;
+  // When safetensors weights sit beside a .bin, the safetensors are used.
+  touch(d / "model.safetensors");
+  EXPECT_EQ(edgewise::resolve_model(d.string()).weights.size(), 1u);
+}
+
+TEST(Resolve, HubCacheOffline) {
+  TempDir t;
+  EnvVar home("HF_HOME", t.path.string());
+  EnvVar cache("HF_HUB_CACHE", "");
+  fs::path repo = t.path / "hub" / "models--Org--tiny-model";
+  touch(repo / "refs" / "main", "abc123");
+  touch(repo / "snapshots" / "abc123" / "config.json", "{}");
+  touch(repo / "snapshots" / "abc123" / "model.safetensors");
+  auto s = edgewise::resolve_model("Org/tiny-model");
+  EXPECT_EQ(s.dir, (repo / "snapshots" / "abc123").string());
+  EXPECT_NE(s.origin.find("hub cache"), std::string::npos);
+  std::string e = error_of([&] { edgewise::resolve_model("Org/absent"); });
+  EXPECT_NE(e.find("Org/absent"), std::string::npos) << e;
+  EXPECT_NE(e.find("never downloads"), std::string::npos) << e;
+}
+
+TEST(Resolve, DefaultModelPath) {
+  EnvVar m("EDGEWISE_DEFAULT_MODEL", "/nonexistent/dir/default.gguf");
+  EXPECT_EQ(edgewise::default_model_path(), "/nonexistent/dir/default.gguf");
+  std::string e = error_of([&] { edgewise::resolve_model(""); });
+  EXPECT_NE(e.find("setup.sh"), std::string::npos) << e;
+}
+
+TEST(Resolve, GgufFileAndDirectory) {
+  TempDir t;
+  touch(t.path / "only" / "model.gguf");
+  auto s = edgewise::resolve_model((t.path / "only").string());
+  EXPECT_EQ(s.kind, edgewise::ModelSource::Kind::Gguf);
+  EXPECT_EQ(s.gguf, (t.path / "only" / "model.gguf").string());
+  std::string e = error_of([&] { edgewise::resolve_model((t.path / "nothing-here").string()); });
+  EXPECT_NE(e.find("no such file"), std::string::npos) << e;
+}
+
+}  // namespace
