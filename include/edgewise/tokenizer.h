@@ -1,0 +1,73 @@
+// Byte-level BPE tokenizer (GPT-2 style), loaded from tokenizer.json, from vocab.json +
+// merges.txt, or from GGUF metadata. Pre-split variants follow the models that use them
+// (GPT-2, Llama-3, Qwen2, SmolLM); added/special tokens are matched before BPE.
+// Not here: SentencePiece (Llama 2 / CodeLlama GGUF vocabularies), normalisers other than none,
+// chat templates.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edgewise {
+
+class GgufFile;
+
+/// How text is split into words before BPE.
+enum class PreSplit {
+  Gpt2,    ///< 's|'t|... ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  Llama3,  ///< Llama-3 pattern, numbers in groups of at most 3 digits, case-insensitive contractions
+  Qwen2,   ///< Llama-3-like with single digits (\p{N})
+  SmolLM,  ///< each digit alone, then the GPT-2 pattern (HF: Digits(individual) + ByteLevel)
+};
+const char* pre_split_name(PreSplit p);
+
+struct AddedToken {
+  int32_t id;
+  std::string content;
+  bool special = true;
+  bool lstrip = false, rstrip = false, single_word = false;
+};
+
+class Tokenizer {
+ public:
+  static Tokenizer from_tokenizer_json(const std::string& path);
+  static Tokenizer from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt);
+  static Tokenizer from_gguf(const GgufFile& f);
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+
+  /// Token ids of `text` (added tokens recognised; no BOS).
+  std::vector<int32_t> encode(std::string_view text) const;
+  /// encode() with the BOS token prepended when add_bos() is set.
+  std::vector<int32_t> encode_for_model(std::string_view text) const;
+  /// Text of ids (byte-level decoding; special tokens included verbatim).
+  std::string decode(const std::vector<int32_t>& ids) const;
+  /// The vocabulary string of one id (e.g. "Ġthe"), and its decoded bytes (" the").
+  const std::string& piece(int32_t id) const;
+  std::string token_text(int32_t id) const;
+  std::optional<int32_t> find(const std::string& piece) const;
+
+  int32_t vocab_size() const;
+  PreSplit pre_split() const;
+  std::optional<int32_t> bos_id() const;
+  std::optional<int32_t> eos_id() const;
+  bool add_bos() const;
+  void set_add_bos(bool v);
+  void set_bos_id(std::optional<int32_t> id);
+  void set_eos_id(std::optional<int32_t> id);
+  const std::vector<AddedToken>& added_tokens() const;
+  /// Where it was loaded from (for `edgewise info`).
+  const std::string& source() const;
+
+  struct Impl;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgewise
