@@ -1,0 +1,136 @@
+// One hookable decoder-only transformer for GPT-2 and the Llama family (Llama 2/3, CodeLlama,
+// Qwen2/2.5, SmolLM2). Architectures are data (src/model/arch.cpp): a table per architecture
+// maps checkpoint tensor names to canonical ones with flags (optional, transposed, tied).
+// Weights are loaded once, read-only; the forward pass names every intermediate with its
+// TransformerLens hook name, and a Hooks object may read or replace any of them.
+//
+// Dimension letters: B batch, T tokens, D model width, H query heads, G key/value heads,
+// Dh head width, F MLP width, V vocabulary.
+//
+// This header deliberately includes only ATen's Tensor type, not torch/torch.h.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "edgewise/hf.h"
+#include "edgewise/tokenizer.h"
+
+namespace edgewise {
+
+enum class Arch { Gpt2, Llama, Qwen2 };
+const char* arch_name(Arch a);
+
+enum class Norm { LayerNorm, RMSNorm };
+enum class Act { GeluNew, Gelu, Silu };
+
+struct RopeScaling {
+  std::string type;  ///< "" (none), "llama3", "linear"
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+/// Hyper-parameters. Read from config.json or GGUF metadata.
+struct ModelConfig {
+  Arch arch = Arch::Llama;
+  std::string hf_model_type;  ///< "gpt2", "llama", "qwen2", ...
+  int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
+  int64_t vocab_size = 0, n_ctx = 0;
+  Norm norm = Norm::RMSNorm;
+  Act act = Act::Silu;
+  double norm_eps = 1e-5;
+  bool positional_embedding = false;  ///< learned absolute positions (GPT-2)
+  bool rope = true;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool gated_mlp = true;   ///< SwiGLU (gate, up, down) vs GPT-2's (fc, proj)
+  bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  bool tied_embeddings = false;
+  std::optional<int32_t> bos_token_id, eos_token_id;
+};
+
+enum class DType { F32, BF16 };
+
+struct LoadOptions {
+  /// Compute dtype of the weights. fp32 by default; bf16 halves memory.
+  DType dtype = DType::F32;
+  /// Load the tokenizer too (info/tokenize need it; tests of weights alone may skip it).
+  bool load_tokenizer = true;
+};
+
+/// Names and replaces intermediates of the forward pass.
+/// `fn(name, t)` is called with each requested hook name ("blocks.3.hook_resid_post") and the
+/// tensor computed there; it may read it or assign a new tensor of the same shape to `t`.
+/// Per-head values (attn.hook_q/k/v/z/pattern/attn_scores/result) are only computed when their
+/// names are requested.
+class Hooks {
+ public:
+  using Fn = std::function<void(const std::string& name, at::Tensor& t)>;
+  Hooks() = default;
+  /// Calls fn at every hook whose name is in `names`.
+  Hooks(std::set<std::string> names, Fn fn) : names_(std::move(names)), fn_(std::move(fn)) {}
+  /// Calls fn at every hook point (per-head ones included: costly).
+  static Hooks all(Fn fn);
+  /// Records the requested hooks into a map (clones nothing; tensors are not modified).
+  static Hooks capture(std::set<std::string> names, std::map<std::string, at::Tensor>* out);
+
+  bool wants(const std::string& name) const { return all_ || names_.count(name) > 0; }
+  /// True when any hook in layer `layer` whose name ends with one of the attention per-head
+  /// suffixes is wanted.
+  bool wants_any_prefix(const std::string& prefix) const;
+  void call(const std::string& name, at::Tensor& t) const {
+    if (fn_ && wants(name)) fn_(name, t);
+  }
+
+ private:
+  std::set<std::string> names_;
+  Fn fn_;
+  bool all_ = false;
+};
+
+/// A loaded model: hyper-parameters, canonical weights, tokenizer, provenance.
+class Model {
+ public:
+  /// Loads from a resolved source (see resolve_model). Errors name the file and tensor.
+  static Model load(const ModelSource& src, const LoadOptions& opt = {});
+  /// Convenience: resolve_model(spec) then load.
+  static Model load(const std::string& spec, const LoadOptions& opt = {});
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelSource& source() const { return src_; }
+  const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  /// Canonical weights (name -> tensor), e.g. "blk.0.attn_q.weight".
+  const std::map<std::string, at::Tensor>& weights() const { return weights_; }
+  const at::Tensor& weight(const std::string& canonical) const;
+  int64_t n_params() const;
+  /// Notes gathered while loading (dequantised types, tied output, permuted q/k...).
+  const std::vector<std::string>& load_notes() const { return notes_; }
+
+  /// Logits [B, T, V] (fp32) for tokens [B, T] (int64). Prompts shorter than T must be
+  /// right-padded: causal attention keeps the padding from affecting earlier positions.
+  at::Tensor forward(const at::Tensor& tokens, const Hooks* hooks = nullptr) const;
+
+ private:
+  ModelConfig cfg_;
+  ModelSource src_;
+  DType dtype_ = DType::F32;
+  std::map<std::string, at::Tensor> weights_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  std::vector<std::string> notes_;
+  at::Tensor rope_cos_, rope_sin_;  // [n_ctx, Dh]
+};
+
+/// Reads config.json into a ModelConfig. Unsupported model_type -> Error naming the file.
+ModelConfig config_from_hf_json(const std::string& path);
+
+}  // namespace edgewise

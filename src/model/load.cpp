@@ -1,0 +1,364 @@
+// Loading: a resolved ModelSource (HF directory with config.json + safetensors shards, or one
+// GGUF file) into canonical weights. Every tensor an architecture's table names is looked up,
+// its checkpoint shape asserted (errors name the file, the tensor, expected and found shapes),
+// then transposed / split / un-permuted into torch [out, in] order. Extra checkpoint tensors
+// are reported as a load note, not an error.
+// fp32 safetensors tensors that need no transform are zero-copy views of the read-only mmap:
+// weights must never be written in place.
+// Not here: pickled .bin checkpoints (hf.cpp refuses them), the tokenizer's own parsing.
+#include <set>
+
+#include "edgewise/error.h"
+#include "edgewise/gguf.h"
+#include "edgewise/safetensors.h"
+#include "internal.h"
+
+namespace edgewise {
+
+using namespace model_detail;
+
+namespace {
+
+// Positions for which rotary tables are precomputed at load (longer inputs fail in forward).
+constexpr int64_t kMaxRopeCache = 32768;
+
+std::vector<std::string> split_alternatives(const std::string& s) {
+  std::vector<std::string> r;
+  size_t b = 0;
+  for (size_t p; (p = s.find('|', b)) != std::string::npos; b = p + 1) r.push_back(s.substr(b, p - b));
+  r.push_back(s.substr(b));
+  return r;
+}
+
+// A checkpoint seen as named tensors in torch order, whatever the file format.
+class Checkpoint {
+ public:
+  virtual ~Checkpoint() = default;
+  virtual bool has(const std::string& name) const = 0;
+  virtual std::vector<int64_t> shape(const std::string& name) const = 0;
+  /// The file holding the tensor (for messages).
+  virtual std::string file_of(const std::string& name) const = 0;
+  /// The tensor, floating point, torch order; may be a read-only view of the file.
+  virtual at::Tensor read(const std::string& name) const = 0;
+  virtual std::vector<std::string> names() const = 0;
+  /// What to name when a tensor is missing (the file, or the shard list).
+  virtual std::string where() const = 0;
+};
+
+class SafetensorsCheckpoint : public Checkpoint {
+ public:
+  explicit SafetensorsCheckpoint(const std::vector<std::string>& files) {
+    for (const auto& p : files) {
+      auto f = std::make_shared<SafetensorsFile>(SafetensorsFile::open(p));
+      for (const auto& [name, t] : f->tensors()) {
+        auto [it, fresh] = index_.emplace(name, files_.size());
+        if (!fresh)
+          fail(p, "tensor '" + name + "' also appears in " + files_[it->second]->path());
+      }
+      files_.push_back(std::move(f));
+    }
+    where_ = files.size() == 1 ? files[0] : files[0] + " (+" + std::to_string(files.size() - 1) + " shards)";
+  }
+  bool has(const std::string& n) const override { return index_.count(n) > 0; }
+  std::vector<int64_t> shape(const std::string& n) const override { return tensor(n).shape; }
+  std::string file_of(const std::string& n) const override { return files_[index_.at(n)]->path(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> r;
+    for (const auto& [n, i] : index_) r.push_back(n);
+    return r;
+  }
+  std::string where() const override { return where_; }
+
+  at::Tensor read(const std::string& n) const override {
+    const auto& file = files_[index_.at(n)];
+    const StTensor& t = tensor(n);
+    at::ScalarType st;
+    switch (t.dtype) {
+      case StDType::F32: st = at::kFloat; break;
+      case StDType::F16: st = at::kHalf; break;
+      case StDType::BF16: st = at::kBFloat16; break;
+      case StDType::F64: st = at::kDouble; break;
+      default:
+        fail(file->path() + ": tensor '" + n + "'",
+             std::string("dtype ") + st_dtype_name(t.dtype) + " is not a floating-point type");
+    }
+    if (t.nbytes == 0) return at::empty(t.shape, at::TensorOptions().dtype(st));
+    auto keep = file;  // the mapping lives as long as any tensor viewing it
+    at::Tensor v = at::from_blob(const_cast<uint8_t*>(t.data), t.shape, [keep](void*) {},
+                                 at::TensorOptions().dtype(st));
+    // Views need element alignment; the format does not promise it.
+    if (reinterpret_cast<uintptr_t>(t.data) % st_dtype_size(t.dtype) != 0) v = v.clone();
+    return v;
+  }
+
+ private:
+  const StTensor& tensor(const std::string& n) const { return *files_[index_.at(n)]->find(n); }
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t> index_;
+  std::string where_;
+};
+
+class GgufCheckpoint : public Checkpoint {
+ public:
+  explicit GgufCheckpoint(std::shared_ptr<GgufFile> f) : f_(std::move(f)) {}
+  bool has(const std::string& n) const override { return f_->find_tensor(n) != nullptr; }
+  std::vector<int64_t> shape(const std::string& n) const override {
+    auto s = f_->find_tensor(n)->shape;  // ggml order: ne[0] fastest
+    return {s.rbegin(), s.rend()};
+  }
+  std::string file_of(const std::string&) const override { return f_->path(); }
+  std::string where() const override { return f_->path(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> r;
+    for (const auto& t : f_->tensors()) r.push_back(t.name);
+    return r;
+  }
+  at::Tensor read(const std::string& n) const override {
+    const GgufTensorInfo& t = *f_->find_tensor(n);
+    const auto sh = shape(n);
+    if (t.type == static_cast<uint32_t>(GgmlType::F32) &&
+        reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
+      auto keep = f_;
+      return at::from_blob(const_cast<uint8_t*>(t.data), sh, [keep](void*) {},
+                           at::TensorOptions().dtype(at::kFloat));
+    }
+    auto* v = new std::vector<float>(f_->dequantize(t));
+    return at::from_blob(v->data(), sh, [v](void*) { delete v; }, at::TensorOptions().dtype(at::kFloat));
+  }
+
+ private:
+  std::shared_ptr<GgufFile> f_;
+};
+
+// llama.cpp's converter (convert_hf_to_gguf.py LlamaModel.permute) reorders the rows of each
+// Q/K head from HF's [first half | second half] rotary layout into interleaved pairs:
+//   w.reshape(n_head, 2, rows/n_head/2, *rest).swapaxes(1, 2).reshape(w.shape)
+// The inverse (transformers' LlamaTensorProcessor._reverse_permute_weights):
+//   w.reshape(n_head, rows/n_head/2, 2, *rest).swapaxes(1, 2).reshape(w.shape)
+at::Tensor unpermute_rotary(const at::Tensor& w, int64_t n_head) {
+  std::vector<int64_t> s = {n_head, w.size(0) / n_head / 2, 2};
+  for (int64_t d = 1; d < w.dim(); ++d) s.push_back(w.size(d));
+  return w.reshape(s).transpose(1, 2).reshape(w.sizes());
+}
+
+struct LoadResult {
+  std::map<std::string, at::Tensor> weights;
+  std::vector<std::string> notes;
+};
+
+// Applies an architecture table to a checkpoint.
+LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
+                        const ModelConfig& cfg, at::ScalarType dtype, bool gguf) {
+  LoadResult r;
+  std::set<std::string> used;
+  bool tied_shared = false;
+  const int64_t Q = cfg.n_heads * cfg.d_head, KV = cfg.n_kv_heads * cfg.d_head;
+
+  for (CTensor ct : canonical_used(cfg)) {
+    const ArchRow* row = nullptr;
+    for (const auto& rr : rows)
+      if (rr.tensor == ct) row = &rr;
+    if (!row)
+      fail(ck.where(), std::string("architecture table for ") + arch_name(cfg.arch) +
+                           " has no row for canonical tensor '" + canonical_name(ct, 0) + "'");
+    const int64_t n = canonical_per_layer(ct) ? cfg.n_layers : 1;
+    const std::vector<int64_t> want = canonical_shape(ct, cfg);
+    for (int64_t l = 0; l < n; ++l) {
+      const std::string cname = canonical_name(ct, l);
+      std::string name;
+      const auto alts = split_alternatives(expand_layer(row->checkpoint, l));
+      for (const auto& a : alts)
+        if (ck.has(a)) {
+          name = a;
+          break;
+        }
+      if (row->flags & kTied) {
+        if (cfg.tied_embeddings) {
+          if (!name.empty()) {
+            used.insert(name);
+            r.notes.push_back("'" + name + "' present but the config ties the output to the "
+                              "token embedding: using token_embd.weight (as transformers does)");
+          }
+          tied_shared = true;
+          continue;
+        }
+      }
+      if (name.empty()) {
+        std::string what = "missing tensor '" + alts[0] + "'";
+        if (alts.size() > 1) what += " (or '" + alts[1] + "')";
+        what += " (canonical '" + cname + "', expected shape " + shape_str(want) + ")";
+        if (row->flags & kTied) what += "; the config does not tie the output to the token embedding";
+        fail(ck.where(), what);
+      }
+      used.insert(name);
+
+      // The shape the checkpoint must have, before our transforms.
+      std::vector<int64_t> expect = want;
+      int64_t part_begin = 0;
+      if (row->flags & kFusedQkv) {
+        const bool bias = want.size() == 1;
+        expect = bias ? std::vector<int64_t>{Q + 2 * KV} : std::vector<int64_t>{Q + 2 * KV, cfg.d_model};
+        if (ct == CTensor::AttnK || ct == CTensor::AttnKB) part_begin = Q;
+        if (ct == CTensor::AttnV || ct == CTensor::AttnVB) part_begin = Q + KV;
+      }
+      if ((row->flags & kTransposed) && expect.size() == 2) std::swap(expect[0], expect[1]);
+      const auto found = ck.shape(name);
+      if (found != expect) {
+        std::string what = "tensor '" + name + "': expected shape " + shape_str(expect) +
+                           ", found " + shape_str(found);
+        if (gguf) what += " (torch order; ggml lists it reversed)";
+        fail(ck.file_of(name), what);
+      }
+
+      at::Tensor w = ck.read(name);
+      if ((row->flags & kTransposed) && w.dim() == 2) w = w.t();
+      if (row->flags & kFusedQkv) w = w.narrow(0, part_begin, want[0]);
+      if (row->flags & kRotaryPermuted) {
+        const bool is_q = ct == CTensor::AttnQ || ct == CTensor::AttnQB;
+        w = unpermute_rotary(w, is_q ? cfg.n_heads : cfg.n_kv_heads);
+      }
+      w = w.to(dtype).contiguous();
+      r.weights[cname] = w;
+    }
+  }
+  if (tied_shared) {
+    r.weights["output.weight"] = r.weights.at("token_embd.weight");
+    r.notes.push_back("output.weight tied to token_embd.weight");
+  }
+
+  // Extras: reported, not fatal (GPT-2's attn.bias mask buffers, rotary inv_freq, ...).
+  std::vector<std::string> extra;
+  for (const auto& n : ck.names())
+    if (!used.count(n) && n != "rope_freqs.weight") extra.push_back(n);
+  if (!extra.empty()) {
+    std::string s = "ignored " + std::to_string(extra.size()) + " checkpoint tensor(s) the model does not use:";
+    for (size_t i = 0; i < extra.size() && i < 4; ++i) s += " " + extra[i];
+    if (extra.size() > 4) s += " ...";
+    r.notes.push_back(s);
+  }
+  return r;
+}
+
+// Packs q/k/v (and their biases) and gate/up of each layer into one buffer each, so that the
+// forward pass can run one matmul where the checkpoint has two or three (forward.cpp finds the
+// packed buffer with fused_rows()). The canonical weights stay separate tensors: contiguous row
+// views into the packed buffer.
+void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c) {
+  auto pack = [&](const std::vector<std::string>& names) {
+    std::vector<at::Tensor> parts;
+    for (const auto& n : names) {
+      auto it = w.find(n);
+      if (it == w.end()) return;
+      parts.push_back(it->second);
+    }
+    at::Tensor all = at::cat(parts, 0);
+    int64_t row = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const int64_t n = parts[i].size(0);
+      w[names[i]] = all.narrow(0, row, n);
+      row += n;
+    }
+  };
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    pack({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
+    pack({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
+    pack({p + "ffn_gate.weight", p + "ffn_up.weight"});
+    pack({p + "ffn_gate.bias", p + "ffn_up.bias"});
+  }
+}
+
+std::string dtype_name(DType d) { return d == DType::BF16 ? "bf16" : "fp32"; }
+
+}  // namespace
+
+Model Model::load(const std::string& spec, const LoadOptions& opt) {
+  return load(resolve_model(spec), opt);
+}
+
+Model Model::load(const ModelSource& src, const LoadOptions& opt) {
+  Model m;
+  m.src_ = src;
+  m.dtype_ = opt.dtype;
+  const at::ScalarType st = opt.dtype == DType::BF16 ? at::kBFloat16 : at::kFloat;
+  at::Tensor freq_factors;
+  std::shared_ptr<GgufFile> gguf;
+
+  if (src.kind == ModelSource::Kind::Gguf) {
+    gguf = std::make_shared<GgufFile>(GgufFile::open(src.gguf));
+    m.cfg_ = config_from_gguf(*gguf);
+    GgufCheckpoint ck(gguf);
+    auto r = load_weights(ck, arch_rows_gguf(m.cfg_.arch), m.cfg_, st, true);
+    m.weights_ = std::move(r.weights);
+    m.notes_ = std::move(r.notes);
+    std::map<std::string, int> types;
+    for (const auto& t : gguf->tensors()) types[ggml_type_name(t.type)]++;
+    std::string s = "GGUF tensor types:";
+    for (const auto& [k, v] : types) s += " " + k + " x" + std::to_string(v);
+    m.notes_.insert(m.notes_.begin(), s + "; dequantised to " + dtype_name(opt.dtype));
+    if (m.cfg_.arch == Arch::Llama)
+      m.notes_.push_back("attn_q / attn_k rows un-permuted from llama.cpp's rotary layout");
+    if (ck.has("rope_freqs.weight")) {
+      freq_factors = ck.read("rope_freqs.weight").to(at::kFloat).contiguous();
+      if (freq_factors.numel() != m.cfg_.d_head / 2)
+        fail(src.gguf, "tensor 'rope_freqs.weight': expected " + std::to_string(m.cfg_.d_head / 2) +
+                           " elements, found " + std::to_string(freq_factors.numel()));
+      m.notes_.push_back("rotary frequencies divided by rope_freqs.weight");
+    }
+  } else {
+    if (src.config.empty()) fail(src.dir, "no config.json in the model directory");
+    if (src.weights.empty()) fail(src.dir, "no .safetensors weights in the model directory");
+    m.cfg_ = config_from_hf_json(src.config);
+    SafetensorsCheckpoint ck(src.weights);
+    auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false);
+    m.weights_ = std::move(r.weights);
+    m.notes_ = std::move(r.notes);
+    if (src.weights.size() > 1)
+      m.notes_.insert(m.notes_.begin(), "weights from " + std::to_string(src.weights.size()) + " shards");
+  }
+
+  pack_fused(m.weights_, m.cfg_);
+
+  if (m.cfg_.rope) {
+    const int64_t n = std::min(m.cfg_.n_ctx, kMaxRopeCache);
+    rope_tables(rope_inv_freq(m.cfg_, freq_factors), n, &m.rope_cos_, &m.rope_sin_);
+    m.rope_cos_ = m.rope_cos_.to(st);
+    m.rope_sin_ = m.rope_sin_.to(st);
+  }
+
+  if (opt.load_tokenizer) {
+    Tokenizer tok = [&] {
+      if (gguf) return Tokenizer::from_gguf(*gguf);
+      if (!src.tokenizer_json.empty()) return Tokenizer::from_tokenizer_json(src.tokenizer_json);
+      if (!src.vocab_json.empty() && !src.merges_txt.empty())
+        return Tokenizer::from_vocab_merges(src.vocab_json, src.merges_txt);
+      fail(src.dir, "no tokenizer found (expected tokenizer.json, or vocab.json + merges.txt)");
+    }();
+    if (!tok.bos_id() && m.cfg_.bos_token_id) tok.set_bos_id(m.cfg_.bos_token_id);
+    if (!tok.eos_id() && m.cfg_.eos_token_id) tok.set_eos_id(m.cfg_.eos_token_id);
+    m.tokenizer_ = std::make_shared<Tokenizer>(std::move(tok));
+  }
+  return m;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) fail(src_.spec.empty() ? src_.dir : src_.spec, "the model was loaded without its tokenizer");
+  return *tokenizer_;
+}
+
+const at::Tensor& Model::weight(const std::string& canonical) const {
+  auto it = weights_.find(canonical);
+  if (it == weights_.end())
+    fail(src_.dir, "model has no weight '" + canonical + "' (" + arch_name(cfg_.arch) + ")");
+  return it->second;
+}
+
+int64_t Model::n_params() const {
+  std::set<const void*> seen;  // a tied output shares the embedding's storage: count it once
+  int64_t n = 0;
+  for (const auto& [k, w] : weights_)
+    if (seen.insert(w.data_ptr()).second) n += w.numel();
+  return n;
+}
+
+}  // namespace edgewise
