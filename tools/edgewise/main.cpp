@@ -1,0 +1,50 @@
+// `edgewise`: the command line. Parses options, calls the library, prints results; turns every
+// user-caused failure into one line on stderr and a non-zero exit (1: the input was bad,
+// 2: the command line was).
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "edgewise/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "edgewise " EDGEWISE_VERSION
+      " - find circuits in transformer language models.\n\n"
+      "MODEL (optional, positional) is a Hugging Face directory (config.json + safetensors),\n"
+      "a .gguf or .safetensors file, or a hub id (owner/name) already in the local Hugging Face\n"
+      "cache. Without MODEL the bundled default, SmolLM2-135M-Instruct (GGUF), is used.\n"
+      "Nothing is ever downloaded; pickled .bin checkpoints are refused.\n\n"
+      "Examples:\n"
+      "  edgewise info\n"
+      "  edgewise run --prompt 'The capital of France is' --top-k 5\n"
+      "  edgewise generate --prompt 'Once upon a time' -n 20\n"
+      "  edgewise tokenize --text 'When Mary and John went to the store'\n",
+      "edgewise"};
+  app.set_version_flag("--version", EDGEWISE_VERSION);
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+  edgewise::cli::register_model_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const edgewise::Error& e) {
+    std::fprintf(stderr, "edgewise: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "edgewise: error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "edgewise: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "edgewise: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
