@@ -1,0 +1,131 @@
+// Graph indexing and names (see include/edgewise/graph.h). Pure integer bookkeeping.
+#include "edgewise/graph.h"
+
+#include <cstdlib>
+
+#include "edgewise/error.h"
+
+namespace edgewise {
+
+Graph::Graph(GraphShape shape, bool split_qkv) : shape_(shape), split_(split_qkv) {
+  const int64_t L = shape.n_layers, H = shape.n_heads, G = shape.n_kv_heads;
+  if (L <= 0 || H <= 0 || G <= 0 || H % G != 0)
+    fail("graph", "invalid shape: layers " + std::to_string(L) + ", heads " + std::to_string(H) +
+                      ", key/value heads " + std::to_string(G) + " (heads must be a multiple of kv heads)");
+  sources_.push_back({SourceKind::Input, -1, -1});
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t h = 0; h < H; ++h) sources_.push_back({SourceKind::Head, l, h});
+    sources_.push_back({SourceKind::Mlp, l, -1});
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    if (split_) {
+      for (int64_t h = 0; h < H; ++h) readers_.push_back({ReaderKind::Q, l, h});
+      for (int64_t g = 0; g < G; ++g) readers_.push_back({ReaderKind::K, l, g});
+      for (int64_t g = 0; g < G; ++g) readers_.push_back({ReaderKind::V, l, g});
+    } else {
+      for (int64_t h = 0; h < H; ++h) readers_.push_back({ReaderKind::Head, l, h});
+    }
+    readers_.push_back({ReaderKind::Mlp, l, -1});
+  }
+  readers_.push_back({ReaderKind::Logits, L, -1});
+  for (const auto& r : readers_) {
+    int64_t n = r.kind == ReaderKind::Logits ? n_sources()
+                : r.kind == ReaderKind::Mlp  ? sources_before_mlp(r.layer)
+                                             : sources_before_attn(r.layer);
+    fan_in_.push_back(n);
+    n_edges_ += n;
+  }
+}
+
+int64_t Graph::source_begin(int64_t layer) const { return 1 + layer * (shape_.n_heads + 1); }
+int64_t Graph::sources_before_attn(int64_t layer) const { return source_begin(layer); }
+int64_t Graph::sources_before_mlp(int64_t layer) const { return source_begin(layer) + shape_.n_heads; }
+int64_t Graph::reader_fan_in(int64_t j) const { return fan_in_[j]; }
+
+std::string Graph::source_name(int64_t i) const {
+  const Source& s = sources_.at(i);
+  switch (s.kind) {
+    case SourceKind::Input: return "input";
+    case SourceKind::Head: return "a" + std::to_string(s.layer) + ".h" + std::to_string(s.head);
+    case SourceKind::Mlp: return "m" + std::to_string(s.layer);
+  }
+  return "";
+}
+
+std::string Graph::reader_name(int64_t j) const {
+  const Reader& r = readers_.at(j);
+  std::string a = "a" + std::to_string(r.layer);
+  // Without grouping, k/v readers are named by their (single) query head, as in EAP-IG.
+  std::string kv = grouped() ? ".kv" + std::to_string(r.head) : ".h" + std::to_string(r.head);
+  switch (r.kind) {
+    case ReaderKind::Q: return a + ".h" + std::to_string(r.head) + "<q>";
+    case ReaderKind::K: return a + kv + "<k>";
+    case ReaderKind::V: return a + kv + "<v>";
+    case ReaderKind::Head: return a + ".h" + std::to_string(r.head);
+    case ReaderKind::Mlp: return "m" + std::to_string(r.layer);
+    case ReaderKind::Logits: return "logits";
+  }
+  return "";
+}
+
+std::string Graph::edge_name(int64_t src, int64_t dst) const {
+  return source_name(src) + "->" + reader_name(dst);
+}
+
+namespace {
+
+// Parses a non-negative decimal integer covering all of s; nullopt otherwise.
+std::optional<int64_t> parse_index(const std::string& s) {
+  if (s.empty() || s.size() > 9) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+std::optional<int64_t> Graph::find_source(const std::string& name) const {
+  const int64_t L = shape_.n_layers, H = shape_.n_heads;
+  if (name == "input") return 0;
+  if (name.size() > 1 && name[0] == 'm') {
+    auto l = parse_index(name.substr(1));
+    if (l && *l < L) return mlp_source(*l);
+    return std::nullopt;
+  }
+  if (name.size() > 1 && name[0] == 'a') {
+    auto dot = name.find(".h");
+    if (dot == std::string::npos) return std::nullopt;
+    auto l = parse_index(name.substr(1, dot - 1));
+    auto h = parse_index(name.substr(dot + 2));
+    if (l && h && *l < L && *h < H) return head_source(*l, *h);
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> Graph::find_reader(const std::string& name) const {
+  // Readers are few (at most a few thousand): a linear scan keeps one source of truth for names.
+  for (int64_t j = 0; j < n_readers(); ++j)
+    if (reader_name(j) == name) return j;
+  return std::nullopt;
+}
+
+std::optional<std::pair<int64_t, int64_t>> Graph::find_edge(const std::string& name) const {
+  auto arrow = name.find("->");
+  if (arrow == std::string::npos) return std::nullopt;
+  auto s = find_source(name.substr(0, arrow));
+  auto d = find_reader(name.substr(arrow + 2));
+  if (!s || !d || !is_edge(*s, *d)) return std::nullopt;
+  return std::make_pair(*s, *d);
+}
+
+std::vector<uint8_t> Graph::real_edges() const {
+  std::vector<uint8_t> m(static_cast<size_t>(n_sources() * n_readers()), 0);
+  for (int64_t j = 0; j < n_readers(); ++j)
+    for (int64_t i = 0; i < fan_in_[j]; ++i) m[i * n_readers() + j] = 1;
+  return m;
+}
+
+}  // namespace edgewise

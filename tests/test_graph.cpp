@@ -1,0 +1,62 @@
+// Graph sizes and names. The edge counts are the figures EAP-IG / MIB report for GPT-2 small
+// (12 layers, 12 heads): 32,491 edges with split q/k/v readers and 11,611 at head level.
+#include <gtest/gtest.h>
+
+#include "edgewise/graph.h"
+
+using edgewise::Graph;
+using edgewise::GraphShape;
+
+TEST(Graph, Gpt2SmallEdgeCounts) {
+  Graph split(GraphShape{12, 12, 12}, true);
+  EXPECT_EQ(split.n_edges(), 32491);
+  EXPECT_EQ(split.n_sources(), 1 + 12 * 13);
+  Graph heads(GraphShape{12, 12, 12}, false);
+  EXPECT_EQ(heads.n_edges(), 11611);
+}
+
+TEST(Graph, CountsAgreeWithRealEdgeMask) {
+  for (bool split : {true, false}) {
+    Graph g(GraphShape{4, 6, 2}, split);
+    auto m = g.real_edges();
+    int64_t n = 0;
+    for (auto v : m) n += v;
+    EXPECT_EQ(n, g.n_edges());
+  }
+}
+
+TEST(Graph, NamesRoundTrip) {
+  for (GraphShape s : {GraphShape{3, 4, 4}, GraphShape{3, 4, 2}}) {
+    for (bool split : {true, false}) {
+      Graph g(s, split);
+      for (int64_t i = 0; i < g.n_sources(); ++i) EXPECT_EQ(g.find_source(g.source_name(i)), i);
+      for (int64_t j = 0; j < g.n_readers(); ++j) EXPECT_EQ(g.find_reader(g.reader_name(j)), j);
+      for (int64_t j = 0; j < g.n_readers(); ++j)
+        for (int64_t i = 0; i < g.n_sources(); ++i) {
+          auto e = g.find_edge(g.edge_name(i, j));
+          if (g.is_edge(i, j)) {
+            ASSERT_TRUE(e.has_value()) << g.edge_name(i, j);
+            EXPECT_EQ(e->first, i);
+            EXPECT_EQ(e->second, j);
+          } else {
+            EXPECT_FALSE(e.has_value()) << g.edge_name(i, j);
+          }
+        }
+    }
+  }
+}
+
+TEST(Graph, EapIgNamesAndRules) {
+  Graph g(GraphShape{2, 2, 2}, true);  // not grouped: k/v readers named by head
+  EXPECT_TRUE(g.find_edge("input->a0.h1<k>").has_value());
+  EXPECT_TRUE(g.find_edge("a0.h1->m0").has_value());       // heads feed their own layer's MLP
+  EXPECT_FALSE(g.find_edge("a0.h1->a0.h0<q>").has_value());  // never their own layer's heads
+  EXPECT_FALSE(g.find_edge("m0->m0").has_value());
+  EXPECT_TRUE(g.find_edge("m1->logits").has_value());
+  EXPECT_FALSE(g.find_edge("a5.h0->logits").has_value());
+  EXPECT_FALSE(g.find_edge("input-logits").has_value());
+  Graph q(GraphShape{2, 4, 2}, true);  // grouped-query: one k and one v reader per kv head
+  EXPECT_TRUE(q.find_edge("a0.h3->a1.kv1<v>").has_value());
+  EXPECT_FALSE(q.find_edge("a0.h3->a1.h3<v>").has_value());
+  EXPECT_EQ(q.n_readers(), 2 * (4 + 2 + 2 + 1) + 1);
+}
