@@ -106,9 +106,37 @@ std::optional<int64_t> Graph::find_source(const std::string& name) const {
 }
 
 std::optional<int64_t> Graph::find_reader(const std::string& name) const {
-  // Readers are few (at most a few thousand): a linear scan keeps one source of truth for names.
-  for (int64_t j = 0; j < n_readers(); ++j)
-    if (reader_name(j) == name) return j;
+  // Parsed, not searched: circuit files name tens of thousands of edges.
+  const int64_t L = shape_.n_layers, H = shape_.n_heads, G = shape_.n_kv_heads;
+  const int64_t per_layer = split_ ? H + 2 * G + 1 : H + 1;
+  if (name == "logits") return L * per_layer;
+  if (name.size() > 1 && name[0] == 'm') {
+    auto l = parse_index(name.substr(1));
+    if (l && *l < L) return *l * per_layer + per_layer - 1;
+    return std::nullopt;
+  }
+  if (name.size() < 2 || name[0] != 'a') return std::nullopt;
+  auto dot = name.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  auto l = parse_index(name.substr(1, dot - 1));
+  if (!l || *l >= L) return std::nullopt;
+  const int64_t base = *l * per_layer;
+  std::string rest = name.substr(dot + 1);  // "h3<q>", "kv1<k>", "h3"
+  char kind = 0;
+  if (rest.size() > 3 && rest.back() == '>' && rest[rest.size() - 3] == '<') {
+    kind = rest[rest.size() - 2];
+    rest = rest.substr(0, rest.size() - 3);
+  }
+  const bool kv_name = rest.rfind("kv", 0) == 0;
+  auto idx = parse_index(rest.substr(kv_name ? 2 : 1));
+  if ((!kv_name && rest[0] != 'h') || !idx) return std::nullopt;
+  if (!split_) {
+    if (kind != 0 || kv_name || *idx >= H) return std::nullopt;
+    return base + *idx;
+  }
+  if (kind == 'q' && !kv_name && *idx < H) return base + *idx;
+  if ((kind == 'k' || kind == 'v') && kv_name == grouped() && *idx < G)
+    return base + H + (kind == 'v' ? G : 0) + *idx;
   return std::nullopt;
 }
 

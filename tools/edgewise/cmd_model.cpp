@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "edgewise/error.h"
+#include "edgewise/graph.h"
 #include "edgewise/model.h"
 
 namespace edgewise::cli {
@@ -127,6 +128,13 @@ void cmd_info(const ModelArgs& a) {
   std::printf("  biases        qkv %s, o %s, mlp %s\n", c.qkv_bias ? "yes" : "no", c.o_bias ? "yes" : "no",
               c.mlp_bias ? "yes" : "no");
   std::printf("  load time     %.2f s\n", load_s);
+  const GraphShape gs{c.n_layers, c.n_heads, c.n_kv_heads};
+  const Graph split(gs, true), heads(gs, false);
+  std::printf("graph\n");
+  std::printf("  nodes         %lld sources (input, %lld heads, %lld MLPs) + logits\n",
+              (long long)split.n_sources(), (long long)(c.n_layers * c.n_heads), (long long)c.n_layers);
+  std::printf("  edges         %lld with q/k/v readers%s, %lld at head level\n", (long long)split.n_edges(),
+              split.grouped() ? " (k/v per key/value head)" : "", (long long)heads.n_edges());
   if (!m.has_tokenizer()) {
     std::printf("tokenizer\n  none (no tokenizer.json, vocab.json + merges.txt in %s)\n", src.dir.c_str());
   } else {

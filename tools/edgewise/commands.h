@@ -14,6 +14,7 @@ struct ModelArgs {
 
 void add_model_args(CLI::App* cmd, ModelArgs& a);
 
-void register_model_commands(CLI::App& app);  // info, run, generate, tokenize
+void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
+void register_circuit_commands(CLI::App& app);  // draw
 
 }  // namespace edgewise::cli
