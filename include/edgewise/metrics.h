@@ -1,0 +1,51 @@
+// Task metrics over the logits at the prediction positions: logit difference, probability
+// difference, KL divergence from the clean run, accuracy, and the normalised faithfulness.
+// Every metric is an at::Tensor function, differentiable where the quantity is (accuracy is
+// not), with a per-example variant ([N]) and a batch mean (a scalar tensor), so attribution
+// methods can take gradients through them.
+//
+// Not here: running the model or the patched forward; choosing which logits to compare.
+// Dimension letters: N examples, T tokens, V vocabulary, A answers per example.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "edgewise/tasks.h"
+
+namespace edgewise {
+
+enum class Metric {
+  LogitDiff,  ///< mean logit of the correct answers minus mean logit of the incorrect ones
+  ProbDiff,   ///< sum of probabilities of the correct answers minus that of the incorrect ones
+  KL,         ///< KL(clean || run) of the next-token distributions (needs the clean logits)
+  Accuracy,   ///< 1 when the argmax over the vocabulary is one of the correct answers
+};
+const char* metric_name(Metric m);
+/// "logit-diff", "prob-diff", "kl", "accuracy". Unknown -> Error listing them.
+Metric parse_metric(const std::string& name);
+/// True when a larger value means the circuit does the task better (false for KL).
+bool metric_higher_is_better(Metric m);
+
+/// The logits at each example's prediction position: [N, T, V] x [N] -> [N, V].
+at::Tensor logits_at(const at::Tensor& logits, const at::Tensor& pos);
+
+/// Per-example metrics from the logits at the prediction positions `last` [N, V].
+/// With no incorrect answers in an example, its incorrect term is 0.
+at::Tensor logit_diff_per_example(const at::Tensor& last, const Batch& b);   // [N]
+at::Tensor prob_diff_per_example(const at::Tensor& last, const Batch& b);    // [N]
+/// sum_v p_clean(v) (log p_clean(v) - log p(v)); the direction ACDC and EAP-IG use.
+at::Tensor kl_per_example(const at::Tensor& last, const at::Tensor& clean_last);  // [N]
+at::Tensor accuracy_per_example(const at::Tensor& last, const Batch& b);     // [N] of 0/1 floats
+
+/// Any metric per example ([N]); `clean_last` [N, V] is needed for KL only.
+at::Tensor metric_per_example(Metric m, const at::Tensor& last, const Batch& b,
+                              const at::Tensor& clean_last = at::Tensor());
+/// The batch mean (a scalar tensor).
+at::Tensor metric_mean(Metric m, const at::Tensor& last, const Batch& b,
+                       const at::Tensor& clean_last = at::Tensor());
+
+/// (F(circuit) - F(empty)) / (F(model) - F(empty)). NaN when F(model) == F(empty).
+double normalized_faithfulness(double f_circuit, double f_empty, double f_model);
+
+}  // namespace edgewise

@@ -1,0 +1,124 @@
+// Tasks and data: a dataset is a list of (clean prompt, corrupted prompt, correct answers,
+// incorrect answers). Built-in seeded generators (IOI, Greater-Than, Induction, Gendered
+// Pronouns, Docstring) adapt to the loaded tokenizer; user data comes from JSONL (Edge Pruning's
+// `<predict>` markup, or explicit answer lists) or CSV (EAP-IG / MIB columns). A dataset is
+// tokenized into a Batch for one model: right-padded token tensors, prediction positions and
+// answer token ids. See docs/TASKS.md.
+//
+// Not here: the metrics (edgewise/metrics.h), the patched forward, any file output.
+// Dimension letters: N examples, T tokens, A answers per example.
+//
+// This header deliberately includes only ATen's Tensor type, not torch/torch.h.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "edgewise/tokenizer.h"
+
+namespace edgewise {
+
+/// One example. Answers are continuations of the prompt, usually with a leading space (" Mary").
+struct Example {
+  std::string clean;                   ///< clean prompt (the answer is the next token)
+  std::string corrupted;               ///< corrupted prompt (the ablation source for resample)
+  std::vector<std::string> correct;    ///< correct answers (at least one)
+  std::vector<std::string> incorrect;  ///< incorrect answers (may be empty)
+  /// Explicit answer token ids (EAP-IG CSV `correct_idx` / `incorrect_idx`); when non-empty they
+  /// are used instead of tokenizing `correct` / `incorrect`.
+  std::vector<int32_t> correct_ids, incorrect_ids;
+  std::string split;  ///< "", "train" or "validation"
+  int64_t line = 0;   ///< 1-based line in the source file (0 for generated examples)
+};
+
+/// A named list of examples.
+struct Dataset {
+  std::string name;         ///< task name ("ioi") or the file path
+  std::string description;  ///< one line: source, seed, variant
+  std::vector<Example> examples;
+  int64_t skipped = 0;                 ///< bad lines skipped (LoadDataOptions::skip_bad)
+  std::vector<std::string> skip_notes; ///< the reason for each skipped line ("file:12: ...")
+
+  /// The examples whose split equals `which` ("train" / "validation"); examples without a split
+  /// belong to every split.
+  Dataset select_split(const std::string& which) const;
+  /// The first n examples (all when n >= size).
+  Dataset head(int64_t n) const;
+};
+
+// ---- built-in generators ----
+
+/// Options shared by the generators.
+struct TaskOptions {
+  int64_t n = 200;     ///< number of examples
+  uint64_t seed = 0;   ///< std::mt19937_64 seed: the same seed gives the same data
+};
+
+/// Names of the built-in tasks: "ioi", "greater-than", "induction", "gendered-pronouns", "docstring".
+const std::vector<std::string>& task_names();
+/// Generates a built-in task by name. Unknown name -> Error listing the known ones.
+Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptions& opt = {});
+
+/// Indirect object identification (Wang et al. 2022): BABA and ABBA templates, ABC corruption.
+Dataset make_ioi(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Greater-Than (Hanna et al. 2023): "The war lasted from the year 1732 to the year 17";
+/// corrupted start year XX01. Two-digit answers when the tokenizer has them as single tokens,
+/// otherwise (digit-splitting tokenizers) the tens digit of the end year; see docs/TASKS.md.
+Dataset make_greater_than(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Induction: a random token sequence repeated; predict the next repeated token.
+Dataset make_induction(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Gendered pronouns (Mathwin et al.): "So John is a really great friend, isn't" -> " he".
+Dataset make_gendered_pronouns(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Docstring (Heimersheim & Janiak 2023): predict the next :param name; random_random corruption.
+Dataset make_docstring(const Tokenizer& tok, const TaskOptions& opt = {});
+
+/// The single token of `text` in `tok`, or -1 when it encodes to zero or several tokens.
+int32_t single_token(const Tokenizer& tok, const std::string& text);
+
+// ---- user data ----
+
+struct LoadDataOptions {
+  /// Skip bad lines (counted in Dataset::skipped, reasons in skip_notes) instead of failing.
+  bool skip_bad = false;
+};
+
+/// Loads by extension: .jsonl / .json (one object a line) or .csv.
+Dataset load_dataset(const std::string& path, const LoadDataOptions& opt = {});
+/// JSONL: {"clean": "... to <predict> Mary</predict>", "corrupted": "...", "split": "train"}
+/// or explicit {"clean", "corrupted", "correct": str|[str], "incorrect": str|[str]}.
+Dataset load_jsonl(const std::string& path, const LoadDataOptions& opt = {});
+/// CSV with a header: clean, corrupted and the answers as text (correct / incorrect, or label
+/// for the correct one) or as token ids (correct_idx / incorrect_idx, EAP-IG). Optional split.
+Dataset load_csv(const std::string& path, const LoadDataOptions& opt = {});
+
+// ---- tokenized batches ----
+
+struct BatchOptions {
+  /// Fail unless clean and corrupted prompts have equal token counts (methods that patch
+  /// position by position need it). The error names the first offending example.
+  bool require_aligned = false;
+  /// Token used for right padding; -1 = the tokenizer's EOS id, else 0.
+  int64_t pad_id = -1;
+};
+
+/// A dataset tokenized for one model. Answer token rule: the first token of encode(answer)
+/// (no BOS); `multi_token_answers` counts answers that had more than one token.
+struct Batch {
+  at::Tensor clean, corrupted;          ///< [N, T] int64, right-padded with pad_id (BOS first if add_bos)
+  at::Tensor clean_len, corrupted_len;  ///< [N] int64 token counts
+  at::Tensor clean_pos, corrupted_pos;  ///< [N] int64 prediction position (last prompt token)
+  at::Tensor correct, incorrect;        ///< [N, A] int64 answer token ids, padded with 0
+  at::Tensor correct_mask, incorrect_mask;  ///< [N, A] float: 1 for a real answer, 0 for padding
+  bool aligned = false;                 ///< every clean/corrupted pair has equal token counts
+  int64_t pad_id = 0;
+  int64_t multi_token_answers = 0;
+  std::vector<int64_t> lines;           ///< source line per example (0 if generated)
+  int64_t size() const { return clean.defined() ? clean.size(0) : 0; }
+};
+
+/// Tokenizes a dataset. Errors name the dataset and the example (index and source line).
+Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& opt = {});
+
+}  // namespace edgewise

@@ -1,0 +1,439 @@
+// Tasks, data and metrics (include/edgewise/tasks.h, metrics.h):
+//  - generators: same seed -> same data, another seed -> other data; every answer a single token
+//    and every pair token-aligned, for the GPT-2 vocabulary and the default model's tokenizer;
+//  - the single-token decisions against HF `tokenizers` (tests/reference/tasks_golden.py encodes
+//    every word-list literal of src/tasks/tasks.cpp);
+//  - user data: JSONL `<predict>` and explicit answers, CSV (quoted fields, EAP-IG id columns),
+//    bad lines reported as file:line (or skipped and counted);
+//  - batches: BOS, padding, positions, the alignment error;
+//  - metrics against torch.nn.functional (values and gradients of the batch means).
+#include <gtest/gtest.h>
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "edgewise/error.h"
+#include "edgewise/gguf.h"
+#include "edgewise/hf.h"
+#include "edgewise/metrics.h"
+#include "edgewise/safetensors.h"
+#include "edgewise/tasks.h"
+#include "test_helpers.h"
+
+using namespace edgewise;
+
+namespace {
+
+const char* kFixture = "tasks_golden";
+
+const Tokenizer& gpt2() {
+  static Tokenizer t = [] {
+    const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+    return Tokenizer::from_vocab_merges(d + "/encoder.json", d + "/vocab.bpe");
+  }();
+  return t;
+}
+
+// The default model's tokenizer (from its GGUF), or nullptr when the model is not installed.
+const Tokenizer* smollm() {
+  static std::unique_ptr<Tokenizer> t = []() -> std::unique_ptr<Tokenizer> {
+    const std::string p = default_model_path();
+    if (!ewtest::exists(p)) return nullptr;
+    return std::make_unique<Tokenizer>(Tokenizer::from_gguf(GgufFile::open(p)));
+  }();
+  return t.get();
+}
+
+std::vector<std::pair<std::string, const Tokenizer*>> tokenizers() {
+  std::vector<std::pair<std::string, const Tokenizer*>> v = {{"gpt2", &gpt2()}};
+  if (smollm()) v.push_back({"smollm", smollm()});
+  return v;
+}
+
+bool same(const Example& a, const Example& b) {
+  return a.clean == b.clean && a.corrupted == b.corrupted && a.correct == b.correct && a.incorrect == b.incorrect;
+}
+
+std::string expect_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an edgewise::Error";
+  return "";
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  auto dir = std::filesystem::temp_directory_path() / "edgewise_test_tasks";
+  std::filesystem::create_directories(dir);
+  auto p = (dir / name).string();
+  std::ofstream(p, std::ios::binary) << text;
+  return p;
+}
+
+at::Tensor load_st(const SafetensorsFile& f, const std::string& name) {
+  const StTensor* t = f.find(name);
+  if (!t) {
+    ADD_FAILURE() << "golden tensor missing: " << name;
+    return at::Tensor();
+  }
+  at::ScalarType st = t->dtype == StDType::F64 ? at::kDouble : t->dtype == StDType::I64 ? at::kLong : at::kFloat;
+  return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, at::TensorOptions().dtype(st)).clone();
+}
+
+double max_abs(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- generators
+
+TEST(Tasks, SameSeedSameDataOtherSeedOtherData) {
+  for (const auto& [tname, tok] : tokenizers()) {
+    for (const auto& task : task_names()) {
+      SCOPED_TRACE(tname + " " + task);
+      TaskOptions o;
+      o.n = 40;
+      o.seed = 7;
+      Dataset a = make_task(task, *tok, o), b = make_task(task, *tok, o);
+      o.seed = 8;
+      Dataset c = make_task(task, *tok, o);
+      ASSERT_EQ(a.examples.size(), 40u);
+      ASSERT_EQ(c.examples.size(), 40u);
+      int differ = 0;
+      for (size_t i = 0; i < a.examples.size(); ++i) {
+        EXPECT_TRUE(same(a.examples[i], b.examples[i])) << "example " << i;
+        differ += !same(a.examples[i], c.examples[i]);
+      }
+      // Each example draws several random choices from pools of 5+ items: with another seed
+      // more than half of 40 examples differ (an equal example has probability < 1/5 each).
+      EXPECT_GT(differ, 20) << "seed 8 vs seed 7";
+    }
+  }
+}
+
+TEST(Tasks, AnswersAreSingleTokensAndPairsAligned) {
+  for (const auto& [tname, tok] : tokenizers()) {
+    for (const auto& task : task_names()) {
+      SCOPED_TRACE(tname + " " + task);
+      TaskOptions o;
+      o.n = 100;
+      o.seed = 3;
+      Dataset ds = make_task(task, *tok, o);
+      for (const auto& ex : ds.examples) {
+        ASSERT_FALSE(ex.correct.empty());
+        for (const auto* set : {&ex.correct, &ex.incorrect})
+          for (const auto& a : *set) EXPECT_EQ(tok->encode(a).size(), 1u) << "answer \"" << a << "\"";
+        for (const auto& a : ex.correct)
+          EXPECT_EQ(std::count(ex.incorrect.begin(), ex.incorrect.end(), a), 0) << a << " in both sets";
+        EXPECT_NE(ex.clean, ex.corrupted);
+      }
+      BatchOptions bo;
+      bo.require_aligned = true;
+      Batch b = make_batch(ds, *tok, bo);
+      EXPECT_TRUE(b.aligned);
+      EXPECT_EQ(b.multi_token_answers, 0);
+      EXPECT_EQ(b.size(), 100);
+    }
+  }
+}
+
+TEST(Tasks, TaskSpecificStructure) {
+  TaskOptions o;
+  o.n = 60;
+  o.seed = 11;
+  // IOI: the correct answer is the indirect object (mentioned once), the incorrect one the
+  // subject (mentioned twice); the ABC corruption mentions neither.
+  for (const auto& ex : make_ioi(gpt2(), o).examples) {
+    auto count = [](const std::string& s, const std::string& w) {
+      int n = 0;
+      for (size_t p = s.find(w + " "); p != std::string::npos; p = s.find(w + " ", p + 1)) n++;
+      for (size_t p = s.find(w + ","); p != std::string::npos; p = s.find(w + ",", p + 1)) n++;
+      for (size_t p = s.find(w + "."); p != std::string::npos; p = s.find(w + ".", p + 1)) n++;
+      return n;
+    };
+    const std::string io = ex.correct[0].substr(1), s = ex.incorrect[0].substr(1);
+    EXPECT_EQ(count(" " + ex.clean + " ", " " + io), 1) << ex.clean;
+    EXPECT_EQ(count(" " + ex.clean + " ", " " + s), 2) << ex.clean;
+    EXPECT_EQ(count(" " + ex.corrupted + " ", " " + io), 0) << ex.corrupted;
+    EXPECT_EQ(count(" " + ex.corrupted + " ", " " + s), 0) << ex.corrupted;
+  }
+  // Greater-Than with GPT-2: two-digit answers, correct = years above the start year.
+  for (const auto& ex : make_greater_than(gpt2(), o).examples) {
+    const size_t p = ex.clean.find("year ") + 5;
+    const int yy = std::stoi(ex.clean.substr(p + 2, 2));
+    EXPECT_EQ(ex.correct.size() + ex.incorrect.size(), 100u);
+    EXPECT_EQ((int)ex.correct.size(), 99 - yy) << ex.clean;
+    EXPECT_NE(ex.corrupted.find(ex.clean.substr(p, 2) + "01 to"), std::string::npos) << ex.corrupted;
+  }
+  // Greater-Than with SmolLM2 (digits split): the answer is the tens digit of the end year.
+  if (smollm()) {
+    for (const auto& ex : make_greater_than(*smollm(), o).examples) {
+      const size_t p = ex.clean.find("year ") + 5;
+      const int tens = ex.clean[p + 2] - '0';
+      EXPECT_EQ((int)ex.correct.size(), 9 - tens) << ex.clean;
+      EXPECT_EQ((int)ex.incorrect.size(), tens) << ex.clean;
+    }
+  }
+  // Induction: the clean prompt is a sequence followed by its first L-1 tokens again.
+  for (const auto& ex : make_induction(gpt2(), o).examples) {
+    auto ids = gpt2().encode(ex.clean);
+    ASSERT_EQ(ids.size(), 19u);
+    for (int k = 0; k < 9; ++k) EXPECT_EQ(ids[10 + k], ids[k]);
+    EXPECT_EQ(gpt2().encode(ex.correct[0])[0], ids[9]);
+  }
+  // Gendered pronouns: half " he", half " she".
+  int he = 0;
+  for (const auto& ex : make_gendered_pronouns(gpt2(), o).examples) he += ex.correct[0] == " he";
+  EXPECT_EQ(he, 30);
+  // Docstring: the answer is a def parameter not yet documented.
+  for (const auto& ex : make_docstring(gpt2(), o).examples) {
+    const std::string def = ex.clean.substr(0, ex.clean.find("):"));
+    EXPECT_NE(def.find("," + ex.correct[0] + ","), std::string::npos) << def;
+    EXPECT_EQ(ex.clean.find(":param" + ex.correct[0] + ":"), std::string::npos);
+    EXPECT_EQ(ex.incorrect.size(), 5u);
+  }
+}
+
+TEST(Tasks, SingleTokenDecisionsMatchHfTokenizers) {
+  const std::string path = ewtest::golden(kFixture, "tokens.json");
+  if (!ewtest::exists(path)) GTEST_SKIP() << "golden files missing (run ctest to create them)";
+  auto j = nlohmann::json::parse(std::ifstream(path));
+  std::vector<std::pair<std::string, const Tokenizer*>> toks = {{"gpt2", &gpt2()}};
+  if (j.contains("smollm") && smollm()) toks.push_back({"smollm", smollm()});
+  for (const auto& [name, tok] : toks) {
+    int checked = 0, single = 0;
+    for (auto it = j[name].begin(); it != j[name].end(); ++it) {
+      auto ref = it.value().get<std::vector<int32_t>>();
+      EXPECT_EQ(tok->encode(it.key()), ref) << name << " \"" << it.key() << "\"";
+      EXPECT_EQ(single_token(*tok, it.key()), ref.size() == 1 ? ref[0] : -1) << name << " \"" << it.key() << "\"";
+      checked++;
+      single += ref.size() == 1;
+    }
+    std::printf("%s: %d probe strings, %d single tokens\n", name.c_str(), checked, single);
+    EXPECT_GT(checked, 300);
+  }
+}
+
+TEST(Tasks, TooFewSingleTokenNamesFails) {
+  // A tokenizer from GPT-2's vocabulary without merges: every name is several tokens.
+  const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+  std::string merges = write_temp("no_merges.txt", "#version: 0.2\n");
+  Tokenizer t = Tokenizer::from_vocab_merges(d + "/encoder.json", merges);
+  std::string msg = expect_error([&] { make_ioi(t); });
+  EXPECT_NE(msg.find("task ioi"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("names"), std::string::npos) << msg;
+  msg = expect_error([&] { make_task("nope", gpt2()); });
+  EXPECT_NE(msg.find("ioi, greater-than"), std::string::npos) << msg;
+}
+
+// ---------------------------------------------------------------- user data
+
+TEST(Data, JsonlPredictAndExplicitAnswers) {
+  const std::string p = write_temp("good.jsonl",
+      "{\"clean\": \"When Mary and John went out, John gave a drink to <predict>Mary</predict>\", "
+      "\"corrupted\": \"When Anna and Paul went out, Mark gave a drink to <predict>Anna</predict>\", \"split\": \"train\"}\n"
+      "\n"
+      "{\"clean\": \"So Tom is nice, isn't\", \"corrupted\": \"So Ann is nice, isn't\", "
+      "\"correct\": \" he\", \"incorrect\": [\" she\", \" it\"], \"split\": \"validation\"}\r\n");
+  Dataset ds = load_dataset(p);
+  ASSERT_EQ(ds.examples.size(), 2u);
+  const Example& a = ds.examples[0];
+  EXPECT_EQ(a.clean, "When Mary and John went out, John gave a drink to");
+  EXPECT_EQ(a.corrupted, "When Anna and Paul went out, Mark gave a drink to");
+  EXPECT_EQ(a.correct, std::vector<std::string>{" Mary"});
+  EXPECT_EQ(a.incorrect, std::vector<std::string>{" Anna"});
+  EXPECT_EQ(a.split, "train");
+  EXPECT_EQ(a.line, 1);
+  const Example& b = ds.examples[1];
+  EXPECT_EQ(b.line, 3);
+  EXPECT_EQ(b.incorrect, (std::vector<std::string>{" she", " it"}));
+  EXPECT_EQ(ds.select_split("train").examples.size(), 1u);
+  EXPECT_EQ(ds.select_split("validation").examples[0].line, 3);
+}
+
+TEST(Data, BadJsonlLinesNamed) {
+  const std::string good = "{\"clean\": \"a <predict>b</predict>\", \"corrupted\": \"c\"}\n";
+  struct Case {
+    std::string line, expect;
+  };
+  std::vector<Case> cases = {
+      {"{\"clean\": \"a\", \"corrupted\": ", "not valid JSON"},
+      {"{\"clean\": \"a <predict>b</predict>\"}", "missing string field \"corrupted\""},
+      {"{\"clean\": \"a b\", \"corrupted\": \"c\"}", "no answer"},
+      {"{\"clean\": \"a <predict>b\", \"corrupted\": \"c\"}", "without </predict>"},
+      {"{\"clean\": \"a <predict>b</predict>\", \"corrupted\": \"c\", \"split\": \"test\"}", "split must be"},
+      {"{\"clean\": \"a\", \"corrupted\": \"c\", \"correct\": 3}", "\"correct\" must be a string or a list"},
+      {"[1, 2]", "expected a JSON object"},
+  };
+  std::string all = good;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string p = write_temp("bad" + std::to_string(i) + ".jsonl", good + good + cases[i].line + "\n" + good);
+    std::string msg = expect_error([&] { load_jsonl(p); });
+    EXPECT_NE(msg.find(p + ":3:"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(cases[i].expect), std::string::npos) << msg;
+    all += cases[i].line + "\n";
+  }
+  // skip_bad: every bad line is counted and explained, the good ones kept.
+  const std::string p = write_temp("bad_all.jsonl", all + good);
+  LoadDataOptions o;
+  o.skip_bad = true;
+  Dataset ds = load_jsonl(p, o);
+  EXPECT_EQ(ds.examples.size(), 2u);
+  EXPECT_EQ(ds.skipped, (int64_t)cases.size());
+  ASSERT_EQ(ds.skip_notes.size(), cases.size());
+  EXPECT_NE(ds.skip_notes[0].find(p + ":2:"), std::string::npos) << ds.skip_notes[0];
+  EXPECT_EQ(ds.examples[1].line, (int64_t)cases.size() + 2);
+}
+
+TEST(Data, CsvColumnsQuotingAndBadLines) {
+  const std::string p = write_temp("good.csv",
+      "clean,corrupted,correct,incorrect,split\n"
+      "\"Then, Mary and John went\nhome. John gave it to\",\"Then, A and B went\nhome. C gave it to\", Mary, John,train\n"
+      "\"He said \"\"hi\"\", then\",\"She said \"\"hi\"\", then\", he,,\n");
+  Dataset ds = load_csv(p);
+  ASSERT_EQ(ds.examples.size(), 2u);
+  EXPECT_EQ(ds.examples[0].clean, "Then, Mary and John went\nhome. John gave it to");
+  EXPECT_EQ(ds.examples[0].correct, std::vector<std::string>{" Mary"});
+  EXPECT_EQ(ds.examples[0].incorrect, std::vector<std::string>{" John"});
+  EXPECT_EQ(ds.examples[0].split, "train");
+  EXPECT_EQ(ds.examples[1].line, 5);  // the first record spans lines 2-4 (two quoted newlines)
+  EXPECT_EQ(ds.examples[1].clean, "He said \"hi\", then");
+  EXPECT_TRUE(ds.examples[1].incorrect.empty());
+
+  // EAP-IG columns: token ids.
+  const std::string q = write_temp("ids.csv", "clean,corrupted,correct_idx,incorrect_idx\na b,c d,5,7\n");
+  Dataset di = load_csv(q);
+  EXPECT_EQ(di.examples[0].correct_ids, std::vector<int32_t>{5});
+  EXPECT_EQ(di.examples[0].incorrect_ids, std::vector<int32_t>{7});
+
+  const std::string bad = write_temp("bad.csv", "clean,corrupted,label\na,b,c\nd,e\nf,g,h\ni,,j\n");
+  std::string msg = expect_error([&] { load_csv(bad); });
+  EXPECT_NE(msg.find(bad + ":3:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected 3 fields"), std::string::npos) << msg;
+  LoadDataOptions o;
+  o.skip_bad = true;
+  Dataset ds2 = load_csv(bad, o);
+  EXPECT_EQ(ds2.examples.size(), 2u);
+  EXPECT_EQ(ds2.skipped, 2);
+  EXPECT_NE(ds2.skip_notes[1].find(bad + ":5:"), std::string::npos) << ds2.skip_notes[1];
+
+  msg = expect_error([&] { load_csv(write_temp("nohdr.csv", "clean,label\na,b\n")); });
+  EXPECT_NE(msg.find(":1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("corrupted"), std::string::npos) << msg;
+  msg = expect_error([&] { load_csv(write_temp("open.csv", "clean,corrupted,label\n\"a,b,c\n")); });
+  EXPECT_NE(msg.find(":2:"), std::string::npos) << msg;
+}
+
+// ---------------------------------------------------------------- batches
+
+TEST(Batch, PaddingPositionsBosAndAlignment) {
+  Dataset ds;
+  ds.name = "unit";
+  Example a;
+  a.clean = "The cat sat on the";
+  a.corrupted = "The dog sat on the";
+  a.correct = {" mat"};
+  a.incorrect = {" rug", " floor"};
+  Example b;
+  b.clean = "Hello";
+  b.corrupted = "Hi";
+  b.correct = {" world"};
+  b.line = 9;
+  ds.examples = {a, b};
+  const Tokenizer& tok = gpt2();
+  Batch bt = make_batch(ds, tok);
+  const auto ca = tok.encode(a.clean), cb = tok.encode(b.clean);
+  ASSERT_EQ(bt.clean.sizes(), (at::IntArrayRef{2, (int64_t)ca.size()}));
+  for (size_t t = 0; t < ca.size(); ++t) EXPECT_EQ(bt.clean[0][t].item<int64_t>(), ca[t]);
+  EXPECT_EQ(bt.clean[1][0].item<int64_t>(), cb[0]);
+  EXPECT_EQ(bt.clean[1][1].item<int64_t>(), *tok.eos_id());  // right padding with EOS
+  EXPECT_EQ(bt.clean_pos[0].item<int64_t>(), (int64_t)ca.size() - 1);
+  EXPECT_EQ(bt.clean_pos[1].item<int64_t>(), (int64_t)cb.size() - 1);
+  EXPECT_EQ(bt.correct[0][0].item<int64_t>(), tok.encode(" mat")[0]);
+  EXPECT_EQ(bt.incorrect[0][1].item<int64_t>(), tok.encode(" floor")[0]);
+  EXPECT_EQ(bt.incorrect_mask[1].sum().item<float>(), 0.f);
+  EXPECT_TRUE(bt.aligned);  // "Hello" and "Hi" are one token each
+
+  ds.examples[1].corrupted = "Hi there";
+  Batch bu = make_batch(ds, tok);
+  EXPECT_FALSE(bu.aligned);
+  BatchOptions o;
+  o.require_aligned = true;
+  std::string msg = expect_error([&] { make_batch(ds, tok, o); });
+  EXPECT_NE(msg.find("example 1 (line 9)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("1 clean vs 2 corrupted"), std::string::npos) << msg;
+
+  // BOS prepended when the tokenizer asks for it.
+  const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+  Tokenizer tb = Tokenizer::from_vocab_merges(d + "/encoder.json", d + "/vocab.bpe");
+  tb.set_bos_id(50256);
+  tb.set_add_bos(true);
+  Batch bb = make_batch(ds, tb);
+  EXPECT_EQ(bb.clean[0][0].item<int64_t>(), 50256);
+  EXPECT_EQ(bb.clean_len[0].item<int64_t>(), (int64_t)ca.size() + 1);
+  EXPECT_EQ(bb.correct[0][0].item<int64_t>(), tok.encode(" mat")[0]);  // answers never get a BOS
+
+  ds.examples[0].correct = {" matterhorn"};
+  EXPECT_EQ(make_batch(ds, tok).multi_token_answers, 1);
+}
+
+// ---------------------------------------------------------------- metrics
+
+TEST(Metrics, MatchTorchFunctional) {
+  const std::string path = ewtest::golden(kFixture, "metrics.safetensors");
+  if (!ewtest::exists(path)) GTEST_SKIP() << "golden files missing (run ctest to create them)";
+  auto f = SafetensorsFile::open(path);
+  at::Tensor patched = load_st(f, "patched"), clean = load_st(f, "clean");
+  Batch b;
+  b.correct = load_st(f, "correct");
+  b.incorrect = load_st(f, "incorrect");
+  b.correct_mask = load_st(f, "correct_mask");
+  b.incorrect_mask = load_st(f, "incorrect_mask");
+  b.clean = at::zeros({patched.size(0), 1}, at::kLong);
+  // float32 metrics of float32 logits (|x| < 15) against a float64 reference: rounding of the
+  // softmax / log-sum-exp stays below 1e-6 relative; 2e-6 absolute leaves room for the sums.
+  const double tol = 2e-6;
+  struct M {
+    Metric m;
+    const char* name;
+  };
+  for (M m : {M{Metric::LogitDiff, "logit_diff"}, M{Metric::ProbDiff, "prob_diff"}, M{Metric::KL, "kl"}}) {
+    at::Tensor x = patched.clone().requires_grad_(true);
+    at::Tensor per = metric_per_example(m.m, x, b, clean);
+    const double d = max_abs(per, load_st(f, m.name));
+    std::printf("%-10s max |diff| %.3g\n", m.name, d);
+    EXPECT_LT(d, tol) << m.name;
+    at::Tensor mean = metric_mean(m.m, x, b, clean);
+    EXPECT_EQ(mean.dim(), 0);
+    mean.backward();
+    const double dg = max_abs(x.grad(), load_st(f, std::string("grad_") + m.name));
+    std::printf("%-10s grad max |diff| %.3g\n", m.name, dg);
+    EXPECT_LT(dg, tol) << "gradient of " << m.name;
+  }
+  at::Tensor acc = accuracy_per_example(patched, b);
+  EXPECT_EQ(max_abs(acc, load_st(f, "accuracy")), 0.0);
+  EXPECT_GE(acc.sum().item<float>(), 2.f);  // the reference plants two hits
+  // KL of a run against itself is zero.
+  EXPECT_LT(kl_per_example(clean, clean).abs().max().item<float>(), 1e-6);
+  // logits_at picks the rows at the positions.
+  at::Tensor full = at::randn({2, 3, 4});
+  at::Tensor pos = at::tensor({2, 0}, at::kLong);
+  EXPECT_TRUE(at::equal(logits_at(full, pos)[0], full[0][2]));
+  EXPECT_TRUE(at::equal(logits_at(full, pos)[1], full[1][0]));
+}
+
+TEST(Metrics, FaithfulnessAndNames) {
+  EXPECT_DOUBLE_EQ(normalized_faithfulness(2.0, 1.0, 5.0), 0.25);
+  EXPECT_DOUBLE_EQ(normalized_faithfulness(5.0, 1.0, 5.0), 1.0);
+  EXPECT_DOUBLE_EQ(normalized_faithfulness(1.0, 1.0, 5.0), 0.0);
+  EXPECT_TRUE(std::isnan(normalized_faithfulness(1.0, 3.0, 3.0)));
+  for (Metric m : {Metric::LogitDiff, Metric::ProbDiff, Metric::KL, Metric::Accuracy})
+    EXPECT_EQ(parse_metric(metric_name(m)), m);
+  std::string msg = expect_error([] { parse_metric("f1"); });
+  EXPECT_NE(msg.find("logit-diff"), std::string::npos) << msg;
+}
