@@ -120,6 +120,11 @@ class Model {
   /// right-padded: causal attention keeps the padding from affecting earlier positions.
   at::Tensor forward(const at::Tensor& tokens, const Hooks* hooks = nullptr) const;
 
+  /// Rotary tables [n_positions, Dh] in the weights' dtype (undefined without rotary
+  /// embeddings); read by the patched forward (graph/patch.cpp).
+  const at::Tensor& rope_cos() const { return rope_cos_; }
+  const at::Tensor& rope_sin() const { return rope_sin_; }
+
  private:
   ModelConfig cfg_;
   ModelSource src_;

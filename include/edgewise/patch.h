@@ -1,0 +1,95 @@
+// The patched forward: the model run with every edge of the circuit graph weighted by a mask.
+// For masks m [K, n_src, n_dst] in [0, 1] and ablated source values õ:
+//
+//   input of reader d = resid_d - sum_s (1 - m[s, d]) * (o_s - õ_s)
+//
+// where o_s is source s's output in this (patched) pass and resid_d the residual stream at d.
+// Sources (see graph.h): input = token (+ position) embeddings; a{l}.h{h} = the head's output in
+// residual space, z_h @ W_O_h^T, WITHOUT the o bias; m{l} = the MLP's output WITHOUT the bias
+// of its down projection. Those biases stay in the residual and are never ablated (EAP-IG does
+// the same with the attention bias): with zero ablation they remain. Each q/k/v reader of a head
+// (or key/value head) gets its own input, normalised by ln1 on its own; k and v are never
+// ungrouped. K circuits are folded into the batch; masks may be fractional and require grad.
+// docs/PATCHING.md describes the computation and its memory cost.
+//
+// Not here (yet): padding-aware means (inputs are right-padded; means include padding).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "edgewise/graph.h"
+#include "edgewise/model.h"
+
+namespace edgewise {
+
+/// What replaces an ablated source's output.
+enum class Ablation {
+  Resample,         ///< the paired corrupted prompt's run (default): õ [n_src, B, T, D]
+  Mean,             ///< mean over the given prompts and positions: õ [n_src, 1, 1, D]
+  MeanPerPosition,  ///< mean over the given prompts, per position: õ [n_src, 1, T, D]
+  Zero,             ///< zero: õ [n_src, 1, 1, D]
+};
+/// "resample", "mean", "mean-positional", "zero"; parse fails naming the text.
+const char* ablation_name(Ablation a);
+Ablation ablation_from_string(const std::string& s);
+
+/// The graph of this model (its layers, heads and key/value heads).
+Graph model_graph(const Model& model, bool split_qkv);
+
+/// Every source's output in a plain (unpatched) run of tokens [B, T]: [n_src, B, T, D] in the
+/// model's dtype (or in `dtype`: kDouble computes in double, for checks), no grad. Row order is
+/// the graph's source order.
+at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tensor& tokens,
+                          std::optional<at::ScalarType> dtype = std::nullopt);
+
+/// The ablated values õ for one batch, computed once and reused by every patched pass over it.
+/// Resample runs `corrupted` (same [B, T] as `clean`); Mean / MeanPerPosition average the
+/// sources of `clean` (a dataset's mean: average several batches' results yourself);
+/// Zero needs neither.
+at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how,
+                          const at::Tensor& clean, const at::Tensor& corrupted);
+
+/// The clean run's state, for downstream-only recompute: a patched pass whose first ablated
+/// edge enters layer l starts at layer l from here. Model dtype; no grad.
+struct CleanCache {
+  at::Tensor resid;    ///< [L + 1, B, T, D] residual entering each layer; [L] = before the final norm
+  at::Tensor sources;  ///< [n_src, B, T, D] every source's output
+  at::Tensor tokens;   ///< [B, T] the tokens it belongs to (checked on use)
+};
+CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor& tokens);
+
+struct PatchOptions {
+  /// Optional [B, P] int64 token positions: logits only there ([K, B, P, V]), saving the final
+  /// norm and unembedding of the other positions. Undefined: all T positions.
+  at::Tensor positions;
+  /// Dense: every source's difference (o_s - õ_s) enters the per-layer matmul. Sparse: only
+  /// the sources with an ablated out-edge (m < 1 on a real edge); equal to dense up to rounding,
+  /// no gradients (a mask entry of 1 must still get its gradient). Auto: sparse when no gradient
+  /// is needed and at most half the sources have an ablated edge.
+  enum class Path { Auto, Dense, Sparse };
+  Path path = Path::Auto;
+  /// Downstream-only recompute: with a cache of these tokens' clean run and no gradient needed,
+  /// layers before the first one with an ablated edge are not recomputed. Ignored with grad.
+  const CleanCache* cache = nullptr;
+};
+
+/// Logits [K, B, T, V] (or [K, B, P, V]) of tokens [B, T] under masks [K, n_src, n_dst]
+/// (a [n_src, n_dst] mask is taken as K = 1), with ablated values `ablated` of shape
+/// [n_src, B or 1, T or 1, D]. Entries of the mask that are not edges are ignored.
+/// Differentiable w.r.t. masks (and ablated). fp32 masks compute in the model's dtype (fp32 out);
+/// double masks compute in double (weights cast on the fly; for checks) and return double.
+at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Tensor& tokens,
+                           const at::Tensor& ablated, const at::Tensor& masks,
+                           const PatchOptions& opt = {});
+
+/// Node masks [K, n_src] (or [n_src]) as edge masks [K, n_src, n_dst]: a node off switches off
+/// all its out-edges (differentiable: the value is broadcast over the readers).
+at::Tensor edge_mask_from_nodes(const Graph& graph, const at::Tensor& node_mask);
+
+/// A mask [K, n_src, n_dst] of ones (every edge in), fp32 unless `dtype` says otherwise.
+at::Tensor full_mask(const Graph& graph, int64_t K, at::ScalarType dtype = at::kFloat);
+
+}  // namespace edgewise
