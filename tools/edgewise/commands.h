@@ -16,5 +16,6 @@ void add_model_args(CLI::App* cmd, ModelArgs& a);
 
 void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
 void register_circuit_commands(CLI::App& app);  // draw
+void register_evaluate_command(CLI::App& app);  // evaluate
 
 }  // namespace edgewise::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       "  edgewise run --prompt 'The capital of France is' --top-k 5\n"
       "  edgewise generate --prompt 'Once upon a time' -n 20\n"
       "  edgewise tokenize --text 'When Mary and John went to the store'\n"
+      "  edgewise evaluate --task ioi --circuit circuit.json --ablation resample\n"
       "  edgewise draw circuit.json -o circuit.svg\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(34);
   edgewise::cli::register_model_commands(app);
   edgewise::cli::register_circuit_commands(app);
+  edgewise::cli::register_evaluate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
