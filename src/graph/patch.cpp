@@ -20,8 +20,12 @@
 #include <cmath>
 
 #include "edgewise/error.h"
+#include "../model/internal.h"
 
 namespace edgewise {
+
+using model_detail::norm;
+using model_detail::rotary;
 
 namespace {
 
@@ -37,25 +41,6 @@ at::Tensor wt(const Model& m, const std::string& name, at::ScalarType dt) {
   auto it = m.weights().find(name);
   if (it == m.weights().end()) return {};
   return it->second.to(dt);
-}
-
-// transformers' LlamaRMSNorm (fp32 normalisation, or double when computing in double).
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
-}
-
-at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);
-  return at::layer_norm(x, {c.d_model}, w, b, c.norm_eps);
-}
-
-// HF apply_rotary_pos_emb on [.., T, Dh] with cos/sin [1, 1, T, Dh].
-at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t h = x.size(-1) / 2;
-  at::Tensor rot = at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
-  return x * cos + rot * sin;
 }
 
 struct LayerW {

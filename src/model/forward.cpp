@@ -68,6 +68,23 @@ void rope_tables(const at::Tensor& inv_freq, int64_t T, at::Tensor* cos, at::Ten
   *sin = emb.sin();
 }
 
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);
+  return at::layer_norm(x, {c.d_model}, w, b, c.norm_eps);
+}
+
+at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t h = x.size(-1) / 2;
+  at::Tensor rot = at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);  // rotate_half
+  return x * cos + rot * sin;
+}
+
 }  // namespace model_detail
 
 namespace {
@@ -93,25 +110,6 @@ struct HookAt {
 at::Tensor opt_weight(const std::map<std::string, at::Tensor>& w, const std::string& name) {
   auto it = w.find(name);
   return it == w.end() ? at::Tensor() : it->second;
-}
-
-// transformers' LlamaRMSNorm: fp32 normalisation, cast back, then the weight.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
-}
-
-at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);
-  return at::layer_norm(x, {c.d_model}, w, b, c.norm_eps);
-}
-
-// HF apply_rotary_pos_emb on [B, T, N, Dh] with cos/sin [1, T, 1, Dh].
-at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t h = x.size(-1) / 2;
-  at::Tensor rot = at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);  // rotate_half
-  return x * cos + rot * sin;
 }
 
 // The tensors `parts` as one [sum of rows, ...] tensor when they are consecutive rows of one

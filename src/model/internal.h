@@ -65,6 +65,14 @@ at::Tensor rope_inv_freq(const ModelConfig& c, const at::Tensor& freq_factors);
 /// cos and sin tables [T, Dh] (fp32) for positions 0..T-1 (HF: cat(freqs, freqs)).
 void rope_tables(const at::Tensor& inv_freq, int64_t T, at::Tensor* cos, at::Tensor* sin);
 
+/// The block's norm as transformers computes it: RMSNorm normalises in fp32 (in double when x is
+/// double), casts back, then applies the weight; LayerNorm otherwise. Shared by the plain and
+/// the patched forward so the two cannot drift apart.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+/// HF apply_rotary_pos_emb (rotate_half) on x [..., Dh], cos/sin broadcastable to x.
+at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
 std::string shape_str(const std::vector<int64_t>& s);
 
 }  // namespace model_detail
