@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "test_helpers.h"
+#include <cmath>
 
 namespace {
 
@@ -89,6 +90,68 @@ TEST(Cli, HelpTeaches) {
   EXPECT_EQ(r.status, 0);
   for (const char* s : {"info", "run", "generate", "tokenize", "MODEL", "Examples"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << " not in --help:\n" << r.out;
+}
+
+}  // namespace
+
+// `evaluate` and `draw` end to end on the small random GPT-2 of the model_golden fixture (real
+// GPT-2 vocabulary, so the IOI generator finds its single-token names). The checks are the
+// identities the engine must satisfy, not values it computed: with every edge in, the circuit
+// equals the full model and the faithfulness is 1; with none, the circuit equals the empty one.
+#include "edgewise/circuit.h"
+
+namespace {
+
+// A row of the metric table, which follows the blank line after the header block.
+double field(const std::string& out, const std::string& row) {
+  auto table = out.find("\n\n");
+  if (table == std::string::npos) return std::nan("");
+  auto p = out.find("\n" + row + " ", table);
+  if (p == std::string::npos) return std::nan("");
+  return std::stod(out.substr(out.find_first_not_of(' ', p + 1 + row.size())));
+}
+
+TEST(Cli, EvaluateAndDrawEndToEnd) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  edgewise::Circuit all = edgewise::Circuit::empty(edgewise::GraphShape{3, 4, 4}, true, 64);
+  edgewise::Graph g = all.graph();
+  for (int64_t j = 0; j < g.n_readers(); ++j)
+    for (int64_t i = 0; i < g.reader_fan_in(j); ++i) {
+      all.in_graph[i * g.n_readers() + j] = 1;
+      all.scores[i * g.n_readers() + j] = 0.01f * static_cast<float>((i * 7 + j) % 11 - 5);
+    }
+  edgewise::Circuit none = edgewise::Circuit::empty(edgewise::GraphShape{3, 4, 4}, true, 64);
+  edgewise::circuit_write(all, dir + "/all.json");
+  edgewise::circuit_write(none, dir + "/none.json");
+
+  Result r = run_cli({"evaluate", model, "--task", "ioi", "-n", "8", "--circuit", dir + "/all.json"}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const double m = field(r.out, "model"), c = field(r.out, "circuit"), e = field(r.out, "empty");
+  // All masks 1 is the clean run, within the patched forward's fp32 bound (docs/PATCHING.md).
+  EXPECT_NEAR(c, m, 1e-4) << r.out;
+  EXPECT_NE(m, e) << "random model: the corrupted run should differ\n" << r.out;
+  EXPECT_NE(r.out.find("= 1.0000"), std::string::npos) << r.out;
+
+  r = run_cli({"evaluate", model, "--task", "ioi", "-n", "8", "--circuit", dir + "/none.json", "-a", "zero"}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NEAR(field(r.out, "circuit"), field(r.out, "empty"), 1e-5) << r.out;
+
+  // The default model's graph does not fit this model: one-line error naming the circuit file.
+  std::string big = ewtest::golden("circuit", "rt_12_12_qkv.json");
+  if (ewtest::exists(big)) {
+    r = run_cli({"evaluate", model, "--task", "ioi", "-n", "4", "--circuit", big}, {});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find(big), std::string::npos) << r.err;
+  }
+
+  r = run_cli({"draw", dir + "/all.json", "-o", dir + "/all.svg"}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream svg(dir + "/all.svg");
+  std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("<svg"), std::string::npos);
+  EXPECT_NE(text.find("a2.h3"), std::string::npos);
 }
 
 }  // namespace
