@@ -1,26 +1,46 @@
 // The patched forward against the plain forward on one model: the dense path (every mask entry
-// fractional), the sparse path (10 edges ablated), and K masks in one pass against K separate
-// passes. Prints one JSON object. A benchmark, not a test; results in docs/BENCHMARKS.md.
-//   bench_patch [MODEL] [B] [T] [iters] [threads]
+// fractional), the sparse path (10 edges ablated), the dense path with gradients (forward and
+// backward, what mask gradients cost), and K masks in one pass against K separate passes.
+// Prints one JSON object. A benchmark, not a test; results in docs/BENCHMARKS.md.
+//
+//   bench_patch [MODEL] [B] [T] [iters] [threads] [section]
+//
+// Times are medians over `iters` runs after one warm-up; the plain forward is timed again
+// before every section so that drift of the machine shows instead of skewing the ratios.
+// Peak memory: each section runs once more in a child process (this binary with `section`
+// given), which reports its peak resident memory (VmHWM) minus its resident memory before the
+// section, per token of the batch.
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/memory.h"
 
 namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-template <class F>
-double time_it(F&& f, int iters) {
-  f();  // warm-up
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double seconds(const std::function<void()>& f) {
   double t0 = now();
-  for (int i = 0; i < iters; ++i) f();
-  return (now() - t0) / iters;
+  f();
+  return now() - t0;
 }
 
 }  // namespace
@@ -29,7 +49,10 @@ int main(int argc, char** argv) {
   std::string spec = argc > 1 ? argv[1] : "";
   int64_t B = argc > 2 ? std::stoll(argv[2]) : 4, T = argc > 3 ? std::stoll(argv[3]) : 32;
   int iters = argc > 4 ? std::stoi(argv[4]) : 3;
-  if (argc > 5) at::set_num_threads(std::stoi(argv[5]));
+  int threads = argc > 5 ? std::stoi(argv[5]) : 0;
+  const std::string only = argc > 6 ? argv[6] : "";
+  if (threads > 0) at::set_num_threads(threads);
+  edgewise::tune_allocator();
   try {
     edgewise::LoadOptions lo;
     lo.load_tokenizer = false;
@@ -38,28 +61,96 @@ int main(int argc, char** argv) {
     at::manual_seed(0);
     at::Tensor clean = at::randint(m.config().vocab_size, {B, T}, at::kLong);
     at::Tensor corrupt = at::randint(m.config().vocab_size, {B, T}, at::kLong);
-    at::NoGradGuard ng;
-    at::Tensor abl = edgewise::ablated_values(m, g, edgewise::Ablation::Resample, clean, corrupt);
+    at::Tensor abl;
+    {
+      at::NoGradGuard ng;
+      abl = edgewise::ablated_values(m, g, edgewise::Ablation::Resample, clean, corrupt);
+    }
     const int64_t S = g.n_sources(), R = g.n_readers();
-    double plain = time_it([&] { m.forward(clean); }, iters);
     at::Tensor frac = at::rand({S, R});
-    edgewise::PatchOptions dense;
-    dense.path = edgewise::PatchOptions::Path::Dense;
-    double t_dense = time_it([&] { edgewise::patched_forward(m, g, clean, abl, frac, dense); }, iters);
     at::Tensor few = at::ones({S, R});
     for (int e = 0; e < 10; ++e) few[1 + 7 * e][R - 1 - 11 * e] = 0.0;
-    edgewise::PatchOptions sparse;
+    edgewise::PatchOptions dense, sparse;
+    dense.path = edgewise::PatchOptions::Path::Dense;
     sparse.path = edgewise::PatchOptions::Path::Sparse;
-    double t_sparse = time_it([&] { edgewise::patched_forward(m, g, clean, abl, few, sparse); }, iters);
-    std::printf("{\"B\": %lld, \"T\": %lld, \"threads\": %d, \"n_edges\": %lld, \"plain_s\": %.4f, "
-                "\"dense_s\": %.4f, \"dense_ratio\": %.2f, \"sparse_s\": %.4f, \"sparse_ratio\": %.2f",
-                (long long)B, (long long)T, at::get_num_threads(), (long long)g.n_edges(), plain, t_dense,
-                t_dense / plain, t_sparse, t_sparse / plain);
-    for (int64_t K : {1, 8, 32}) {
-      at::Tensor masks = at::rand({K, S, R});
-      double one_pass = time_it([&] { edgewise::patched_forward(m, g, clean, abl, masks, dense); }, 1);
-      std::printf(", \"K%lld_one_pass_s\": %.3f, \"K%lld_separate_s\": %.3f", (long long)K, one_pass,
-                  (long long)K, K * t_dense);
+    std::map<int64_t, at::Tensor> kmasks;
+    for (int64_t K : {8, 32}) kmasks[K] = at::rand({K, S, R});
+
+    // Each section: one call of the thing measured.
+    std::vector<std::pair<std::string, std::function<void()>>> sections = {
+        {"plain", [&] { at::NoGradGuard ng; m.forward(clean); }},
+        {"dense", [&] { at::NoGradGuard ng; edgewise::patched_forward(m, g, clean, abl, frac, dense); }},
+        {"sparse", [&] { at::NoGradGuard ng; edgewise::patched_forward(m, g, clean, abl, few, sparse); }},
+        {"plain_grad",
+         [&] {
+           // The plain forward and a backward to the embeddings: the floor for gradient methods.
+           at::Tensor x = at::randn({1}).requires_grad_(true);
+           edgewise::Hooks h({"hook_embed"}, [&](const std::string&, at::Tensor& t) { t = t * x; });
+           m.forward(clean, &h).select(1, T - 1).sum().backward();
+         }},
+        {"dense_grad",
+         [&] {
+           at::Tensor mk = frac.clone().requires_grad_(true);
+           edgewise::patched_forward(m, g, clean, abl, mk, dense).select(2, T - 1).sum().backward();
+         }},
+        {"K8", [&] { at::NoGradGuard ng; edgewise::patched_forward(m, g, clean, abl, kmasks[8], dense); }},
+        {"K32", [&] { at::NoGradGuard ng; edgewise::patched_forward(m, g, clean, abl, kmasks[32], dense); }},
+    };
+
+    if (!only.empty()) {  // child: one section, its peak memory
+      for (auto& [name, f] : sections)
+        if (name == only) {
+          f();  // first call: one-time allocations (weights cast, thread pools) settle
+          malloc_trim(0);  // free heap back to the kernel: what the section needs shows as growth
+          const int64_t before = edgewise::resident_kib();
+          if (!edgewise::reset_peak_resident()) return 1;
+          f();
+          std::printf("%lld\n", (long long)(edgewise::peak_resident_kib() - before));
+          return 0;
+        }
+      std::fprintf(stderr, "bench_patch: unknown section '%s'\n", only.c_str());
+      return 1;
+    }
+
+    std::printf("{\"B\": %lld, \"T\": %lld, \"threads\": %d, \"n_edges\": %lld", (long long)B, (long long)T,
+                at::get_num_threads(), (long long)g.n_edges());
+    // Each section against the plain forward run just before it, `iters` times: the median of
+    // the section's times, of the plain times, and of the per-pair ratios (this cancels most
+    // of the drift of a shared machine, where the plain forward alone varies by +-20%).
+    std::map<std::string, double> t, ratio;
+    for (auto& [name, f] : sections) {
+      if (name == "plain") continue;
+      const bool grad = name == "dense_grad";
+      const auto& base = grad ? sections[3].second : sections[0].second;  // plain_grad for dense_grad
+      const int n = name == "K32" ? std::max(1, iters / 3) : iters;
+      f();
+      base();
+      std::vector<double> ts, tb, r;
+      for (int i = 0; i < n; ++i) {
+        tb.push_back(seconds(base));
+        ts.push_back(seconds(f));
+        r.push_back(ts.back() / tb.back());
+      }
+      t[name] = median(ts);
+      ratio[name] = median(r);
+      std::printf(", \"%s_s\": %.4f, \"%s_base_s\": %.4f, \"%s_vs_%s\": %.2f", name.c_str(), t[name],
+                  name.c_str(), median(tb), name.c_str(), grad ? "plain_grad" : "plain", ratio[name]);
+      std::fflush(stdout);
+    }    // K separate passes cost K dense passes: compare per circuit against the dense pass.
+    std::printf(", \"K8_per_circuit_vs_dense\": %.2f, \"K32_per_circuit_vs_dense\": %.2f",
+                t["K8"] / 8 / t["dense"], t["K32"] / 32 / t["dense"]);
+    // Peak memory per token, each section in a fresh process.
+    for (auto& [name, f] : sections) {
+      const std::string cmd = std::string("'") + argv[0] + "' '" + spec + "' " + std::to_string(B) + " " +
+                              std::to_string(T) + " 1 " + std::to_string(at::get_num_threads()) + " " + name;
+      FILE* p = popen(cmd.c_str(), "r");
+      long kb = -1;
+      if (p) {
+        if (std::fscanf(p, "%ld", &kb) != 1) kb = -1;
+        pclose(p);
+      }
+      std::printf(", \"%s_peak_kb_per_token\": %.1f", name.c_str(), kb < 0 ? -1.0 : double(kb) / double(B * T));
+      std::fflush(stdout);
     }
     std::printf("}\n");
   } catch (const std::exception& e) {

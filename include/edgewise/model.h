@@ -83,8 +83,7 @@ class Hooks {
   static Hooks capture(std::set<std::string> names, std::map<std::string, at::Tensor>* out);
 
   bool wants(const std::string& name) const { return all_ || names_.count(name) > 0; }
-  /// True when any hook in layer `layer` whose name ends with one of the attention per-head
-  /// suffixes is wanted.
+  /// True when any wanted hook name starts with `prefix` ("blocks.3."); always with all().
   bool wants_any_prefix(const std::string& prefix) const;
   void call(const std::string& name, at::Tensor& t) const {
     if (fn_ && wants(name)) fn_(name, t);

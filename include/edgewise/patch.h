@@ -74,6 +74,14 @@ struct PatchOptions {
   /// Downstream-only recompute: with a cache of these tokens' clean run and no gradient needed,
   /// layers before the first one with an ablated edge are not recomputed. Ignored with grad.
   const CleanCache* cache = nullptr;
+  /// Dense path: the corrections of the readers of several consecutive layers from the sources
+  /// before them come from one GEMM with about this many reader columns (docs/PATCHING.md).
+  /// A speed knob only: any value >= 1 gives the same logits up to rounding (1 = per layer).
+  int64_t chunk_columns = 64;
+  /// K circuits are folded into the batch in groups of at most this many tokens (K_group * B *
+  /// T; at least one circuit per group); groups run one after the other. A speed knob only
+  /// (docs/BENCHMARKS.md has the measurements behind the default).
+  int64_t fold_tokens = 256;
 };
 
 /// Logits [K, B, T, V] (or [K, B, P, V]) of tokens [B, T] under masks [K, n_src, n_dst]

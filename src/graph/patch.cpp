@@ -24,8 +24,7 @@
 
 namespace edgewise {
 
-using model_detail::norm;
-using model_detail::rotary;
+using namespace model_detail;
 
 namespace {
 
@@ -34,40 +33,6 @@ std::string shape_of(const at::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
   return s + "]";
-}
-
-// A canonical weight in the compute dtype (no copy when it already is); undefined if absent.
-at::Tensor wt(const Model& m, const std::string& name, at::ScalarType dt) {
-  auto it = m.weights().find(name);
-  if (it == m.weights().end()) return {};
-  return it->second.to(dt);
-}
-
-struct LayerW {
-  at::Tensor an_w, an_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
-  at::Tensor fn_w, fn_b, gate_w, gate_b, up_w, up_b, down_w, down_b;
-};
-
-LayerW layer_w(const Model& m, int64_t l, at::ScalarType dt) {
-  const std::string p = "blk." + std::to_string(l) + ".";
-  auto g = [&](const char* n) { return wt(m, p + n, dt); };
-  return {g("attn_norm.weight"), g("attn_norm.bias"), g("attn_q.weight"), g("attn_q.bias"),
-          g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
-          g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),
-          g("ffn_gate.weight"),  g("ffn_gate.bias"),  g("ffn_up.weight"), g("ffn_up.bias"),
-          g("ffn_down.weight"),  g("ffn_down.bias")};
-}
-
-// The MLP before its down-projection bias: [.., D] -> [.., D].
-at::Tensor mlp_no_bias(const ModelConfig& c, const LayerW& w, const at::Tensor& xn) {
-  at::Tensor post;
-  if (c.gated_mlp) {
-    post = at::silu(at::linear(xn, w.gate_w, w.gate_b)) * at::linear(xn, w.up_w, w.up_b);
-  } else {
-    at::Tensor pre = at::linear(xn, w.up_w, w.up_b);
-    post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : at::gelu(pre);
-  }
-  return at::linear(post, w.down_w);
 }
 
 // Where each layer's readers start in the graph's reader list.
@@ -118,166 +83,440 @@ at::Tensor check_tokens(const Model& m, const at::Tensor& tokens, const char* wh
   return t;
 }
 
-// One pass over tokens [B, T]. keep = 1 - masks [K, n_src, n_dst] in dtype dt, or undefined for a
-// plain run (K = 1) that records each source's output into *record ([n, B, T, D] blocks in
-// source order) and returns no logits. abl [n_src, B|1, T|1, D] (patched runs only).
-// active [n_src] bool (sparse path): only these sources' differences are kept; every other
-// source must have keep == 0 on all its edges. Undefined: all sources (dense path).
-at::Tensor run(const Model& model, const Graph& g, const at::Tensor& tokens, const at::Tensor& abl,
-               const at::Tensor& keep, at::ScalarType dt, const at::Tensor& positions,
-               std::vector<at::Tensor>* record, const at::Tensor& active = {},
-               const CleanCache* cache = nullptr, int64_t start = 0, std::vector<at::Tensor>* record_resid = nullptr) {
-  const ModelConfig& c = model.config();
-  const bool patch = keep.defined();
-  const int64_t B = tokens.size(0), T = tokens.size(1), D = c.d_model, H = c.n_heads, G = c.n_kv_heads,
-                Dh = c.d_head, L = c.n_layers;
-  const int64_t K = patch ? keep.size(0) : 1, KB = K * B, BTD = B * T * D;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
-  const ReaderIndex ri = reader_index(g);
+// The difference buffer as an autograd argument that autograd does not track: it is written
+// row block by row block during the pass, after Mix calls that read its first rows, which
+// autograd would (wrongly, for rows never written again) report as an in-place change.
+struct BufRef {
+  at::Tensor t;  // [n, K, BTD]
+};
 
-  at::Tensor x0 = at::embedding(wt(model, "token_embd.weight", dt), tokens);  // [B, T, D]
-  if (c.positional_embedding)
-    x0 = x0 + wt(model, "position_embd.weight", dt).narrow(0, 0, T).unsqueeze(0);
-  at::Tensor cos, sin;  // [1, 1, T, Dh]
-  if (c.rope) {
-    cos = model.rope_cos().narrow(0, 0, T).to(dt).view({1, 1, T, Dh});
-    sin = model.rope_sin().narrow(0, 0, T).to(dt).view({1, 1, T, Dh});
+// corr [K, nr, BTD]: corr[k] = w[k]^T @ rows[:, k] for rows [n, K, BTD], w [K, n, nr].
+at::Tensor mix_forward(const at::Tensor& w, const at::Tensor& rows) {
+  const int64_t K = w.size(0), n = rows.size(0), BTD = rows.size(2);
+  if (K == 1) return at::mm(w.select(0, 0).t(), rows.view({n, BTD})).unsqueeze(0);
+  at::Tensor out = at::empty({K, w.size(2), BTD}, rows.options());
+  for (int64_t k = 0; k < K; ++k) {
+    at::Tensor ok = out.select(0, k);
+    at::mm_out(ok, w.select(0, k).t(), rows.select(1, k));
+  }
+  return out;
+}
+
+// mix_forward with gradients. `blocks` are the differentiable tensors whose values the buffer
+// rows hold, in order ([n_b, K, BTD] each, n_b summing to n); the backward gives them their
+// share of the gradient and w its gradient, without ever copying the buffer.
+struct Mix : public torch::autograd::Function<Mix> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& w, at::TensorList blocks,
+                            BufRef buf) {
+    std::vector<int64_t> sizes;
+    for (const at::Tensor& b : blocks) sizes.push_back(b.size(0));
+    ctx->save_for_backward({w});
+    ctx->saved_data["buf"] = buf.t;
+    ctx->saved_data["sizes"] = sizes;
+    return mix_forward(w, buf.t);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor w = ctx->get_saved_variables()[0];  // [K, n, nr]
+    const at::Tensor rows = ctx->saved_data["buf"].toTensor();  // [n, K, BTD]
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const at::Tensor g = grad[0];  // [K, nr, BTD]
+    const int64_t K = w.size(0), n = rows.size(0), BTD = rows.size(2);
+    torch::autograd::variable_list out(sizes.size() + 2);
+    if (ctx->needs_input_grad(0)) {
+      at::Tensor gw = at::empty_like(w, at::MemoryFormat::Contiguous);  // [K, n, nr]
+      for (int64_t k = 0; k < K; ++k) {
+        at::Tensor gk = gw.select(0, k);
+        at::mm_out(gk, rows.select(1, k), g.select(0, k).t());  // [n, BTD] @ [BTD, nr]
+      }
+      out[0] = gw;
+    }
+    bool any = false;
+    for (size_t i = 0; i < sizes.size(); ++i) any = any || ctx->needs_input_grad(i + 1);
+    if (any) {
+      at::Tensor gb = at::empty({n, K, BTD}, g.options());
+      for (int64_t k = 0; k < K; ++k) {
+        at::Tensor gk = gb.select(1, k);
+        at::mm_out(gk, w.select(0, k), g.select(0, k));  // [n, nr] @ [nr, BTD]
+      }
+      int64_t off = 0;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        if (ctx->needs_input_grad(i + 1)) out[i + 1] = gb.narrow(0, off, sizes[i]);
+        off += sizes[i];
+      }
+    }
+    return out;
+  }
+};
+
+enum class Mode {
+  Record,  // a plain run recording every source's output (no masks)
+  Dense,   // every reader its own input, every source's difference kept (gradients possible)
+  Sparse,  // only the sources with an ablated edge kept, only the readers with one recomputed
+};
+
+// One pass over tokens [B, T] (see the file comment). The residual x is [Kx, B, T, D] with
+// Kx = 1 while every circuit still agrees (before the first reader with an ablated edge) and
+// K after; ops broadcast.
+class Pass {
+ public:
+  Pass(const Model& model, const Graph& g, const at::Tensor& tokens, Mode mode, at::ScalarType dt,
+       const at::Tensor& abl, const at::Tensor& keep, const at::Tensor& active)
+      : model_(model), g_(g), c_(model.config()), ri_(reader_index(g)), mode_(mode), dt_(dt), abl_(abl),
+        keep_(keep), tokens_(tokens) {
+    B_ = tokens.size(0);
+    T_ = tokens.size(1);
+    D_ = c_.d_model;
+    H_ = c_.n_heads;
+    G_ = c_.n_kv_heads;
+    Dh_ = c_.d_head;
+    BTD_ = B_ * T_ * D_;
+    K_ = keep.defined() ? keep.size(0) : 1;
+    grad_ = mode == Mode::Dense && at::GradMode::is_enabled() &&
+            (keep.requires_grad() || (abl.defined() && abl.requires_grad()));
+    const int64_t n_src = g.n_sources(), n_dst = g.n_readers();
+    slot_.assign(n_src, -1);
+    touched_.assign(n_dst, mode == Mode::Dense ? 1 : 0);
+    if (mode == Mode::Sparse) {
+      at::Tensor a = active.to(at::kByte).contiguous();
+      std::vector<int64_t> idx;
+      for (int64_t s = 0; s < n_src; ++s)
+        if (a.data_ptr<uint8_t>()[s]) idx.push_back(s);
+      for (size_t i = 0; i < idx.size(); ++i) slot_[idx[i]] = static_cast<int64_t>(i);
+      at::Tensor rows = at::tensor(idx, at::kLong);
+      keep_rows_ = keep.index_select(1, rows);  // [K, n_active, n_dst]
+      // Readers with an ablated edge from an active source (edges only: source before reader).
+      std::vector<uint8_t> real_v = g.real_edges();
+      at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(at::kBool).index_select(0, rows);
+      at::Tensor t = ((keep_rows_ != 0) & real.unsqueeze(0)).any(0).any(0).to(at::kByte).contiguous();
+      touched_.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + n_dst);
+    } else {
+      for (int64_t s = 0; s < n_src; ++s) slot_[s] = s;
+      keep_rows_ = keep;
+    }
+    rows_before_.assign(n_src + 1, 0);
+    for (int64_t s = 0; s < n_src; ++s) rows_before_[s + 1] = rows_before_[s] + (slot_[s] >= 0);
+    buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt));
   }
 
-  at::Tensor x = x0.unsqueeze(0).expand({K, B, T, D});  // residual [K, B, T, D]
-  // (o_s - õ_s) of the sources so far [K, S, B*T*D]; sparse path: of the active ones only,
-  // whose indices are `kept` (and keep_act = keep's rows of them, [K, |kept|, n_dst]).
-  at::Tensor dall;
-  std::vector<int64_t> kept;
-  std::vector<uint8_t> act;
-  if (active.defined()) {
-    at::Tensor a = active.to(at::kByte).contiguous();
-    act.assign(a.data_ptr<uint8_t>(), a.data_ptr<uint8_t>() + a.numel());
+  // Runs from layer `start` (the residual entering it and the sources before it from `cache`),
+  // or from the embeddings. Returns logits [K, B, P|T, V] (Record: none).
+  at::Tensor operator()(const CleanCache* cache, int64_t start, const at::Tensor& positions, at::Tensor* rec_resid) {
+    const int64_t L = c_.n_layers;
+    if (cache && start > 0) {
+      x_ = cache->resid.select(0, start).to(dt_).unsqueeze(0);  // [1, B, T, D]
+      const int64_t S0 = g_.source_begin(start);
+      put_range(0, S0, cache->sources.narrow(0, 0, S0).to(dt_).unsqueeze(1));
+    } else {
+      start = 0;
+      at::Tensor x0 = at::embedding(model_.weights().at("token_embd.weight").to(dt_), tokens_);  // [B, T, D]
+      if (c_.positional_embedding)
+        x0 = x0 + model_.weights().at("position_embd.weight").to(dt_).narrow(0, 0, T_).unsqueeze(0);
+      x_ = x0.unsqueeze(0);
+      put_range(0, 1, x0.view({1, 1, B_, T_, D_}));
+    }
+    if (c_.rope) {
+      cos_ = model_.rope_cos().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dh_});
+      sin_ = model_.rope_sin().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dh_});
+    }
+    std::vector<at::Tensor> resid;
+    for (int64_t l = start; l < L; ++l) {
+      if (rec_resid) resid.push_back(x_.select(0, 0));
+      LayerWeights w = layer_weights(model_.weights(), l);
+      if (w.q_w.scalar_type() != dt_) w = layer_weights_as(w, dt_);
+      attention(l, w);
+      mlp(l, w);
+    }
+    if (rec_resid) {
+      resid.push_back(x_.select(0, 0));
+      *rec_resid = at::stack(resid, 0);
+    }
+    if (mode_ == Mode::Record) return {};
+    at::Tensor xl = reader_input(L, g_.n_sources(), ri_.logits);  // [Kx, B, T, D]
+    const int64_t Kx = xl.size(0);
+    if (positions.defined()) {
+      const int64_t P = positions.size(1);
+      xl = at::gather(xl, 2, positions.view({1, B_, P, 1}).expand({Kx, B_, P, D_}));  // [Kx, B, P, D]
+    }
+    const auto& W = model_.weights();
+    auto it = W.find("output_norm.bias");
+    at::Tensor xf = norm(c_, xl, W.at("output_norm.weight").to(dt_), it == W.end() ? at::Tensor() : it->second.to(dt_));
+    at::Tensor logits = at::linear(xf, W.at("output.weight").to(dt_));
+    if (Kx != K_) logits = logits.expand({K_, logits.size(1), logits.size(2), logits.size(3)}).contiguous();
+    return dt_ == at::kDouble ? logits : logits.to(at::kFloat);
   }
-  const bool sparse = !act.empty();
-  at::Tensor keep_act;
-  if (sparse) {
-    std::vector<int64_t> idx;
-    for (int64_t s = 0; s < static_cast<int64_t>(act.size()); ++s)
-      if (act[s]) idx.push_back(s);
-    keep_act = keep.index_select(1, at::tensor(idx, at::kLong));
+
+  // Every source's output [n_src, B, T, D] (Record).
+  at::Tensor recorded() const { return buf_.view({buf_.size(0), B_, T_, D_}); }
+
+ private:
+  // The mask weights [K, n, nr] of buffer rows [lo, hi) for readers r0 + idx[i] (or
+  // r0 .. r0 + nr - 1 when idx is empty).
+  at::Tensor weights(int64_t lo, int64_t hi, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) const {
+    at::Tensor w = keep_rows_.narrow(1, lo, hi - lo);  // [K, n, n_dst]
+    if (idx.empty()) return w.narrow(2, r0, nr);
+    std::vector<int64_t> cols;
+    for (int64_t i : idx) cols.push_back(r0 + i);
+    return w.index_select(2, at::tensor(cols, at::kLong));
   }
-  // Appends the differences of sources [s0, s0 + n), block diff [K, n, B*T*D] built on demand.
-  auto append = [&](int64_t s0, int64_t n, const std::function<at::Tensor()>& diff) {
-    if (!sparse) {
-      at::Tensor d = diff();
-      dall = dall.defined() ? at::cat({dall, d}, 1) : d;
+
+  // sum over buffer rows [lo, hi) of keep * difference, for those readers: [K, nr, BTD];
+  // undefined when the range is empty.
+  at::Tensor mix(int64_t lo, int64_t hi, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) {
+    if (hi <= lo) return {};
+    at::Tensor w = weights(lo, hi, r0, nr, idx);
+    at::Tensor rows = buf_.narrow(0, lo, hi - lo);  // [n, K, BTD]
+    if (!grad_) return mix_forward(w, rows);
+    std::vector<at::Tensor> sub;  // the blocks holding rows [lo, hi) (blocks never straddle)
+    int64_t at_row = 0, covered = 0;
+    for (const at::Tensor& b : blocks_) {
+      if (at_row >= lo && at_row < hi) {
+        sub.push_back(b);
+        covered += b.size(0);
+      }
+      at_row += b.size(0);
+    }
+    if (covered != hi - lo) fail("patched forward", "internal: difference blocks out of step with the buffer");
+    return Mix::apply(w, at::TensorList(sub), BufRef{rows});
+  }
+
+  // Inputs [nr, K * B * T, D] of readers r0 .. r0 + nr - 1 (or r0 + idx[i]) of layer `layer`
+  // (L: the logits), which read the sources [0, S): x minus each reader's correction.
+  // Dense: the rows before the current chunk of layers come from one GEMM for all the chunk's
+  // readers (acc_), computed when the chunk starts; the rows produced inside the chunk from a
+  // small GEMM here. Sparse: one small GEMM over the kept rows.
+  at::Tensor reader_inputs(int64_t layer, int64_t S, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) {
+    const int64_t hi = rows_before_[S], Kx = x_.size(0);
+    int64_t lo = 0;
+    at::Tensor acc;  // [K, nr, BTD]
+    if (mode_ == Mode::Dense) {
+      if (layer < c_.n_layers && layer >= chunk_end_) {
+        // A new chunk: enough layers that their readers fill ~chunk_columns_ GEMM rows (the
+        // logits join the last one).
+        const int64_t per_layer = ri_.mlp[layer] - ri_.attn_first[layer] + 1;
+        const int64_t l1 =
+            std::min(c_.n_layers, layer + std::max<int64_t>(1, (chunk_columns_ + per_layer - 1) / per_layer));
+        chunk_r0_ = ri_.attn_first[layer];
+        const int64_t r_hi = l1 == c_.n_layers ? g_.n_readers() : ri_.attn_first[l1];
+        chunk_n0_ = rows_before_[g_.sources_before_attn(layer)];
+        acc_ = mix(0, chunk_n0_, chunk_r0_, r_hi - chunk_r0_, {});
+        chunk_end_ = l1;
+      }
+      if (acc_.defined()) acc = acc_.narrow(1, r0 - chunk_r0_, nr);
+      lo = chunk_n0_;
+    }
+    if (!acc.defined() && hi <= lo) return x_.reshape({1, Kx * B_ * T_, D_}).expand({nr, Kx * B_ * T_, D_});
+    const at::Tensor xv = x_.reshape({1, Kx, BTD_});
+    if (grad_) {
+      at::Tensor corr = mix(lo, hi, r0, nr, idx);
+      if (acc.defined()) corr = corr.defined() ? acc + corr : acc;
+      return (xv - corr.transpose(0, 1)).reshape({nr, K_ * B_ * T_, D_});
+    }
+    at::Tensor out = at::empty({nr, K_, BTD_}, x_.options());
+    if (acc.defined()) at::sub_out(out, xv, acc.transpose(0, 1));
+    else out.copy_(xv.expand({nr, K_, BTD_}));
+    if (hi > lo) {
+      const at::Tensor w = weights(lo, hi, r0, nr, idx);  // [K, n, nr]
+      const at::Tensor rows = buf_.narrow(0, lo, hi - lo);
+      for (int64_t k = 0; k < K_; ++k) out.select(1, k).addmm_(w.select(0, k).t(), rows.select(1, k), 1, -1);
+    }
+    return out.view({nr, K_ * B_ * T_, D_});
+  }
+
+  // One reader's input [Kx, B, T, D]: x itself unless it has an ablated edge.
+  at::Tensor reader_input(int64_t layer, int64_t S, int64_t r) {
+    if (!touched_[r]) return x_;
+    at::Tensor in = reader_inputs(layer, S, r, 1, {});  // [1, Kx or K * B * T, D]
+    return in.view({in.size(1) / (B_ * T_), B_, T_, D_});
+  }
+
+  // Records the outputs `out` [n, Kx, B, T, D] of sources [s0, s0 + n): Record keeps them;
+  // otherwise the kept ones' differences (o - õ) go to the buffer.
+  void put_range(int64_t s0, int64_t n, const at::Tensor& out) {
+    if (mode_ == Mode::Record) {
+      at::NoGradGuard ng;
+      buf_.narrow(0, s0, n).view({n, 1, B_, T_, D_}).copy_(out);
       return;
     }
-    std::vector<int64_t> pick;
+    const int64_t r0 = rows_before_[s0], nk = rows_before_[s0 + n] - r0;
+    if (nk == 0) return;
+    at::Tensor o = out, a = abl_.narrow(0, s0, n);
+    if (nk != n) {  // sparse: the kept ones only (their buffer rows are consecutive); `out` may hold only them
+      std::vector<int64_t> pick;
+      for (int64_t i = 0; i < n; ++i)
+        if (slot_[s0 + i] >= 0) pick.push_back(i);
+      at::Tensor p = at::tensor(pick, at::kLong);
+      if (o.size(0) == n) o = o.index_select(0, p);
+      a = a.index_select(0, p);
+    }
+    a = a.unsqueeze(1);  // [nk, 1, B|1, T|1, D]
+    at::Tensor dst = buf_.narrow(0, r0, nk);  // [nk, K, BTD]
+    if (grad_) {
+      at::Tensor d = (o - a).expand({nk, K_, B_, T_, D_}).reshape({nk, K_, BTD_});
+      {
+        at::NoGradGuard ng;
+        dst.copy_(d);
+      }
+      blocks_.push_back(d);
+      return;
+    }
+    at::NoGradGuard ng;
+    at::Tensor dv = dst.view({nk, K_, B_, T_, D_});
+    if (o.size(1) == K_) at::sub_out(dv, o, a);
+    else dv.copy_(o - a);
+  }
+
+  // Only the kept sources among [s0, s0 + n), as local indices (all in Record and Dense).
+  std::vector<int64_t> kept(int64_t s0, int64_t n) const {
+    std::vector<int64_t> r;
     for (int64_t i = 0; i < n; ++i)
-      if (act[s0 + i]) pick.push_back(i);
-    if (pick.empty()) return;
-    at::Tensor d = diff();
-    if (static_cast<int64_t>(pick.size()) != n) d = d.index_select(1, at::tensor(pick, at::kLong));
-    for (int64_t i : pick) kept.push_back(s0 + i);
-    dall = dall.defined() ? at::cat({dall, d}, 1) : d;
-  };
-  if (cache && start > 0) {
-    // Downstream-only: layers before `start` are clean; take their state from the cache.
-    const int64_t S0 = g.source_begin(start);
-    x = cache->resid.select(0, start).to(dt).unsqueeze(0).expand({K, B, T, D});
-    at::Tensor src = cache->sources.narrow(0, 0, S0).to(dt);  // [S0, B, T, D]
-    append(0, S0, [&] { return (src - abl.narrow(0, 0, S0)).reshape({1, S0, BTD}).expand({K, S0, BTD}); });
-  } else if (patch) {
-    append(0, 1, [&] { return (x0 - abl.select(0, 0)).reshape({1, 1, BTD}).expand({K, 1, BTD}); });
+      if (mode_ == Mode::Record || slot_[s0 + i] >= 0) r.push_back(i);
+    return r;
   }
-  if (record) record->push_back(x0.unsqueeze(0));
 
-  // Inputs of the nr readers starting at r0, which see sources [0, S): [K, nr, B, T, D].
-  auto reader_inputs = [&](int64_t S, int64_t r0, int64_t nr) {
-    at::Tensor xs = x.unsqueeze(1);  // [K, 1, B, T, D]
-    if (!patch || !dall.defined()) return xs.expand({K, nr, B, T, D});
-    at::Tensor w;  // [K, nr, S or the number of kept sources so far]
-    if (sparse) {
-      // kept sources are in increasing order; those before S are a prefix of keep_act's rows.
-      int64_t n = 0;
-      while (n < static_cast<int64_t>(kept.size()) && kept[n] < S) ++n;
-      if (n == 0) return xs.expand({K, nr, B, T, D});
-      w = keep_act.narrow(1, 0, n).narrow(2, r0, nr).transpose(1, 2);
-      return xs - at::bmm(w, dall.narrow(1, 0, n)).view({K, nr, B, T, D});
-    }
-    w = keep.narrow(1, 0, S).narrow(2, r0, nr).transpose(1, 2);
-    return xs - at::bmm(w, dall).view({K, nr, B, T, D});
-  };
-  // Per-reader projection: xin [K, N, B, T, D], w [N, Dh, D], b [N * Dh] -> [K*B, N, T, Dh].
-  auto project = [&](const at::Tensor& xin, const at::Tensor& w, const at::Tensor& b) {
-    const int64_t N = xin.size(1);
-    at::Tensor y = at::bmm(xin.transpose(0, 1).reshape({N, K * B * T, D}), w.transpose(1, 2));  // [N, KBT, Dh]
-    if (b.defined()) y = y + b.view({N, 1, Dh});
-    return y.view({N, KB, T, Dh}).transpose(0, 1);
-  };
-
-  for (int64_t l = cache ? start : 0; l < L; ++l) {
-    if (record_resid) record_resid->push_back(x.select(0, 0));
-    const LayerW w = layer_w(model, l, dt);
-    // --- attention: one input per q/k/v reader (split) or per head ---
-    const int64_t nr = g.split_qkv() ? H + 2 * G : H;
-    const int64_t S = g.sources_before_attn(l);
-    at::Tensor xn = norm(c, reader_inputs(S, ri.attn_first[l], nr), w.an_w, w.an_b);  // [K, nr, B, T, D]
-    at::Tensor q, k, v;  // [KB, H, T, Dh], [KB, Gk, T, Dh]
-    int64_t Gk = G;
-    at::Tensor kw = w.k_w.view({G, Dh, D}), vw = w.v_w.view({G, Dh, D});
-    at::Tensor kb = w.k_b, vb = w.v_b;
-    if (g.split_qkv()) {
-      q = project(xn.narrow(1, 0, H), w.q_w.view({H, Dh, D}), w.q_b);
-      k = project(xn.narrow(1, H, G), kw, kb);
-      v = project(xn.narrow(1, H + G, G), vw, vb);
+  void attention(int64_t l, const LayerWeights& w) {
+    const int64_t H = H_, G = G_, Dh = Dh_, T = T_;
+    const bool split = g_.split_qkv();
+    const int64_t nr = split ? H + 2 * G : H, r0 = ri_.attn_first[l], S = g_.sources_before_attn(l);
+    std::vector<int64_t> tl;  // readers of this layer with an ablated edge (local indices)
+    for (int64_t j = 0; j < nr; ++j)
+      if (touched_[r0 + j]) tl.push_back(j);
+    const at::Tensor Wqkv = qkv_weight(w).view({H + 2 * G, Dh, D_}), bqkv = qkv_bias(w);
+    // Head level: head h reads k and v through its key/value head's weights.
+    auto head_level_w = [&](const at::Tensor& wt, int64_t off) {
+      return wt.narrow(0, off, G).repeat_interleave(H / G, 0);  // [H, Dh, D]
+    };
+    auto head_level_b = [&](int64_t off) {
+      return bqkv.view({H + 2 * G, Dh}).narrow(0, off, G).repeat_interleave(H / G, 0);  // [H, Dh]
+    };
+    // Per-reader projection: xn [m, N*T, D], weights [m, Dh, D], bias [m, Dh] -> [m, N*T, Dh].
+    auto project = [&](const at::Tensor& xn, const at::Tensor& wt, const at::Tensor& b) {
+      if (b.defined()) return at::baddbmm(b.unsqueeze(1), xn, wt.transpose(1, 2));
+      return at::bmm(xn, wt.transpose(1, 2));
+    };
+    auto rows = [&](const at::Tensor& t, const std::vector<int64_t>& idx) {
+      return t.index_select(0, at::tensor(idx, at::kLong));
+    };
+    at::Tensor q, k, v;  // [N, H, T, Dh], [N, H or G, T, Dh]
+    int64_t N;
+    if (static_cast<int64_t>(tl.size()) == nr) {
+      // Every reader its own input (the dense path).
+      at::Tensor xn = norm(c_, reader_inputs(l, S, r0, nr, {}), w.an_w, w.an_b);  // [nr, N*T, D]
+      N = xn.size(1) / T;
+      const at::Tensor b = bqkv.defined() ? bqkv.view({H + 2 * G, Dh}) : at::Tensor();
+      if (split) {
+        at::Tensor y = project(xn, Wqkv, b).view({nr, N, T, Dh}).transpose(0, 1);  // [N, nr, T, Dh]
+        q = y.narrow(1, 0, H);
+        k = y.narrow(1, H, G);
+        v = y.narrow(1, H + G, G);
+      } else {
+        auto part = [&](const at::Tensor& wt, const at::Tensor& bb) {
+          return project(xn, wt, bb).view({H, N, T, Dh}).transpose(0, 1);
+        };
+        q = part(Wqkv.narrow(0, 0, H), b.defined() ? b.narrow(0, 0, H) : b);
+        k = part(head_level_w(Wqkv, H), b.defined() ? head_level_b(H) : b);
+        v = part(head_level_w(Wqkv, H + G), b.defined() ? head_level_b(H + G) : b);
+      }
     } else {
-      // Head level: head h reads k/v through its key/value head's weights from its own input.
-      const int64_t R = H / G;
-      Gk = H;
-      kw = kw.repeat_interleave(R, 0);
-      vw = vw.repeat_interleave(R, 0);
-      if (kb.defined()) kb = kb.view({G, Dh}).repeat_interleave(R, 0).reshape({H * Dh});
-      if (vb.defined()) vb = vb.view({G, Dh}).repeat_interleave(R, 0).reshape({H * Dh});
-      q = project(xn, w.q_w.view({H, Dh, D}), w.q_b);
-      k = project(xn, kw, kb);
-      v = project(xn, vw, vb);
+      // As the plain forward on the shared input; readers with an ablated edge then replace
+      // their slice of q, k or v with the projection of their own input.
+      const int64_t Kx = x_.size(0);
+      at::Tensor qkv = qkv_linear(w, norm(c_, x_.reshape({Kx * B_, T, D_}), w.an_w, w.an_b));  // [Kx*B, T, (H+2G)*Dh]
+      N = Kx * B_;
+      if (tl.empty()) {
+        at::Tensor q4 = qkv.view({N, T, H + 2 * G, Dh});
+        q = q4.narrow(2, 0, H).transpose(1, 2);
+        k = q4.narrow(2, H, G).transpose(1, 2);
+        v = q4.narrow(2, H + G, G).transpose(1, 2);
+      } else {
+        at::Tensor xn = norm(c_, reader_inputs(l, S, r0, static_cast<int64_t>(tl.size()), tl), w.an_w, w.an_b);
+        if (Kx != K_) qkv = qkv.repeat({K_, 1, 1});
+        N = K_ * B_;
+        at::Tensor q4 = qkv.view({N, T, H + 2 * G, Dh});
+        at::Tensor idx = at::tensor(tl, at::kLong);
+        auto place = [&](const at::Tensor& y) { return y.view({y.size(0), N, T, Dh}).permute({1, 2, 0, 3}); };
+        if (split) {
+          const at::Tensor b = bqkv.defined() ? rows(bqkv.view({H + 2 * G, Dh}), tl) : at::Tensor();
+          q4.index_copy_(2, idx, place(project(xn, rows(Wqkv, tl), b)));
+          q = q4.narrow(2, 0, H).transpose(1, 2);
+          k = q4.narrow(2, H, G).transpose(1, 2);
+          v = q4.narrow(2, H + G, G).transpose(1, 2);
+        } else {
+          at::Tensor qh = q4.narrow(2, 0, H);                                  // [N, T, H, Dh] (a view)
+          at::Tensor kh = q4.narrow(2, H, G).repeat_interleave(H / G, 2);      // [N, T, H, Dh]
+          at::Tensor vh = q4.narrow(2, H + G, G).repeat_interleave(H / G, 2);  // [N, T, H, Dh]
+          const at::Tensor b = bqkv.defined() ? bqkv.view({H + 2 * G, Dh}) : at::Tensor();
+          qh.index_copy_(2, idx, place(project(xn, rows(Wqkv.narrow(0, 0, H), tl), b.defined() ? rows(b.narrow(0, 0, H), tl) : b)));
+          kh.index_copy_(2, idx, place(project(xn, rows(head_level_w(Wqkv, H), tl), b.defined() ? rows(head_level_b(H), tl) : b)));
+          vh.index_copy_(2, idx, place(project(xn, rows(head_level_w(Wqkv, H + G), tl), b.defined() ? rows(head_level_b(H + G), tl) : b)));
+          q = qh.transpose(1, 2);
+          k = kh.transpose(1, 2);
+          v = vh.transpose(1, 2);
+        }
+      }
     }
-    if (c.rope) {
-      q = rotary(q, cos, sin);
-      k = rotary(k, cos, sin);
+    if (c_.rope) {
+      q = rotary(q, cos_, sin_);
+      k = rotary(k, cos_, sin_);
     }
-    at::Tensor z = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
-                                                    /*is_causal=*/true, scale,
-                                                    /*enable_gqa=*/Gk != H);  // [KB, H, T, Dh]
-    at::Tensor wo = w.o_w.view({D, H, Dh}).permute({1, 2, 0});                  // [H, Dh, D]
-    at::Tensor heads = at::bmm(z.transpose(0, 1).reshape({H, KB * T, Dh}), wo)  // [H, KBT, D]
-                           .view({H, K, B, T, D})
-                           .transpose(0, 1);  // [K, H, B, T, D]
-    at::Tensor attn_out = heads.sum(1);
-    if (w.o_b.defined()) attn_out = attn_out + w.o_b;
-    x = x + attn_out;
-    const int64_t s_head = g.head_source(l, 0);
-    if (record) record->push_back(heads.select(0, 0));
-    if (patch) append(s_head, H, [&] { return (heads - abl.narrow(0, s_head, H)).reshape({K, H, BTD}); });
-
-    // --- MLP ---
-    at::Tensor xm = reader_inputs(g.sources_before_mlp(l), ri.mlp[l], 1).squeeze(1);  // [K, B, T, D]
-    at::Tensor mo = mlp_no_bias(c, w, norm(c, xm, w.fn_w, w.fn_b));                   // [K, B, T, D]
-    x = x + (w.down_b.defined() ? mo + w.down_b : mo);
-    if (record) record->push_back(mo);
-    const int64_t s_mlp = g.mlp_source(l);
-    if (patch) append(s_mlp, 1, [&] { return (mo - abl.select(0, s_mlp)).reshape({K, 1, BTD}); });
+    at::Tensor z = causal_attention(q, k, v);  // [N, H, T, Dh]
+    const int64_t Kz = N / B_;
+    const at::Tensor wo = w.o_w.view({D_, H, Dh}).permute({1, 2, 0});  // [H, Dh, D]
+    const int64_t s_head = g_.head_source(l, 0);
+    at::Tensor attn_out;  // [Kz, B, T, D]
+    if (mode_ == Mode::Dense) {
+      // The per-head outputs are all needed; their sum is the attention output.
+      at::Tensor heads = at::bmm(z.transpose(0, 1).reshape({H, N * T, Dh}), wo);  // [H, N*T, D]
+      attn_out = heads.sum(0).view({Kz, B_, T, D_});
+      if (w.o_b.defined()) attn_out = attn_out + w.o_b;
+      put_range(s_head, H, heads.view({H, Kz, B_, T, D_}));
+    } else {
+      attn_out = at::linear(z.transpose(1, 2).reshape({N, T, H * Dh}), w.o_w, w.o_b).view({Kz, B_, T, D_});
+      std::vector<int64_t> hs = kept(s_head, H);
+      if (!hs.empty()) {
+        at::Tensor zh = z.transpose(0, 1);  // [H, N, T, Dh]
+        at::Tensor wh = wo;
+        if (static_cast<int64_t>(hs.size()) != H) {
+          zh = rows(zh, hs);
+          wh = rows(wo, hs);
+        }
+        const int64_t nh = static_cast<int64_t>(hs.size());
+        at::Tensor heads = at::bmm(zh.reshape({nh, N * T, Dh}), wh).view({nh, Kz, B_, T, D_});
+        put_range(s_head, H, heads);  // all H, or the kept ones only
+      }
+    }
+    x_ = x_ + attn_out;
   }
-  if (record_resid) record_resid->push_back(x.select(0, 0));
-  if (!patch) return {};
 
-  at::Tensor xl = reader_inputs(g.n_sources(), ri.logits, 1).squeeze(1);  // [K, B, T, D]
-  if (positions.defined()) {
-    const int64_t P = positions.size(1);
-    xl = at::gather(xl, 2, positions.view({1, B, P, 1}).expand({K, B, P, D}));  // [K, B, P, D]
+  void mlp(int64_t l, const LayerWeights& w) {
+    const int64_t r = ri_.mlp[l];
+    at::Tensor xm = reader_input(l, g_.sources_before_mlp(l), r);  // [Km, B, T, D]
+    at::Tensor out = at::linear(mlp_hidden(c_, w, norm(c_, xm, w.fn_w, w.fn_b), nullptr), w.down_w, w.down_b);
+    x_ = x_ + out;
+    const int64_t s = g_.mlp_source(l);
+    if (mode_ == Mode::Record || slot_[s] >= 0)
+      put_range(s, 1, (w.down_b.defined() ? out - w.down_b : out).unsqueeze(0));  // the source has no bias
   }
-  at::Tensor xf = norm(c, xl, wt(model, "output_norm.weight", dt), wt(model, "output_norm.bias", dt));
-  at::Tensor logits = at::linear(xf, wt(model, "output.weight", dt));
-  return dt == at::kDouble ? logits : logits.to(at::kFloat);
-}
+
+  const Model& model_;
+  const Graph& g_;
+  const ModelConfig& c_;
+  const ReaderIndex ri_;
+  const Mode mode_;
+  const at::ScalarType dt_;
+  at::Tensor abl_, keep_, tokens_;
+  int64_t B_ = 0, T_ = 0, D_ = 0, H_ = 0, G_ = 0, Dh_ = 0, BTD_ = 0, K_ = 1;
+  bool grad_ = false;
+  std::vector<int64_t> slot_, rows_before_;
+  std::vector<uint8_t> touched_;
+  at::Tensor keep_rows_, buf_, x_, cos_, sin_;
+  at::Tensor acc_;  // dense: the current chunk's corrections from the rows before it [K, n, BTD]
+  int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0;
+
+ public:
+  int64_t chunk_columns_ = 64;
+  std::vector<at::Tensor> blocks_;
+};
 
 at::ScalarType model_dtype(const Model& m) { return m.dtype() == DType::BF16 ? at::kBFloat16 : at::kFloat; }
 
@@ -303,9 +542,10 @@ CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor&
   check_graph(model, graph);
   at::Tensor t = check_tokens(model, tokens, "tokens");
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> rec, resid;
-  run(model, graph, t, {}, {}, model_dtype(model), {}, &rec, {}, nullptr, 0, &resid);
-  return {at::stack(resid, 0), at::cat(rec, 0), t.clone()};
+  at::Tensor resid;
+  Pass pass(model, graph, t, Mode::Record, model_dtype(model), {}, {}, {});
+  pass(nullptr, 0, {}, &resid);
+  return {resid, pass.recorded(), t.clone()};
 }
 
 Graph model_graph(const Model& model, bool split_qkv) {
@@ -318,9 +558,9 @@ at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tens
   check_graph(model, graph);
   at::Tensor t = check_tokens(model, tokens, "tokens");
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> rec;
-  run(model, graph, t, {}, {}, dtype.value_or(model_dtype(model)), {}, &rec);
-  return at::cat(rec, 0);  // [n_src, B, T, D]
+  Pass pass(model, graph, t, Mode::Record, dtype.value_or(model_dtype(model)), {}, {}, {});
+  pass(nullptr, 0, {}, nullptr);
+  return pass.recorded();  // [n_src, B, T, D]
 }
 
 at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how, const at::Tensor& clean,
@@ -368,6 +608,19 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
       fail("patched forward", "position " + std::to_string(lo < 0 ? lo : hi) + " is outside [0, " +
                                   std::to_string(T) + ")");
   }
+  if (opt.chunk_columns < 1) fail("patched forward", "chunk_columns must be >= 1");
+  if (opt.fold_tokens < 1) fail("patched forward", "fold_tokens must be >= 1");
+  // Circuits folded into one batch share the GEMMs' weight traffic, but past a few hundred
+  // tokens the working set leaves the caches and per circuit it costs more, not less
+  // (docs/BENCHMARKS.md): groups of at most fold_tokens tokens run one after the other.
+  const int64_t group = std::max<int64_t>(1, opt.fold_tokens / (B * T));
+  if (masks.size(0) > group) {
+    std::vector<at::Tensor> parts;
+    for (int64_t k = 0; k < masks.size(0); k += group)
+      parts.push_back(patched_forward(model, graph, t, ablated, masks.narrow(0, k, std::min(group, masks.size(0) - k)),
+                                      opt));
+    return at::cat(parts, 0);
+  }
   const at::ScalarType dt = masks.scalar_type() == at::kDouble ? at::kDouble : model_dtype(model);
   at::Tensor keep = (1 - masks).to(dt);  // [K, n_src, n_dst]
   // Sparse path: only sources with an ablated edge (keep != 0 on a real edge) carry
@@ -404,7 +657,9 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
         if (tp[j]) start = std::min(start, graph.reader(j).layer);
     }
   }
-  return run(model, graph, t, ablated.to(dt), keep, dt, positions, nullptr, active, cache, start);
+  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active);
+  pass.chunk_columns_ = opt.chunk_columns;
+  return pass(cache, start, positions, nullptr);
 }
 
 at::Tensor edge_mask_from_nodes(const Graph& graph, const at::Tensor& node_mask) {

@@ -69,6 +69,12 @@ void rope_tables(const at::Tensor& inv_freq, int64_t T, at::Tensor* cos, at::Ten
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  // ATen's fused kernel computes exactly this sequence for fp32 and double (same reduction,
+  // weight applied last; checked bit for bit against the explicit ops in test_model) in one
+  // pass instead of five; bf16 keeps the explicit ops, where transformers rounds to bf16
+  // before the weight.
+  if ((x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && w.scalar_type() == x.scalar_type())
+    return at::rms_norm(x, {x.size(-1)}, w, eps);
   at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
@@ -83,6 +89,101 @@ at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
   const int64_t h = x.size(-1) / 2;
   at::Tensor rot = at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);  // rotate_half
   return x * cos + rot * sin;
+}
+
+
+LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l) {
+  const std::string p = "blk." + std::to_string(l) + ".";
+  auto g = [&](const char* n) {
+    auto it = w.find(p + n);
+    return it == w.end() ? at::Tensor() : it->second;
+  };
+  return {g("attn_norm.weight"), g("attn_norm.bias"), g("attn_q.weight"), g("attn_q.bias"),
+          g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
+          g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),
+          g("ffn_gate.weight"),  g("ffn_gate.bias"),  g("ffn_up.weight"), g("ffn_up.bias"),
+          g("ffn_down.weight"),  g("ffn_down.bias")};
+}
+
+LayerWeights layer_weights_as(const LayerWeights& w, at::ScalarType dt) {
+  LayerWeights r = w;
+  for (at::Tensor* t : {&r.an_w, &r.an_b, &r.q_w, &r.q_b, &r.k_w, &r.k_b, &r.v_w, &r.v_b, &r.o_w, &r.o_b,
+                        &r.fn_w, &r.fn_b, &r.gate_w, &r.gate_b, &r.up_w, &r.up_b, &r.down_w, &r.down_b})
+    if (t->defined()) *t = t->to(dt);
+  return r;
+}
+
+at::Tensor fused_rows(std::initializer_list<const at::Tensor*> parts) {
+  const at::Tensor& first = **parts.begin();
+  if (!first.defined() || !first.is_contiguous()) return {};
+  int64_t rows = 0;
+  const char* expect = static_cast<const char*>(first.data_ptr());
+  for (const at::Tensor* t : parts) {
+    if (!t->defined() || !t->is_contiguous() || t->dim() != first.dim() ||
+        t->scalar_type() != first.scalar_type() || !t->storage().is_alias_of(first.storage()) ||
+        static_cast<const char*>(t->data_ptr()) != expect)
+      return {};
+    for (int64_t d = 1; d < t->dim(); ++d)
+      if (t->size(d) != first.size(d)) return {};
+    expect += t->nbytes();
+    rows += t->size(0);
+  }
+  std::vector<int64_t> size = first.sizes().vec();
+  size[0] = rows;
+  return first.as_strided(size, first.strides(), first.storage_offset());
+}
+
+at::Tensor qkv_weight(const LayerWeights& w) {
+  at::Tensor f = fused_rows({&w.q_w, &w.k_w, &w.v_w});
+  return f.defined() ? f : at::cat({w.q_w, w.k_w, w.v_w}, 0);
+}
+
+at::Tensor qkv_bias(const LayerWeights& w) {
+  if (!w.q_b.defined()) return {};
+  at::Tensor f = fused_rows({&w.q_b, &w.k_b, &w.v_b});
+  return f.defined() ? f : at::cat({w.q_b, w.k_b, w.v_b}, 0);
+}
+
+at::Tensor qkv_linear(const LayerWeights& w, const at::Tensor& xn) {
+  const at::Tensor fw = fused_rows({&w.q_w, &w.k_w, &w.v_w});
+  const at::Tensor fb = fused_rows({&w.q_b, &w.k_b, &w.v_b});
+  if (fw.defined() && (fb.defined() || !w.q_b.defined())) return at::linear(xn, fw, fb);  // one matmul
+  return at::cat({at::linear(xn, w.q_w, w.q_b), at::linear(xn, w.k_w, w.k_b), at::linear(xn, w.v_w, w.v_b)}, -1);
+}
+
+at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookFn* hook) {
+  auto hk = [hook](const char* name, at::Tensor& t) {
+    if (hook) (*hook)(name, t);
+  };
+  if (c.gated_mlp) {
+    at::Tensor gate, up;  // [.., F]
+    const at::Tensor gu_w = fused_rows({&w.gate_w, &w.up_w});
+    const at::Tensor gu_b = fused_rows({&w.gate_b, &w.up_b});
+    if (gu_w.defined() && (gu_b.defined() || !w.gate_b.defined())) {
+      at::Tensor gu = at::linear(xn, gu_w, gu_b);  // [.., 2F]: one matmul
+      gate = gu.narrow(-1, 0, c.d_mlp);
+      up = gu.narrow(-1, c.d_mlp, c.d_mlp);
+    } else {
+      gate = at::linear(xn, w.gate_w, w.gate_b);
+      up = at::linear(xn, w.up_w, w.up_b);
+    }
+    hk("mlp.hook_pre", gate);
+    hk("mlp.hook_pre_linear", up);
+    at::Tensor post = at::silu(gate) * up;
+    hk("mlp.hook_post", post);
+    return post;
+  }
+  at::Tensor pre = at::linear(xn, w.up_w, w.up_b);  // [.., F]
+  hk("mlp.hook_pre", pre);
+  at::Tensor post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : at::gelu(pre);
+  hk("mlp.hook_post", post);
+  return post;
+}
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                          scale, /*enable_gqa=*/k.size(1) != q.size(1));
 }
 
 }  // namespace model_detail
@@ -112,63 +213,16 @@ at::Tensor opt_weight(const std::map<std::string, at::Tensor>& w, const std::str
   return it == w.end() ? at::Tensor() : it->second;
 }
 
-// The tensors `parts` as one [sum of rows, ...] tensor when they are consecutive rows of one
-// buffer (load.cpp packs q/k/v and gate/up that way); undefined otherwise. All-undefined parts
-// (absent biases) give an undefined tensor too.
-at::Tensor fused_rows(std::initializer_list<const at::Tensor*> parts) {
-  const at::Tensor& first = **parts.begin();
-  if (!first.defined() || !first.is_contiguous()) return {};
-  int64_t rows = 0;
-  const char* expect = static_cast<const char*>(first.data_ptr());
-  for (const at::Tensor* t : parts) {
-    if (!t->defined() || !t->is_contiguous() || t->dim() != first.dim() ||
-        t->scalar_type() != first.scalar_type() || !t->storage().is_alias_of(first.storage()) ||
-        static_cast<const char*>(t->data_ptr()) != expect)
-      return {};
-    for (int64_t d = 1; d < t->dim(); ++d)
-      if (t->size(d) != first.size(d)) return {};
-    expect += t->nbytes();
-    rows += t->size(0);
-  }
-  std::vector<int64_t> size = first.sizes().vec();
-  size[0] = rows;
-  return first.as_strided(size, first.strides(), first.storage_offset());
-}
-
-struct LayerWeights {
-  at::Tensor an_w, an_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
-  at::Tensor fn_w, fn_b, gate_w, gate_b, up_w, up_b, down_w, down_b;
-};
-
-LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l) {
-  const std::string p = "blk." + std::to_string(l) + ".";
-  auto g = [&](const char* n) { return opt_weight(w, p + n); };
-  return {g("attn_norm.weight"), g("attn_norm.bias"), g("attn_q.weight"), g("attn_q.bias"),
-          g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
-          g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),
-          g("ffn_gate.weight"),  g("ffn_gate.bias"),  g("ffn_up.weight"), g("ffn_up.bias"),
-          g("ffn_down.weight"),  g("ffn_down.bias")};
-}
-
 // Attention of one layer on the normalised input xn [B, T, D]; returns attn_out [B, T, D].
 at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn,
                      const at::Tensor& cos, const at::Tensor& sin, const HookAt& hk) {
   const int64_t B = xn.size(0), T = xn.size(1), H = c.n_heads, G = c.n_kv_heads, R = H / G,
                 Dh = c.d_head, D = c.d_model;
   const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
-  at::Tensor q, k, v;
-  const at::Tensor qkv_w = fused_rows({&w.q_w, &w.k_w, &w.v_w});
-  const at::Tensor qkv_b = fused_rows({&w.q_b, &w.k_b, &w.v_b});
-  if (qkv_w.defined() && (qkv_b.defined() || !w.q_b.defined())) {
-    at::Tensor qkv = at::linear(xn, qkv_w, qkv_b);  // [B, T, (H + 2G) * Dh]: one matmul
-    q = qkv.narrow(-1, 0, H * Dh).view({B, T, H, Dh});
-    k = qkv.narrow(-1, H * Dh, G * Dh).view({B, T, G, Dh});
-    v = qkv.narrow(-1, (H + G) * Dh, G * Dh).view({B, T, G, Dh});
-  } else {
-    q = at::linear(xn, w.q_w, w.q_b).view({B, T, H, Dh});  // [B, T, H, Dh]
-    k = at::linear(xn, w.k_w, w.k_b).view({B, T, G, Dh});  // [B, T, G, Dh]
-    v = at::linear(xn, w.v_w, w.v_b).view({B, T, G, Dh});  // [B, T, G, Dh]
-  }
+  at::Tensor qkv = qkv_linear(w, xn);  // [B, T, (H + 2G) * Dh]
+  at::Tensor q = qkv.narrow(-1, 0, H * Dh).view({B, T, H, Dh});          // [B, T, H, Dh]
+  at::Tensor k = qkv.narrow(-1, H * Dh, G * Dh).view({B, T, G, Dh});     // [B, T, G, Dh]
+  at::Tensor v = qkv.narrow(-1, (H + G) * Dh, G * Dh).view({B, T, G, Dh});
   hk("attn.hook_q", q);
   hk("attn.hook_k", k);
   hk("attn.hook_v", v);
@@ -197,10 +251,7 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
             .permute({0, 3, 1, 2, 4})
             .reshape({B, T, H, Dh});
   } else {
-    z = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                         scale, /*enable_gqa=*/G != H)
-            .transpose(1, 2);  // [B, T, H, Dh]
+    z = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, Dh]
   }
   hk("attn.hook_z", z);
 
@@ -218,28 +269,13 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
 
 // The MLP on its normalised input xn [B, T, D]; returns mlp_out [B, T, D].
 at::Tensor mlp(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookAt& hk) {
-  at::Tensor post;  // [B, T, F]
-  if (c.gated_mlp) {
-    at::Tensor gate, up;  // [B, T, F]
-    const at::Tensor gu_w = fused_rows({&w.gate_w, &w.up_w});
-    const at::Tensor gu_b = fused_rows({&w.gate_b, &w.up_b});
-    if (gu_w.defined() && (gu_b.defined() || !w.gate_b.defined())) {
-      at::Tensor gu = at::linear(xn, gu_w, gu_b);  // [B, T, 2F]: one matmul
-      gate = gu.narrow(-1, 0, c.d_mlp);
-      up = gu.narrow(-1, c.d_mlp, c.d_mlp);
-    } else {
-      gate = at::linear(xn, w.gate_w, w.gate_b);
-      up = at::linear(xn, w.up_w, w.up_b);
-    }
-    hk("mlp.hook_pre", gate);
-    hk("mlp.hook_pre_linear", up);
-    post = at::silu(gate) * up;
+  at::Tensor post;
+  if (hk.hooks) {
+    const HookFn fn = [&hk](const char* name, at::Tensor& t) { hk(name, t); };
+    post = mlp_hidden(c, w, xn, &fn);
   } else {
-    at::Tensor pre = at::linear(xn, w.up_w, w.up_b);  // [B, T, F]
-    hk("mlp.hook_pre", pre);
-    post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : at::gelu(pre);
+    post = mlp_hidden(c, w, xn, nullptr);
   }
-  hk("mlp.hook_post", post);
   return at::linear(post, w.down_w, w.down_b);
 }
 

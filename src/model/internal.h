@@ -2,6 +2,9 @@
 // hyper-parameters and the rotary tables. Nothing here is part of the public API.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -74,6 +77,35 @@ at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, 
 at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 std::string shape_str(const std::vector<int64_t>& s);
+
+/// One block's weights (undefined where the architecture has none).
+struct LayerWeights {
+  at::Tensor an_w, an_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+  at::Tensor fn_w, fn_b, gate_w, gate_b, up_w, up_b, down_w, down_b;
+};
+LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l);
+/// The same weights in dtype dt (no copy where they already are).
+LayerWeights layer_weights_as(const LayerWeights& w, at::ScalarType dt);
+
+/// The tensors `parts` as one [sum of rows, ...] tensor when they are consecutive rows of one
+/// buffer (load.cpp packs q/k/v and gate/up that way); undefined otherwise. All-undefined parts
+/// (absent biases) give an undefined tensor too.
+at::Tensor fused_rows(std::initializer_list<const at::Tensor*> parts);
+/// The q, k and v weights as one [(H + 2G) * Dh, D] matrix (and bias, undefined if none): a
+/// view of the packed buffer when there is one, a copy otherwise.
+at::Tensor qkv_weight(const LayerWeights& w);
+at::Tensor qkv_bias(const LayerWeights& w);
+/// q, k, v projections of xn [.., D] as one [.., (H + 2G) * Dh] tensor (one matmul when packed).
+at::Tensor qkv_linear(const LayerWeights& w, const at::Tensor& xn);
+
+/// Called at named points inside a computation (hook name relative to the block); may replace t.
+using HookFn = std::function<void(const char* name, at::Tensor& t)>;
+/// The MLP's activation before its down projection, [.., F], from its normalised input xn;
+/// `hook` (may be null) sees mlp.hook_pre, mlp.hook_pre_linear (gated) and mlp.hook_post.
+at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookFn* hook);
+/// Causal attention through scaled_dot_product_attention: q [N, H, T, Dh], k and v
+/// [N, H or G, T, Dh] (after rotary) -> z [N, H, T, Dh].
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 }  // namespace model_detail
 }  // namespace edgewise

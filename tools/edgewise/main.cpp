@@ -10,8 +10,10 @@
 
 #include "commands.h"
 #include "edgewise/error.h"
+#include "edgewise/memory.h"
 
 int main(int argc, char** argv) {
+  edgewise::tune_allocator();
   CLI::App app{
       "edgewise " EDGEWISE_VERSION
       " - find circuits in transformer language models.\n\n"
