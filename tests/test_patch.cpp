@@ -421,6 +421,27 @@ TEST(Patch, MeanAndZeroAblationShapes) {
   at::Tensor lz = patched_forward(c.model, g, clean, zero, at::zeros({1, g.n_sources(), g.n_readers()}, at::kDouble));
   EXPECT_LE(max_diff(lz, lz[0][0][0].expand_as(lz)), 1e-10);
   EXPECT_GT(lz.abs().max().item<double>(), 1e-3);  // the biases are there
+
+  // Padding: row 0 has 5 real tokens (the rest is padding), row 1 all T. The mean counts real
+  // tokens only. Reference: the sources of the two rows run separately, row 0 cut to its 5
+  // tokens (causal attention: a real token never sees the padding after it), averaged by hand.
+  const int64_t len0 = 5;
+  at::Tensor lengths = at::tensor(std::vector<int64_t>{len0, T});
+  at::Tensor s0 = source_outputs(c.model, g, clean.narrow(0, 0, 1).narrow(1, 0, len0));  // [n, 1, 5, D]
+  at::Tensor s1 = source_outputs(c.model, g, clean.narrow(0, 1, 1));                     // [n, 1, T, D]
+  at::Tensor want = (s0.sum({1, 2}) + s1.sum({1, 2})) / static_cast<double>(len0 + T);
+  at::Tensor got = ablated_values(c.model, g, Ablation::Mean, clean, {}, lengths);
+  // Sums of 13 fp32 terms of size ~1, in another order: 1e-6.
+  EXPECT_LE(max_diff(got.squeeze(1).squeeze(1), want), 1e-6);
+  EXPECT_GT(max_diff(got, mean), 1e-3);  // the padding did count before
+  at::Tensor want_pos = s1.clone();     // positions >= 5: row 1 alone; before: both rows
+  want_pos.narrow(2, 0, len0).add_(s0).div_(2.0);
+  EXPECT_LE(max_diff(ablated_values(c.model, g, Ablation::MeanPerPosition, clean, {}, lengths), want_pos), 1e-6);
+  // Over a dataset in batches of one row: the same mean (each token weighs the same).
+  int64_t calls = 0;
+  at::Tensor ds = dataset_mean(c.model, g, Ablation::Mean, clean, lengths, 1, [&](int64_t) { ++calls; });
+  EXPECT_LE(max_diff(ds, got), 1e-6);
+  EXPECT_EQ(calls, clean.size(0));
 }
 
 TEST(Patch, BadInputsFailWithMessages) {

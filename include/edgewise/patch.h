@@ -12,11 +12,13 @@
 // ungrouped. K circuits are folded into the batch; masks may be fractional and require grad.
 // docs/PATCHING.md describes the computation and its memory cost.
 //
-// Not here (yet): padding-aware means (inputs are right-padded; means include padding).
+// Padding: inputs are right-padded and attention is causal, so real tokens never see padding;
+// means (Mean, MeanPerPosition) count real tokens only.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -47,10 +49,18 @@ at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tens
 
 /// The ablated values õ for one batch, computed once and reused by every patched pass over it.
 /// Resample runs `corrupted` (same [B, T] as `clean`); Mean / MeanPerPosition average the
-/// sources of `clean` (a dataset's mean: average several batches' results yourself);
-/// Zero needs neither.
-at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how,
-                          const at::Tensor& clean, const at::Tensor& corrupted);
+/// sources of `clean` over its real tokens: `lengths` [B] (token counts of right-padded rows;
+/// undefined: every position is real). Positions no row reaches get zero (MeanPerPosition).
+/// Zero needs neither. For a dataset's mean over several batches use dataset_mean.
+at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how, const at::Tensor& clean,
+                          const at::Tensor& corrupted, const at::Tensor& lengths = {});
+
+/// Mean / MeanPerPosition over a whole dataset: tokens [N, T] right-padded, lengths [N], run in
+/// batches of batch_size rows; each real token weighs the same (padding never counts).
+/// `progress(rows_done)` is called after each batch when given.
+at::Tensor dataset_mean(const Model& model, const Graph& graph, Ablation how, const at::Tensor& tokens,
+                        const at::Tensor& lengths, int64_t batch_size,
+                        const std::function<void(int64_t)>& progress = {});
 
 /// The clean run's state, for downstream-only recompute: a patched pass whose first ablated
 /// edge enters layer l starts at layer l from here. Model dtype; no grad.
@@ -82,6 +92,17 @@ struct PatchOptions {
   /// T; at least one circuit per group); groups run one after the other. A speed knob only
   /// (docs/BENCHMARKS.md has the measurements behind the default).
   int64_t fold_tokens = 256;
+  /// Replaces the input embeddings (the `input` source's output: token plus position embedding)
+  /// by this [B, T, D] tensor, differentiable. EAP-IG interpolates them between runs.
+  at::Tensor embeddings;
+  /// Differences (o_s - õ_s) [n_src, B or 1, T or 1, D] that every correction uses instead of
+  /// this pass's own: attribution keeps the clean-vs-ablated differences fixed while the pass
+  /// runs elsewhere (interpolated inputs, the corrupted prompt). No gradient flows into them;
+  /// the mask gradient is then d f / d mask[s, d] = -fixed_diffs[s] . d f / d input_d.
+  at::Tensor fixed_diffs;
+  /// [n_src] bool: these sources' outputs pass no gradient back (their values are unchanged),
+  /// as when a run replaces them by stored constants (EAP-IG's activation interpolation).
+  at::Tensor detach_sources;
 };
 
 /// Logits [K, B, T, V] (or [K, B, P, V]) of tokens [B, T] under masks [K, n_src, n_dst]

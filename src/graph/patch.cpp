@@ -17,6 +17,7 @@
 // Not here: KV caches, padding masks.
 #include "edgewise/patch.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "edgewise/error.h"
@@ -87,7 +88,8 @@ at::Tensor check_tokens(const Model& m, const at::Tensor& tokens, const char* wh
 // row block by row block during the pass, after Mix calls that read its first rows, which
 // autograd would (wrongly, for rows never written again) report as an in-place change.
 struct BufRef {
-  at::Tensor t;  // [n, K, BTD]
+  at::Tensor t;        // [n, K, BTD]
+  bool zero_w = false;  // every mask weight is 0 (all edges in): the forward is 0, no buffer gradient
 };
 
 // corr [K, nr, BTD]: corr[k] = w[k]^T @ rows[:, k] for rows [n, K, BTD], w [K, n, nr].
@@ -113,6 +115,8 @@ struct Mix : public torch::autograd::Function<Mix> {
     ctx->save_for_backward({w});
     ctx->saved_data["buf"] = buf.t;
     ctx->saved_data["sizes"] = sizes;
+    ctx->saved_data["zero_w"] = buf.zero_w;
+    if (buf.zero_w) return at::zeros({w.size(0), w.size(2), buf.t.size(2)}, buf.t.options());
     return mix_forward(w, buf.t);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -133,7 +137,7 @@ struct Mix : public torch::autograd::Function<Mix> {
     }
     bool any = false;
     for (size_t i = 0; i < sizes.size(); ++i) any = any || ctx->needs_input_grad(i + 1);
-    if (any) {
+    if (any && !ctx->saved_data["zero_w"].toBool()) {  // w = 0: the blocks' gradient is 0 (undefined)
       at::Tensor gb = at::empty({n, K, BTD}, g.options());
       for (int64_t k = 0; k < K; ++k) {
         at::Tensor gk = gb.select(1, k);
@@ -161,9 +165,10 @@ enum class Mode {
 class Pass {
  public:
   Pass(const Model& model, const Graph& g, const at::Tensor& tokens, Mode mode, at::ScalarType dt,
-       const at::Tensor& abl, const at::Tensor& keep, const at::Tensor& active)
+       const at::Tensor& abl, const at::Tensor& keep, const at::Tensor& active, const at::Tensor& fixed = {},
+       const at::Tensor& embeddings = {}, const at::Tensor& detach = {})
       : model_(model), g_(g), c_(model.config()), ri_(reader_index(g)), mode_(mode), dt_(dt), abl_(abl),
-        keep_(keep), tokens_(tokens) {
+        keep_(keep), tokens_(tokens), fixed_(fixed), embeddings_(embeddings) {
     B_ = tokens.size(0);
     T_ = tokens.size(1);
     D_ = c_.d_model;
@@ -173,7 +178,8 @@ class Pass {
     BTD_ = B_ * T_ * D_;
     K_ = keep.defined() ? keep.size(0) : 1;
     grad_ = mode == Mode::Dense && at::GradMode::is_enabled() &&
-            (keep.requires_grad() || (abl.defined() && abl.requires_grad()));
+            (keep.requires_grad() || (abl.defined() && abl.requires_grad()) ||
+             (embeddings.defined() && embeddings.requires_grad()));
     const int64_t n_src = g.n_sources(), n_dst = g.n_readers();
     slot_.assign(n_src, -1);
     touched_.assign(n_dst, mode == Mode::Dense ? 1 : 0);
@@ -194,6 +200,11 @@ class Pass {
       for (int64_t s = 0; s < n_src; ++s) slot_[s] = s;
       keep_rows_ = keep;
     }
+    if (grad_) zero_keep_ = (keep == 0).all().item<bool>();
+    if (grad_ && detach.defined()) {
+      at::Tensor d = detach.to(at::kByte).contiguous();
+      detach_.assign(d.data_ptr<uint8_t>(), d.data_ptr<uint8_t>() + d.numel());
+    }
     rows_before_.assign(n_src + 1, 0);
     for (int64_t s = 0; s < n_src; ++s) rows_before_[s + 1] = rows_before_[s] + (slot_[s] >= 0);
     buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt));
@@ -209,9 +220,15 @@ class Pass {
       put_range(0, S0, cache->sources.narrow(0, 0, S0).to(dt_).unsqueeze(1));
     } else {
       start = 0;
-      at::Tensor x0 = at::embedding(model_.weights().at("token_embd.weight").to(dt_), tokens_);  // [B, T, D]
-      if (c_.positional_embedding)
-        x0 = x0 + model_.weights().at("position_embd.weight").to(dt_).narrow(0, 0, T_).unsqueeze(0);
+      at::Tensor x0;  // [B, T, D]
+      if (embeddings_.defined()) {
+        x0 = embeddings_.to(dt_);
+      } else {
+        x0 = at::embedding(model_.weights().at("token_embd.weight").to(dt_), tokens_);
+        if (c_.positional_embedding)
+          x0 = x0 + model_.weights().at("position_embd.weight").to(dt_).narrow(0, 0, T_).unsqueeze(0);
+      }
+      if (detached(0)) x0 = x0.detach();
       x_ = x0.unsqueeze(0);
       put_range(0, 1, x0.view({1, 1, B_, T_, D_}));
     }
@@ -277,7 +294,7 @@ class Pass {
       at_row += b.size(0);
     }
     if (covered != hi - lo) fail("patched forward", "internal: difference blocks out of step with the buffer");
-    return Mix::apply(w, at::TensorList(sub), BufRef{rows});
+    return Mix::apply(w, at::TensorList(sub), BufRef{rows, zero_keep_});
   }
 
   // Inputs [nr, K * B * T, D] of readers r0 .. r0 + nr - 1 (or r0 + idx[i]) of layer `layer`
@@ -340,7 +357,7 @@ class Pass {
     }
     const int64_t r0 = rows_before_[s0], nk = rows_before_[s0 + n] - r0;
     if (nk == 0) return;
-    at::Tensor o = out, a = abl_.narrow(0, s0, n);
+    at::Tensor o = out, a = fixed_.defined() ? fixed_.narrow(0, s0, n) : abl_.narrow(0, s0, n);
     if (nk != n) {  // sparse: the kept ones only (their buffer rows are consecutive); `out` may hold only them
       std::vector<int64_t> pick;
       for (int64_t i = 0; i < n; ++i)
@@ -351,6 +368,13 @@ class Pass {
     }
     a = a.unsqueeze(1);  // [nk, 1, B|1, T|1, D]
     at::Tensor dst = buf_.narrow(0, r0, nk);  // [nk, K, BTD]
+    if (fixed_.defined()) {  // the given differences, not this pass's (no gradient into them)
+      at::NoGradGuard ng;
+      at::Tensor d = a.expand({nk, K_, B_, T_, D_}).reshape({nk, K_, BTD_});
+      dst.copy_(d);
+      if (grad_) blocks_.push_back(dst);
+      return;
+    }
     if (grad_) {
       at::Tensor d = (o - a).expand({nk, K_, B_, T_, D_}).reshape({nk, K_, BTD_});
       {
@@ -467,6 +491,13 @@ class Pass {
     if (mode_ == Mode::Dense) {
       // The per-head outputs are all needed; their sum is the attention output.
       at::Tensor heads = at::bmm(z.transpose(0, 1).reshape({H, N * T, Dh}), wo);  // [H, N*T, D]
+      if (!detach_.empty()) {
+        std::vector<uint8_t> flag(detach_.begin() + s_head, detach_.begin() + s_head + H);
+        if (std::find(flag.begin(), flag.end(), 1) != flag.end()) {
+          at::Tensor f = at::tensor(std::vector<int64_t>(flag.begin(), flag.end()), at::kLong).to(at::kBool);
+          heads = at::where(f.view({H, 1, 1}), heads.detach(), heads);
+        }
+      }
       attn_out = heads.sum(0).view({Kz, B_, T, D_});
       if (w.o_b.defined()) attn_out = attn_out + w.o_b;
       put_range(s_head, H, heads.view({H, Kz, B_, T, D_}));
@@ -492,8 +523,9 @@ class Pass {
     const int64_t r = ri_.mlp[l];
     at::Tensor xm = reader_input(l, g_.sources_before_mlp(l), r);  // [Km, B, T, D]
     at::Tensor out = at::linear(mlp_hidden(c_, w, norm(c_, xm, w.fn_w, w.fn_b), nullptr), w.down_w, w.down_b);
-    x_ = x_ + out;
     const int64_t s = g_.mlp_source(l);
+    if (detached(s)) out = out.detach();
+    x_ = x_ + out;
     if (mode_ == Mode::Record || slot_[s] >= 0)
       put_range(s, 1, (w.down_b.defined() ? out - w.down_b : out).unsqueeze(0));  // the source has no bias
   }
@@ -504,7 +536,10 @@ class Pass {
   const ReaderIndex ri_;
   const Mode mode_;
   const at::ScalarType dt_;
-  at::Tensor abl_, keep_, tokens_;
+  at::Tensor abl_, keep_, tokens_, fixed_, embeddings_;
+  bool zero_keep_ = false;  // dense with gradients, every mask 1: the corrections are all 0
+  std::vector<uint8_t> detach_;  // per source: its output passes no gradient (grad mode only)
+  bool detached(int64_t s) const { return !detach_.empty() && detach_[s]; }
   int64_t B_ = 0, T_ = 0, D_ = 0, H_ = 0, G_ = 0, Dh_ = 0, BTD_ = 0, K_ = 1;
   bool grad_ = false;
   std::vector<int64_t> slot_, rows_before_;
@@ -563,8 +598,39 @@ at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tens
   return pass.recorded();  // [n_src, B, T, D]
 }
 
+namespace {
+
+// [B, T] 1.0 where a position holds a real token (t < lengths[b]), in dtype dt.
+at::Tensor real_positions(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt) {
+  if (!lengths.defined()) return at::ones({B, T}, at::TensorOptions().dtype(dt));
+  if (lengths.dim() != 1 || lengths.size(0) != B)
+    fail("mean ablation", "lengths must be [" + std::to_string(B) + "], got " + shape_of(lengths));
+  at::Tensor len = lengths.to(at::kLong);
+  if (len.min().item<int64_t>() < 1 || len.max().item<int64_t>() > T)
+    fail("mean ablation", "lengths must lie in [1, " + std::to_string(T) + "]");
+  return (at::arange(T, at::kLong).unsqueeze(0) < len.unsqueeze(1)).to(dt);
+}
+
+// Sum of the sources over real tokens and the token counts: Mean [n, 1, 1, D] and [1, 1, 1, 1];
+// MeanPerPosition [n, 1, T, D] and [1, 1, T, 1].
+std::pair<at::Tensor, at::Tensor> masked_sums(const Model& model, const Graph& graph, Ablation how,
+                                              const at::Tensor& tokens, const at::Tensor& lengths) {
+  at::Tensor src = source_outputs(model, graph, tokens);  // [n, B, T, D]
+  at::Tensor w = real_positions(lengths, tokens.size(0), tokens.size(1), src.scalar_type())
+                     .unsqueeze(0)
+                     .unsqueeze(-1);  // [1, B, T, 1]
+  if (how == Ablation::Mean) return {(src * w).sum({1, 2}, true), w.sum({1, 2}, true)};
+  return {(src * w).sum(1, true), w.sum(1, true)};
+}
+
+at::Tensor finish_mean(const at::Tensor& sum, const at::Tensor& count) {
+  return sum / count.clamp_min(1);  // positions without a real token: 0
+}
+
+}  // namespace
+
 at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how, const at::Tensor& clean,
-                          const at::Tensor& corrupted) {
+                          const at::Tensor& corrupted, const at::Tensor& lengths) {
   const int64_t D = model.config().d_model;
   switch (how) {
     case Ablation::Zero:
@@ -574,10 +640,33 @@ at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how, 
         fail("resample ablation", "corrupted tokens " + shape_of(corrupted) + " must have the clean tokens' shape " +
                                       shape_of(clean));
       return source_outputs(model, graph, corrupted);
-    case Ablation::Mean: return source_outputs(model, graph, clean).mean({1, 2}, /*keepdim=*/true);
-    case Ablation::MeanPerPosition: return source_outputs(model, graph, clean).mean(1, /*keepdim=*/true);
+    case Ablation::Mean:
+    case Ablation::MeanPerPosition: {
+      auto [sum, count] = masked_sums(model, graph, how, clean, lengths);
+      return finish_mean(sum, count);
+    }
   }
   fail("ablation", "unknown ablation");
+}
+
+at::Tensor dataset_mean(const Model& model, const Graph& graph, Ablation how, const at::Tensor& tokens,
+                        const at::Tensor& lengths, int64_t batch_size, const std::function<void(int64_t)>& progress) {
+  if (how != Ablation::Mean && how != Ablation::MeanPerPosition)
+    fail("dataset mean", std::string("ablation '") + ablation_name(how) + "' is not a mean");
+  if (batch_size < 1) fail("dataset mean", "batch size must be >= 1");
+  if (!tokens.defined() || tokens.dim() != 2 || tokens.size(0) == 0)
+    fail("dataset mean", "tokens must be a non-empty [N, T] tensor, got " + shape_of(tokens));
+  const int64_t N = tokens.size(0);
+  at::Tensor sum, count;
+  for (int64_t i = 0; i < N; i += batch_size) {
+    const int64_t n = std::min(batch_size, N - i);
+    auto [s, c] = masked_sums(model, graph, how, tokens.narrow(0, i, n),
+                              lengths.defined() ? lengths.narrow(0, i, n) : at::Tensor());
+    sum = sum.defined() ? sum + s : s;
+    count = count.defined() ? count + c : c;
+    if (progress) progress(i + n);
+  }
+  return finish_mean(sum, count);
 }
 
 at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Tensor& tokens,
@@ -625,7 +714,8 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
   at::Tensor keep = (1 - masks).to(dt);  // [K, n_src, n_dst]
   // Sparse path: only sources with an ablated edge (keep != 0 on a real edge) carry
   // differences. With gradients every entry matters: dense.
-  const bool grad = masks.requires_grad() || ablated.requires_grad();
+  const bool grad = masks.requires_grad() || ablated.requires_grad() ||
+                    (opt.embeddings.defined() && opt.embeddings.requires_grad());
   if (opt.path == PatchOptions::Path::Sparse && grad)
     fail("patched forward", "the sparse path gives no gradients; masks require grad: use Path::Dense or Auto");
   at::Tensor active;
@@ -639,7 +729,7 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
   }
   // Downstream-only recompute: start at the first layer with a reader that has an ablated edge.
   int64_t start = 0;
-  const CleanCache* cache = opt.cache;
+  const CleanCache* cache = opt.embeddings.defined() ? nullptr : opt.cache;  // the cache is of the token run
   if (cache) {
     if (!cache->tokens.defined() || !cache->tokens.sizes().equals(t.sizes()) || !cache->tokens.equal(t))
       fail("patched forward", "the clean cache was computed for other tokens " + shape_of(cache->tokens) +
@@ -657,7 +747,26 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
         if (tp[j]) start = std::min(start, graph.reader(j).layer);
     }
   }
-  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active);
+  at::Tensor fixed, emb;
+  if (opt.fixed_diffs.defined()) {
+    const at::Tensor& f = opt.fixed_diffs;
+    if (f.dim() != 4 || f.size(0) != n_src || (f.size(1) != 1 && f.size(1) != B) ||
+        (f.size(2) != 1 && f.size(2) != T) || f.size(3) != D)
+      fail("patched forward", "fixed differences must be shaped like the ablated values, got " + shape_of(f));
+    fixed = f.detach().to(dt);
+  }
+  if (opt.embeddings.defined()) {
+    if (opt.embeddings.dim() != 3 || opt.embeddings.size(0) != B || opt.embeddings.size(1) != T ||
+        opt.embeddings.size(2) != D)
+      fail("patched forward", "embeddings must be [" + std::to_string(B) + ", " + std::to_string(T) + ", " +
+                                  std::to_string(D) + "], got " + shape_of(opt.embeddings));
+    emb = opt.embeddings;
+  }
+  if (opt.detach_sources.defined() && (opt.detach_sources.dim() != 1 || opt.detach_sources.size(0) != n_src))
+    fail("patched forward", "detach_sources must be [" + std::to_string(n_src) + "], got " +
+                                shape_of(opt.detach_sources));
+  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active, fixed,
+            emb, opt.detach_sources);
   pass.chunk_columns_ = opt.chunk_columns;
   return pass(cache, start, positions, nullptr);
 }

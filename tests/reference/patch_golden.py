@@ -73,6 +73,19 @@ def rms_norm_f64(self, x):
     return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
 
 
+def to_f64(model):
+    """A copy of the model that computes in double throughout. transformers' RMSNorm normalises
+    in fp32 whatever the dtype (and its rotary tables are computed in fp32 then cast, as
+    edgewise's are): the norm is made double here. Its eager attention takes the softmax in fp32
+    too: SDPA keeps double."""
+    m64 = copy.deepcopy(model).double()
+    m64.set_attn_implementation("sdpa")
+    for mod in m64.modules():
+        if type(mod).__name__ == "LlamaRMSNorm":
+            mod.forward = types.MethodType(rms_norm_f64, mod)
+    return m64
+
+
 class Arch:
     """Where things live in one transformers model."""
 
@@ -250,14 +263,7 @@ def golden(name, model, out_dir, seed):
         names["head_edges"] = [f"{s}->{d}" for s, d in hedges]
     # The same model in double: checks that all-ones / all-zeros masks are exact algebraically,
     # below fp32 rounding (the C++ side runs the patched pass in double for these).
-    # transformers' RMSNorm normalises in fp32 whatever the dtype (and its rotary tables are
-    # computed in fp32 then cast, as edgewise's are): the norm is made double here.
-    # Its eager attention takes the softmax in fp32 too: SDPA keeps double.
-    m64 = copy.deepcopy(model).double()
-    m64.set_attn_implementation("sdpa")
-    for mod in m64.modules():
-        if type(mod).__name__ == "LlamaRMSNorm":
-            mod.forward = types.MethodType(rms_norm_f64, mod)
+    m64 = to_f64(model)
     with torch.no_grad():
         t["clean_logits_f64"] = m64(clean).logits.detach().clone()
         t["corrupt_logits_f64"] = m64(corrupt).logits.detach().clone()

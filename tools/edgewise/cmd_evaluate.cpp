@@ -67,14 +67,8 @@ void run_evaluate(const EvalArgs& a) {
   at::Tensor mean_ablated;
   if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition) {
     Progress p("evaluate: dataset mean", N);
-    for (int64_t i = 0; i < N; i += a.batch_size) {
-      const int64_t j = std::min(N, i + a.batch_size);
-      at::Tensor part = ablated_values(model, graph, ablation, rows(b.clean, i, j), rows(b.corrupted, i, j)) *
-                        static_cast<double>(j - i);
-      mean_ablated = mean_ablated.defined() ? mean_ablated + part : part;
-      p.update(j);
-    }
-    mean_ablated = mean_ablated / static_cast<double>(N);
+    mean_ablated = dataset_mean(model, graph, ablation, b.clean, b.clean_len, a.batch_size,
+                                [&](int64_t done) { p.update(done); });
   }
 
   std::vector<at::Tensor> per_k(3);

@@ -1,0 +1,51 @@
+// Private to src/discover: the data loop every attribution method shares (sub-batches, their
+// ablated values, the clean logits KL needs) and the gradient pass the gradient methods share.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "edgewise/attribution.h"
+
+namespace edgewise::discover {
+
+/// One sub-batch of the dataset, trimmed to its longest prompt.
+struct Part {
+  Batch b;              ///< rows [i, j) of the dataset
+  at::Tensor ablated;   ///< õ for these rows [n_src, b|1, T|1, D]
+  at::Tensor clean_last;  ///< clean logits at the prediction positions [b, V] (no grad)
+  at::Tensor positions;   ///< [b, 1] prediction positions
+  double weight = 1.0;    ///< b / N: the part's share of the dataset mean
+};
+
+/// Calls f for every sub-batch of `data` (opt.batch_size rows), reporting progress as `stage`.
+void for_each_part(const Model& model, const Graph& graph, const Batch& data, const AttributionOptions& opt,
+                   const std::string& stage, const std::function<void(const Part&)>& f);
+
+/// The metric's batch mean for logits at the prediction positions [b, V].
+at::Tensor part_metric(const AttributionOptions& opt, const Part& p, const at::Tensor& last);
+
+/// dM/dkeep = -dM/dmask for one pass: masks all `value` except `override` (when defined,
+/// [n_src, n_dst] values replacing them), tokens, options (fixed differences, embeddings)
+/// as given. Returns [n_src, n_dst] float64, scaled by the part's weight.
+at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, const at::Tensor& tokens,
+                         const AttributionOptions& opt, const PatchOptions& po, double value,
+                         const at::Tensor& override = {});
+
+/// The clean run's source outputs minus the ablated values, (o - õ) [n_src, b, T, D].
+at::Tensor clean_differences(const Model& model, const Graph& graph, const Part& p);
+
+/// [n_src, n_dst] float64 of the real edges.
+at::Tensor real_edge_mask(const Graph& graph);
+
+using MethodFn = std::function<at::Tensor(const Model&, const Graph&, const Batch&, const AttributionOptions&)>;
+/// Edge scores [n_src, n_dst] of each method (exact also serves node level itself).
+at::Tensor eap(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+at::Tensor clean_corrupted(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+at::Tensor eap_ig_inputs(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+at::Tensor eap_ig_activations(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+at::Tensor mask_gradient(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+at::Tensor mask_gradient_ig(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+/// Exact: [n_src, n_dst], or [n_src] when opt.node_level.
+at::Tensor exact(const Model&, const Graph&, const Batch&, const AttributionOptions&);
+
+}  // namespace edgewise::discover
