@@ -26,6 +26,8 @@ struct EvalArgs {
   uint64_t seed = 0;
 };
 
+}  // namespace
+
 Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed) {
   namespace fs = std::filesystem;
   if (fs::exists(task) || task.find('.') != std::string::npos) return load_dataset(task).head(n);
@@ -34,6 +36,8 @@ Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint
   o.seed = seed;
   return make_task(task, tok, o);
 }
+
+namespace {
 
 at::Tensor rows(const at::Tensor& t, int64_t from, int64_t to) { return t.narrow(0, from, to - from); }
 

@@ -14,8 +14,15 @@ struct ModelArgs {
 
 void add_model_args(CLI::App* cmd, ModelArgs& a);
 
+}  // namespace edgewise::cli
+#include "edgewise/tasks.h"
+namespace edgewise::cli {
+/// A built-in task by name (n examples, seeded) or the first n examples of a dataset file.
+Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed);
+
 void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
 void register_circuit_commands(CLI::App& app);  // draw
 void register_evaluate_command(CLI::App& app);  // evaluate
+void register_discover_command(CLI::App& app);  // discover
 
 }  // namespace edgewise::cli

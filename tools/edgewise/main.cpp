@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   edgewise::cli::register_model_commands(app);
   edgewise::cli::register_circuit_commands(app);
   edgewise::cli::register_evaluate_command(app);
+  edgewise::cli::register_discover_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
