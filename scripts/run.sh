@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's main command: set up what is missing, then run the main job on the default model.
-# (Until circuit discovery lands, the main job is a next-token table from the default model.)
+# The main job: discover the IOI circuit of the default model (EAP-IG, 100 seeded examples),
+# write it, its drawing and its faithfulness curve into out/, print its metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec build/edgewise run --prompt "When Mary and John went to the store, John gave a drink to" --top-k 10 "$@"
+mkdir -p out
+exec build/edgewise discover --task ioi -n 100 --method eap-ig-inputs --edges 500 \
+  -o out/ioi_circuit.json --svg out/ioi_circuit.svg --curve out/ioi_curve.csv "$@"

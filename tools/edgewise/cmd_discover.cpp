@@ -211,6 +211,7 @@ void run_discover(const DiscoverArgs& a) {
 void register_discover_command(CLI::App& app) {
   static DiscoverArgs a;
   auto* cmd = app.add_subcommand("discover", "Find a circuit: score every edge, keep the best, measure it");
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later options override
   add_model_args(cmd, a.m);
   cmd->add_option("--task,-t", a.task,
                   "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring) or a dataset file")
