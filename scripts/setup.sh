@@ -45,6 +45,14 @@ if ! cmp -s requirements-dev.txt "$STAMP"; then
   pip_q install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
   cp requirements-dev.txt "$STAMP"
 fi
+# Peer libraries for the auto-circuit comparison (issue 5), without their declared dependencies
+# (they would move the pinned packages; requirements-peers.txt says why each one is there).
+PEER_STAMP="$VENV/.edgewise-peers"
+if ! cmp -s requirements-peers.txt "$PEER_STAMP"; then
+  log "installing peer libraries (auto-circuit, transformer-lens) without dependencies"
+  pip_q install -q --disable-pip-version-check --no-deps -r requirements-peers.txt torch==2.13.0
+  cp requirements-peers.txt "$PEER_STAMP"
+fi
 PY="$VENV/bin/python"
 
 # --- 3. Default model -----------------------------------------------------------------------
