@@ -2,8 +2,9 @@
 // clean) and one backward of the plain model, which any gradient attribution needs. Prints one
 // JSON object. A benchmark, not a test; results in docs/BENCHMARKS.md.
 //
-//   bench_attribution [MODEL] [task] [N] [batch] [iters] [threads] [section]
+//   bench_attribution [MODEL] [task | ids.json] [N] [batch] [iters] [threads] [section]
 //
+// ids.json: token ids in bench/autocircuit_bench.py's prompts format (the auto-circuit run).
 // Sections: floor, eap, eap-ig-inputs (5 steps). Times are medians over `iters` runs after a
 // warm-up, each paired with a floor run just before it (the ratio is the median of the pairs'
 // ratios: a shared machine drifts). Peak memory: each section once more in a child process
@@ -14,7 +15,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -46,14 +49,39 @@ int main(int argc, char** argv) {
   if (threads > 0) at::set_num_threads(threads);
   edgewise::tune_allocator();
   try {
-    edgewise::Model m = edgewise::Model::load(spec);
+    const bool ids_file = task.size() > 5 && task.substr(task.size() - 5) == ".json";
+    edgewise::LoadOptions lo;
+    lo.load_tokenizer = !ids_file;
+    edgewise::Model m = edgewise::Model::load(spec, lo);
     edgewise::Graph g = edgewise::model_graph(m, true);
-    edgewise::TaskOptions to;
-    to.n = N;
-    to.seed = 0;
-    edgewise::BatchOptions bo;
-    bo.require_aligned = true;
-    edgewise::Batch b = edgewise::make_batch(edgewise::make_task(task, m.tokenizer(), to), m.tokenizer(), bo);
+    edgewise::Batch b;
+    if (ids_file) {
+      // Token ids as bench/autocircuit_bench.py writes them: {"clean", "corrupted", "correct", "incorrect"}.
+      nlohmann::json d = nlohmann::json::parse(std::ifstream(task));
+      auto ids = [](const nlohmann::json& j) {
+        auto v = j.get<std::vector<std::vector<int64_t>>>();
+        at::Tensor t = at::empty({(int64_t)v.size(), (int64_t)v[0].size()}, at::kLong);
+        for (size_t i = 0; i < v.size(); ++i)
+          for (size_t k = 0; k < v[i].size(); ++k) t[i][k] = v[i][k];
+        return t;
+      };
+      b.clean = ids(d.at("clean")).narrow(0, 0, N);
+      b.corrupted = ids(d.at("corrupted")).narrow(0, 0, N);
+      const int64_t T = b.clean.size(1);
+      b.clean_len = b.corrupted_len = at::full({N}, T, at::kLong);
+      b.clean_pos = b.corrupted_pos = at::full({N}, T - 1, at::kLong);
+      b.correct = at::tensor(d.at("correct").get<std::vector<int64_t>>()).narrow(0, 0, N).view({N, 1});
+      b.incorrect = at::tensor(d.at("incorrect").get<std::vector<int64_t>>()).narrow(0, 0, N).view({N, 1});
+      b.correct_mask = b.incorrect_mask = at::ones({N, 1});
+      b.aligned = true;
+    } else {
+      edgewise::TaskOptions to;
+      to.n = N;
+      to.seed = 0;
+      edgewise::BatchOptions bo;
+      bo.require_aligned = true;
+      b = edgewise::make_batch(edgewise::make_task(task, m.tokenizer(), to), m.tokenizer(), bo);
+    }
     edgewise::AttributionOptions opt;
     opt.batch_size = batch;
     auto floor = [&] {
@@ -82,6 +110,12 @@ int main(int argc, char** argv) {
         {"floor", floor},
         {"eap", [&] { edgewise::attribute("eap", m, g, b, opt); }},
         {"eap-ig-inputs", [&] { edgewise::attribute("eap-ig-inputs", m, g, b, opt); }},
+        {"mask-gradient-ig", [&] {  // auto-circuit's integrated gradients: mask values 0, 1/5, .., 1
+           edgewise::attribute("mask-gradient-ig", m, g, b, opt);
+           edgewise::AttributionOptions z = opt;
+           z.mask_value = 0.0;
+           edgewise::attribute("mask-gradient", m, g, b, z);
+         }},
     };
     if (!only.empty()) {
       for (auto& [name, f] : sections)

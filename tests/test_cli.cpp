@@ -154,4 +154,47 @@ TEST(Cli, EvaluateAndDrawEndToEnd) {
   EXPECT_NE(text.find("a2.h3"), std::string::npos);
 }
 
+// `discover` end to end on the same model: the identities again (all edges kept = the full
+// model, faithfulness 1 at 100% of the curve), the files (circuit, curve CSV and SVG), and
+// the errors. The scores themselves are checked in test_attribution against peer libraries.
+TEST(Cli, DiscoverEndToEnd) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const edgewise::Graph g(edgewise::GraphShape{3, 4, 4}, true);
+  Result r = run_cli({"discover", model, "--task", "ioi", "-n", "6", "--method", "eap", "--edges",
+                      std::to_string(g.n_edges()), "-o", dir + "/disc.json", "--curve", dir + "/disc.csv",
+                      "--svg", dir + "/disc_circuit.svg"},
+                     {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NEAR(field(r.out, "circuit"), field(r.out, "model"), 1e-4) << r.out;
+  EXPECT_NE(r.out.find("normalised faithfulness 1.0000"), std::string::npos) << r.out;
+  edgewise::Circuit c = edgewise::circuit_read(dir + "/disc.json");
+  EXPECT_EQ(c.n_edges_in(), g.n_edges());
+  EXPECT_EQ(c.meta.at("method"), "eap");
+  int64_t nonzero = 0;
+  for (float v : c.scores) nonzero += v != 0.0f;
+  EXPECT_GT(nonzero, g.n_edges() / 2) << "EAP scores of a random model are mostly non-zero";
+  std::ifstream csv(dir + "/disc.csv");
+  std::string line, last_row;
+  int rows = 0;
+  bool cpr = false;
+  while (std::getline(csv, line)) {
+    if (line.rfind("# CPR", 0) == 0) cpr = true;
+    else if (!line.empty() && line[0] != 'f' && line[0] != '#') ++rows, last_row = line;
+  }
+  EXPECT_EQ(rows, 10);
+  EXPECT_TRUE(cpr);
+  EXPECT_NEAR(std::stod(last_row.substr(last_row.rfind(',') + 1)), 1.0, 1e-4) << last_row;  // 100% of edges
+  EXPECT_TRUE(ewtest::exists(dir + "/disc.svg"));
+  EXPECT_TRUE(ewtest::exists(dir + "/disc_circuit.svg"));
+
+  r = run_cli({"discover", model, "--task", "ioi", "--method", "acdc-ish"}, {});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("eap-ig-inputs"), std::string::npos) << r.err;
+  r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--edges", "5", "--nodes", "3"}, {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--edges or --nodes"), std::string::npos) << r.err;
+}
+
 }  // namespace
