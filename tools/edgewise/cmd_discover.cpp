@@ -29,7 +29,7 @@ namespace {
 struct DiscoverArgs {
   ModelArgs m;
   std::string task = "ioi", method = "eap-ig-inputs", ablation = "resample", metric = "logit-diff";
-  std::string out = "circuit.json", svg, curve;
+  std::string out = "circuit.json", svg, curve, candidates;
   int64_t n = 100, batch_size = 16, edges = -1, nodes = -1, steps = 5;
   uint64_t seed = 0;
   bool greedy = false, signed_scores = false, head_level = false;
@@ -119,6 +119,16 @@ void run_discover(const DiscoverArgs& a) {
   opt.metric = metric;
   opt.steps = a.steps;
   opt.batch_size = a.batch_size;
+  if (!a.candidates.empty()) {
+    if (a.method != "exact") fail("discover", "--exact-candidates is for --method exact");
+    const Circuit cand = circuit_read(a.candidates);
+    if (cand.shape.n_layers != graph.shape().n_layers || cand.shape.n_heads != graph.shape().n_heads ||
+        cand.shape.n_kv_heads != graph.shape().n_kv_heads || cand.split_qkv != graph.split_qkv())
+      fail(a.candidates, "its graph does not match this model's (layers, heads, kv heads, q/k/v split)");
+    std::vector<uint8_t> in = cand.in_graph;
+    opt.exact_candidates =
+        at::from_blob(in.data(), {graph.n_sources(), graph.n_readers()}, at::kByte).to(at::kBool).clone();
+  }
   std::unique_ptr<Progress> prog;
   opt.progress = [&](const std::string& stage, int64_t done, int64_t total) {
     if (!prog) prog = std::make_unique<Progress>("discover: " + stage, total);
@@ -236,6 +246,9 @@ void register_discover_command(CLI::App& app) {
   cmd->add_option("-o,--out", a.out, "Circuit JSON to write")->capture_default_str();
   cmd->add_option("--svg", a.svg, "Also draw the circuit (Graphviz) to this SVG");
   cmd->add_option("--curve", a.curve, "Faithfulness over edge budgets 0.1%..100% as CSV (and .svg beside it)");
+  cmd->add_option("--exact-candidates", a.candidates,
+                  "exact: score only the in-circuit edges of this circuit file (the others score 0)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
   cmd->add_option("--batch-size", a.batch_size, "Examples per pass")->check(CLI::PositiveNumber)->capture_default_str();
