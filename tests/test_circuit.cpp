@@ -3,6 +3,8 @@
 // EAP-IG's Graph.from_json does.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -129,3 +131,15 @@ TEST(Circuit, DrawSvg) {
 }
 
 }  // namespace
+
+TEST(Circuit, WrittenFilesGetPlainCreatePermissions) {
+  // The temporary file behind an atomic write is created 0600; the result must not stay that
+  // way (outputs are shared): 0666 less the umask, as a plain create gives.
+  const std::string path = (std::filesystem::temp_directory_path() / "edgewise_perm_test.txt").string();
+  const mode_t mask = ::umask(022);
+  edgewise::write_file_atomic(path, "x");
+  ::umask(mask);
+  const auto perms = std::filesystem::status(path).permissions();
+  EXPECT_EQ(perms, std::filesystem::perms(0644));
+  std::filesystem::remove(path);
+}

@@ -3,6 +3,7 @@
 #include "edgewise/circuit.h"
 
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -110,6 +111,11 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   name.push_back('\0');
   int fd = mkstemp(name.data());
   if (fd < 0) fail(path, "cannot create a temporary file in " + dir.string());
+  // mkstemp creates the file 0600; give the result the permissions a plain create would
+  // (0666 less the umask), so outputs can be shared.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
   size_t off = 0;
   while (off < content.size()) {
     ssize_t n = ::write(fd, content.data() + off, content.size() - off);
