@@ -116,7 +116,8 @@ struct Mix : public torch::autograd::Function<Mix> {
     ctx->saved_data["buf"] = buf.t;
     ctx->saved_data["sizes"] = sizes;
     ctx->saved_data["zero_w"] = buf.zero_w;
-    if (buf.zero_w) return at::zeros({w.size(0), w.size(2), buf.t.size(2)}, buf.t.options());
+    if (buf.zero_w)  // all 0: a broadcast zero, nothing allocated
+      return at::zeros({1, 1, 1}, buf.t.options()).expand({w.size(0), w.size(2), buf.t.size(2)});
     return mix_forward(w, buf.t);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -306,6 +307,14 @@ class Pass {
     const int64_t hi = rows_before_[S], Kx = x_.size(0);
     int64_t lo = 0;
     at::Tensor acc;  // [K, nr, BTD]
+    if (grad_ && zero_keep_) {
+      // Every mask 1 (EAP): the corrections are 0 and only their gradient matters; one Mix over
+      // all rows (no chunks: nothing to add up in the forward), its backward the scores' GEMM.
+      at::Tensor corr = mix(0, hi, r0, nr, idx);
+      const at::Tensor xv = x_.reshape({1, Kx, BTD_});
+      if (!corr.defined()) return xv.expand({nr, Kx, BTD_}).reshape({nr, Kx * B_ * T_, D_});
+      return (xv - corr.transpose(0, 1)).reshape({nr, K_ * B_ * T_, D_});
+    }
     if (mode_ == Mode::Dense) {
       if (layer < c_.n_layers && layer >= chunk_end_) {
         // A new chunk: enough layers that their readers fill ~chunk_columns_ GEMM rows (the
