@@ -61,6 +61,14 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
 /// A source node's score from edge scores: the sum over its out-edges.
 at::Tensor node_scores(const Graph& graph, const at::Tensor& edge_scores);
 
+/// The metric (dataset mean) of the full model and of each circuit, masks [K, n_src, n_dst],
+/// over `data` in batches of batch_size: K + 1 values, the full model first. One patched pass
+/// per batch evaluates them all (the full model's logits also serve KL). Mean ablations use the
+/// dataset mean over real tokens. `progress(examples_done)` after each batch when given.
+std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
+                                    Ablation ablation, Metric metric, int64_t batch_size,
+                                    const std::function<void(int64_t)>& progress = {});
+
 /// How a circuit is chosen from scores.
 struct SelectOptions {
   int64_t edges = -1;      ///< keep this many edges (before pruning), or

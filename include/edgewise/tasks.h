@@ -116,6 +116,8 @@ struct Batch {
   int64_t multi_token_answers = 0;
   std::vector<int64_t> lines;           ///< source line per example (0 if generated)
   int64_t size() const { return clean.defined() ? clean.size(0) : 0; }
+  /// Examples [from, to): every per-example tensor and line (columns unchanged).
+  Batch rows(int64_t from, int64_t to) const;
 };
 
 /// Tokenizes a dataset. Errors name the dataset and the example (index and source line).

@@ -13,16 +13,13 @@ namespace discover {
 
 namespace {
 
-Batch rows(const Batch& d, int64_t i, int64_t j) {
-  Batch b = d;
-  for (at::Tensor* t : {&b.clean, &b.corrupted, &b.clean_len, &b.corrupted_len, &b.clean_pos, &b.corrupted_pos,
-                        &b.correct, &b.incorrect, &b.correct_mask, &b.incorrect_mask})
-    if (t->defined()) *t = t->narrow(0, i, j - i);
-  // Trim the padding columns no row of this part uses (causal attention: they change nothing).
+// Rows [i, j), without the padding columns none of them uses (causal attention: they change
+// nothing).
+Batch trimmed_rows(const Batch& d, int64_t i, int64_t j) {
+  Batch b = d.rows(i, j);
   const int64_t T = std::max(b.clean_len.max().item<int64_t>(), b.corrupted_len.max().item<int64_t>());
   b.clean = b.clean.narrow(1, 0, T).contiguous();
   b.corrupted = b.corrupted.narrow(1, 0, std::min(T, b.corrupted.size(1))).contiguous();
-  b.lines.assign(d.lines.begin() + std::min<size_t>(i, d.lines.size()), d.lines.begin() + std::min<size_t>(j, d.lines.size()));
   return b;
 }
 
@@ -41,16 +38,14 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
   for (int64_t i = 0; i < N; i += opt.batch_size) {
     const int64_t j = std::min(N, i + opt.batch_size);
     Part p;
-    p.b = rows(data, i, j);
+    p.b = trimmed_rows(data, i, j);
     p.weight = static_cast<double>(j - i) / static_cast<double>(N);
     p.positions = p.b.clean_pos.unsqueeze(1);
     {
       at::NoGradGuard ng;
       if (mean.defined()) {
         p.ablated = opt.ablation == Ablation::MeanPerPosition ? mean.narrow(2, 0, p.b.clean.size(1)) : mean;
-      } else {
-        if (opt.ablation == Ablation::Resample && p.b.corrupted.size(1) != p.b.clean.size(1))
-          fail("attribution", "resample ablation needs clean and corrupted prompts of equal token counts");
+      } else {  // attribute() has checked that resample's pairs are aligned
         p.ablated = opt.double_precision && opt.ablation == Ablation::Resample
                         ? source_outputs(model, graph, p.b.corrupted, at::kDouble)
                         : ablated_values(model, graph, opt.ablation, p.b.clean, p.b.corrupted);
@@ -141,6 +136,32 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
   std::string known;
   for (const Entry& e : kMethods) known += std::string(known.empty() ? "" : ", ") + e.key;
   fail("attribution", "unknown method '" + method + "' (known: " + known + ")");
+}
+
+std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
+                                    Ablation ablation, Metric metric, int64_t batch_size,
+                                    const std::function<void(int64_t)>& progress) {
+  at::NoGradGuard ng;
+  const int64_t N = data.size(), K = masks.size(0);
+  if (N == 0) fail("evaluate", "the dataset is empty");
+  if (batch_size < 1) fail("evaluate", "batch size must be >= 1");
+  at::Tensor mean;
+  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition)
+    mean = dataset_mean(model, graph, ablation, data.clean, data.clean_len, batch_size);
+  const at::Tensor all = at::cat({full_mask(graph, 1), masks.to(at::kFloat)});  // the full model first
+  std::vector<double> sum(K + 1, 0.0);
+  for (int64_t i = 0; i < N; i += batch_size) {
+    const int64_t j = std::min(N, i + batch_size);
+    const Batch b = data.rows(i, j);
+    at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, ablation, b.clean, b.corrupted);
+    PatchOptions po;
+    po.positions = b.clean_pos.unsqueeze(1);  // [b, 1]
+    at::Tensor last = patched_forward(model, graph, b.clean, abl, all, po).select(2, 0);  // [K + 1, b, V]
+    for (int64_t k = 0; k <= K; ++k) sum[k] += metric_per_example(metric, last[k], b, last[0]).sum().item<double>();
+    if (progress) progress(j);
+  }
+  for (double& v : sum) v /= static_cast<double>(N);
+  return sum;
 }
 
 at::Tensor node_scores(const Graph& graph, const at::Tensor& edge_scores) {

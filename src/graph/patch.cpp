@@ -166,8 +166,8 @@ enum class Mode {
 class Pass {
  public:
   Pass(const Model& model, const Graph& g, const at::Tensor& tokens, Mode mode, at::ScalarType dt,
-       const at::Tensor& abl, const at::Tensor& keep, const at::Tensor& active, const at::Tensor& fixed = {},
-       const at::Tensor& embeddings = {}, const at::Tensor& detach = {})
+       const at::Tensor& abl, const at::Tensor& keep, const at::Tensor& active, const at::Tensor& touched,
+       const at::Tensor& fixed = {}, const at::Tensor& embeddings = {}, const at::Tensor& detach = {})
       : model_(model), g_(g), c_(model.config()), ri_(reader_index(g)), mode_(mode), dt_(dt), abl_(abl),
         keep_(keep), tokens_(tokens), fixed_(fixed), embeddings_(embeddings) {
     B_ = tokens.size(0);
@@ -192,10 +192,7 @@ class Pass {
       for (size_t i = 0; i < idx.size(); ++i) slot_[idx[i]] = static_cast<int64_t>(i);
       at::Tensor rows = at::tensor(idx, at::kLong);
       keep_rows_ = keep.index_select(1, rows);  // [K, n_active, n_dst]
-      // Readers with an ablated edge from an active source (edges only: source before reader).
-      std::vector<uint8_t> real_v = g.real_edges();
-      at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(at::kBool).index_select(0, rows);
-      at::Tensor t = ((keep_rows_ != 0) & real.unsqueeze(0)).any(0).any(0).to(at::kByte).contiguous();
+      at::Tensor t = touched.to(at::kByte).contiguous();  // readers with an ablated edge
       touched_.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + n_dst);
     } else {
       for (int64_t s = 0; s < n_src; ++s) slot_[s] = s;
@@ -587,7 +584,7 @@ CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor&
   at::Tensor t = check_tokens(model, tokens, "tokens");
   at::NoGradGuard no_grad;
   at::Tensor resid;
-  Pass pass(model, graph, t, Mode::Record, model_dtype(model), {}, {}, {});
+  Pass pass(model, graph, t, Mode::Record, model_dtype(model), {}, {}, {}, {});
   pass(nullptr, 0, {}, &resid);
   return {resid, pass.recorded(), t.clone()};
 }
@@ -602,7 +599,7 @@ at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tens
   check_graph(model, graph);
   at::Tensor t = check_tokens(model, tokens, "tokens");
   at::NoGradGuard no_grad;
-  Pass pass(model, graph, t, Mode::Record, dtype.value_or(model_dtype(model)), {}, {}, {});
+  Pass pass(model, graph, t, Mode::Record, dtype.value_or(model_dtype(model)), {}, {}, {}, {});
   pass(nullptr, 0, {}, nullptr);
   return pass.recorded();  // [n_src, B, T, D]
 }
@@ -727,12 +724,20 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
                     (opt.embeddings.defined() && opt.embeddings.requires_grad());
   if (opt.path == PatchOptions::Path::Sparse && grad)
     fail("patched forward", "the sparse path gives no gradients; masks require grad: use Path::Dense or Auto");
-  at::Tensor active;
-  if (opt.path == PatchOptions::Path::Sparse || (opt.path == PatchOptions::Path::Auto && !grad)) {
+  // Without gradients: which real edges are ablated ([K, n_src, n_dst] bool), computed once for
+  // the sparse path's sources and readers and the downstream-only start layer.
+  at::Tensor ablated_edges;
+  if (!grad) {
     at::NoGradGuard no_grad;
     std::vector<uint8_t> real_v = graph.real_edges();
     at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(at::kBool);
-    active = ((keep != 0) & real.unsqueeze(0)).any(2).any(0);  // [n_src]
+    ablated_edges = (keep != 0) & real.unsqueeze(0);
+  }
+  at::Tensor active, touched;  // [n_src] sources, [n_dst] readers with an ablated edge
+  if (opt.path == PatchOptions::Path::Sparse || (opt.path == PatchOptions::Path::Auto && !grad)) {
+    at::NoGradGuard no_grad;
+    active = ablated_edges.any(2).any(0);
+    touched = ablated_edges.any(1).any(0);
     // Mostly-ablated masks gain nothing from the index bookkeeping: dense.
     if (opt.path == PatchOptions::Path::Auto && active.sum().item<int64_t>() > n_src / 2) active = at::Tensor();
   }
@@ -747,10 +752,8 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
       cache = nullptr;  // every layer's mask entries need their gradient: run from the start
     } else {
       at::NoGradGuard no_grad;
-      std::vector<uint8_t> real_v = graph.real_edges();
-      at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(at::kBool);
-      at::Tensor touched = ((keep != 0) & real.unsqueeze(0)).any(1).any(0).to(at::kByte).contiguous();  // [n_dst]
-      const uint8_t* tp = touched.data_ptr<uint8_t>();
+      const at::Tensor readers = ablated_edges.any(1).any(0).to(at::kByte).contiguous();  // [n_dst]
+      const uint8_t* tp = readers.data_ptr<uint8_t>();
       start = graph.shape().n_layers;
       for (int64_t j = 0; j < n_dst; ++j)
         if (tp[j]) start = std::min(start, graph.reader(j).layer);
@@ -774,8 +777,8 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
   if (opt.detach_sources.defined() && (opt.detach_sources.dim() != 1 || opt.detach_sources.size(0) != n_src))
     fail("patched forward", "detach_sources must be [" + std::to_string(n_src) + "], got " +
                                 shape_of(opt.detach_sources));
-  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active, fixed,
-            emb, opt.detach_sources);
+  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active,
+            touched, fixed, emb, opt.detach_sources);
   pass.chunk_columns_ = opt.chunk_columns;
   return pass(cache, start, positions, nullptr);
 }

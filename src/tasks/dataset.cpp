@@ -365,4 +365,17 @@ Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& op
   return b;
 }
 
+Batch Batch::rows(int64_t from, int64_t to) const {
+  if (from < 0 || to > size() || from > to)
+    fail("batch", "rows [" + std::to_string(from) + ", " + std::to_string(to) + ") outside [0, " +
+                      std::to_string(size()) + ")");
+  Batch b = *this;
+  for (at::Tensor* t : {&b.clean, &b.corrupted, &b.clean_len, &b.corrupted_len, &b.clean_pos, &b.corrupted_pos,
+                        &b.correct, &b.incorrect, &b.correct_mask, &b.incorrect_mask})
+    if (t->defined()) *t = t->narrow(0, from, to - from);
+  const auto at = [&](int64_t i) { return lines.begin() + std::min<int64_t>(i, static_cast<int64_t>(lines.size())); };
+  b.lines.assign(at(from), at(to));
+  return b;
+}
+
 }  // namespace edgewise

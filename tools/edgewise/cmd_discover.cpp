@@ -35,33 +35,6 @@ struct DiscoverArgs {
   bool greedy = false, signed_scores = false, head_level = false;
 };
 
-// The metric of each of K circuits (masks [K, S, R]) over the whole batch: [K].
-std::vector<double> evaluate_masks(const Model& model, const Graph& graph, const Batch& b, const at::Tensor& masks,
-                                   Ablation ablation, Metric metric, int64_t batch_size) {
-  at::NoGradGuard ng;
-  const int64_t N = b.size(), K = masks.size(0);
-  at::Tensor mean;
-  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition)
-    mean = dataset_mean(model, graph, ablation, b.clean, b.clean_len, batch_size);
-  std::vector<double> sum(K, 0.0);
-  for (int64_t i = 0; i < N; i += batch_size) {
-    const int64_t j = std::min(N, i + batch_size);
-    Batch sub = b;
-    for (at::Tensor* t : {&sub.clean, &sub.corrupted, &sub.clean_len, &sub.corrupted_len, &sub.clean_pos,
-                          &sub.corrupted_pos, &sub.correct, &sub.incorrect, &sub.correct_mask, &sub.incorrect_mask})
-      *t = t->narrow(0, i, j - i);
-    at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, ablation, sub.clean, sub.corrupted);
-    PatchOptions po;
-    po.positions = sub.clean_pos.unsqueeze(1);
-    at::Tensor full = at::ones({1, graph.n_sources(), graph.n_readers()});
-    at::Tensor last = patched_forward(model, graph, sub.clean, abl, at::cat({full, masks}), po).select(2, 0);
-    for (int64_t k = 0; k < K; ++k)
-      sum[k] += metric_per_example(metric, last[k + 1], sub, last[0]).sum().item<double>();
-  }
-  for (double& v : sum) v /= static_cast<double>(N);
-  return sum;
-}
-
 at::Tensor mask_of(const Circuit& c) {
   std::vector<float> v(c.in_graph.begin(), c.in_graph.end());
   const Graph g = c.graph();
@@ -149,43 +122,46 @@ void run_discover(const DiscoverArgs& a) {
   else so.edges = a.edges >= 0 ? a.edges : std::max<int64_t>(1, graph.n_edges() / 100);  // default: 1% of edges
   const int64_t chosen = select_circuit(c, so);
 
-  // Model / circuit / empty in one patched pass (K = 2 plus the full model).
-  at::Tensor masks = at::stack({mask_of(c), at::zeros({graph.n_sources(), graph.n_readers()})});
-  std::vector<double> f = evaluate_masks(model, graph, b, masks, ablation, metric, a.batch_size);
-  std::vector<double> fm = evaluate_masks(model, graph, b, at::ones({1, graph.n_sources(), graph.n_readers()}),
-                                          ablation, metric, a.batch_size);
-  const double faith = normalized_faithfulness(f[0], f[1], fm[0]);
-  c.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", a.method},
-            {"ablation", a.ablation}, {"metric", a.metric}, {"steps", a.steps}, {"seed", a.seed},
-            {"selection", {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}}},
-            {"metric_model", fm[0]}, {"metric_circuit", f[0]}, {"metric_empty", f[1]}, {"faithfulness", faith},
-            {"score_sign", "score ~ M(edge ablated) - M(full model)"}};
-  circuit_write(c, a.out);
-  if (!a.svg.empty()) circuit_draw_svg(c, a.svg);
-
-  if (!a.curve.empty()) {
-    const std::vector<double> fracs = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
-    std::vector<at::Tensor> ms;
-    std::vector<int64_t> kept;
+  // The top-n circuits of the curve, chosen by the same rule as the circuit.
+  const std::vector<double> fracs = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
+  std::vector<at::Tensor> masks = {mask_of(c), at::zeros({graph.n_sources(), graph.n_readers()})};
+  std::vector<int64_t> kept;
+  if (!a.curve.empty())
     for (double fr : fracs) {
       Circuit ci = c;
       SelectOptions s2 = so;
       s2.nodes = -1;
       s2.edges = std::max<int64_t>(1, static_cast<int64_t>(std::llround(fr * graph.n_edges())));
       select_circuit(ci, s2);
-      ms.push_back(mask_of(ci));
+      masks.push_back(mask_of(ci));
       kept.push_back(ci.n_edges_in());
     }
-    std::vector<double> fv = evaluate_masks(model, graph, b, at::stack(ms), ablation, metric, a.batch_size);
+  // The full model, the circuit, the empty circuit and the curve's circuits: one patched pass
+  // per batch.
+  Progress eval("discover: evaluating " + std::to_string(masks.size()) + " circuits", b.size());
+  const std::vector<double> f = circuit_metrics(model, graph, b, at::stack(masks), ablation, metric, a.batch_size,
+                                                [&](int64_t done) { eval.update(done); });
+  const double f_model = f[0], f_circ = f[1], f_empty = f[2];
+  const double faith = normalized_faithfulness(f_circ, f_empty, f_model);
+  c.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", a.method},
+            {"ablation", a.ablation}, {"metric", a.metric}, {"steps", a.steps}, {"seed", a.seed},
+            {"selection", {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}}},
+            {"metric_model", f_model}, {"metric_circuit", f_circ}, {"metric_empty", f_empty}, {"faithfulness", faith},
+            {"score_sign", "score ~ M(edge ablated) - M(full model)"}};
+  circuit_write(c, a.out);
+  if (!a.svg.empty()) circuit_draw_svg(c, a.svg);
+
+  if (!a.curve.empty()) {
     std::ostringstream csv;
     csv << "fraction,edges,edges_after_prune,metric,faithfulness\n";
     std::vector<double> faiths;
     double cpr = 0, cmd = 0;
     for (size_t i = 0; i < fracs.size(); ++i) {
-      faiths.push_back(normalized_faithfulness(fv[i], f[1], fm[0]));
+      const double fv = f[3 + i];
+      faiths.push_back(normalized_faithfulness(fv, f_empty, f_model));
       char line[200];
       std::snprintf(line, sizeof line, "%g,%lld,%lld,%.6g,%.6g\n", fracs[i],
-                    (long long)std::llround(fracs[i] * graph.n_edges()), (long long)kept[i], fv[i], faiths[i]);
+                    (long long)std::llround(fracs[i] * graph.n_edges()), (long long)kept[i], fv, faiths[i]);
       csv << line;
       if (i > 0) {
         const double w = fracs[i] - fracs[i - 1];
@@ -210,8 +186,8 @@ void run_discover(const DiscoverArgs& a) {
   std::printf("circuit    %s: %lld edges chosen, %lld after pruning, %lld nodes, of %lld edges\n", a.out.c_str(),
               (long long)chosen, (long long)c.n_edges_in(), (long long)std::count(nodes_in.begin(), nodes_in.end(), 1),
               (long long)graph.n_edges());
-  std::printf("\n%-10s %12s\n%-10s %12.4f\n%-10s %12.4f\n%-10s %12.4f\n", "", metric_name(metric), "model", fm[0],
-              "circuit", f[0], "empty", f[1]);
+  std::printf("\n%-10s %12s\n%-10s %12.4f\n%-10s %12.4f\n%-10s %12.4f\n", "", metric_name(metric), "model", f_model,
+              "circuit", f_circ, "empty", f_empty);
   std::printf("\nnormalised faithfulness %.4f\ntime       %.1f s attribution, %.1f s total\n", faith, t_attr,
               clock.seconds());
 }

@@ -1,5 +1,6 @@
 // `edgewise evaluate`: the task metric of the full model, of a circuit, and of the empty
-// circuit, and the normalised faithfulness. The three are one patched pass with K = 3 masks.
+// circuit, and the normalised faithfulness. The three are one patched pass per batch
+// (circuit_metrics, attribution.h).
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
 #include "edgewise/metrics.h"
@@ -39,8 +41,6 @@ Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint
 
 namespace {
 
-at::Tensor rows(const at::Tensor& t, int64_t from, int64_t to) { return t.narrow(0, from, to - from); }
-
 void run_evaluate(const EvalArgs& a) {
   if (a.m.threads > 0) at::set_num_threads(a.m.threads);
   LoadOptions lo;
@@ -62,40 +62,12 @@ void run_evaluate(const EvalArgs& a) {
   Batch b = make_batch(ds, model.tokenizer(), bo);
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
-  // K = 3 masks: the full model, the circuit, the empty circuit.
+  // One patched pass per batch: the full model, the circuit, the empty circuit.
   at::Tensor circuit_mask = at::from_blob(const_cast<uint8_t*>(c.in_graph.data()), {S, R}, at::kByte).to(at::kFloat);
-  at::Tensor masks = at::stack({at::ones({S, R}), circuit_mask, at::zeros({S, R})});  // [3, S, R]
-
-  at::NoGradGuard ng;
-  // Mean ablations average over the whole dataset first.
-  at::Tensor mean_ablated;
-  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition) {
-    Progress p("evaluate: dataset mean", N);
-    mean_ablated = dataset_mean(model, graph, ablation, b.clean, b.clean_len, a.batch_size,
-                                [&](int64_t done) { p.update(done); });
-  }
-
-  std::vector<at::Tensor> per_k(3);
   Progress p("evaluate: " + std::to_string(N) + " examples", N);
-  for (int64_t i = 0; i < N; i += a.batch_size) {
-    const int64_t j = std::min(N, i + a.batch_size);
-    at::Tensor clean = rows(b.clean, i, j), corrupted = rows(b.corrupted, i, j);
-    at::Tensor ablated = mean_ablated.defined() ? mean_ablated : ablated_values(model, graph, ablation, clean, corrupted);
-    PatchOptions po;
-    po.positions = rows(b.clean_pos, i, j).unsqueeze(1);  // [b, 1]
-    at::Tensor last = patched_forward(model, graph, clean, ablated, masks, po).select(2, 0);  // [3, b, V]
-    Batch sub = b;
-    for (at::Tensor* t : {&sub.clean, &sub.corrupted, &sub.clean_len, &sub.corrupted_len, &sub.clean_pos,
-                          &sub.corrupted_pos, &sub.correct, &sub.incorrect, &sub.correct_mask, &sub.incorrect_mask})
-      *t = rows(*t, i, j);
-    for (int k = 0; k < 3; ++k) {
-      at::Tensor v = metric_per_example(metric, last[k], sub, last[0]);
-      per_k[k] = per_k[k].defined() ? at::cat({per_k[k], v}) : v;
-    }
-    p.update(j);
-  }
-  const double f_model = per_k[0].mean().item<double>(), f_circ = per_k[1].mean().item<double>(),
-               f_empty = per_k[2].mean().item<double>();
+  const std::vector<double> f = circuit_metrics(model, graph, b, at::stack({circuit_mask, at::zeros({S, R})}),
+                                                ablation, metric, a.batch_size, [&](int64_t done) { p.update(done); });
+  const double f_model = f[0], f_circ = f[1], f_empty = f[2];
   const double faith = normalized_faithfulness(f_circ, f_empty, f_model);
   std::printf("model      %s\n", model.source().origin.c_str());
   std::printf("task       %s (%lld examples)%s\n", ds.name.c_str(), (long long)N,
