@@ -22,6 +22,7 @@
 #include "edgewise/hf.h"
 #include "edgewise/model.h"
 #include "edgewise/safetensors.h"
+#include "tensor_helpers.h"
 #include "test_helpers.h"
 
 using namespace edgewise;
@@ -33,16 +34,6 @@ std::string gold(const std::string& f) { return ewtest::golden(kFixture, f); }
 bool have_golden() { return ewtest::exists(gold("llama/edges.json")); }
 #define REQUIRE_GOLDEN() \
   if (!have_golden()) GTEST_SKIP() << "golden files absent: run ctest (fixture attribution_golden)"
-
-std::map<std::string, at::Tensor> read_golden(const std::string& path) {
-  auto f = SafetensorsFile::open(path);
-  std::map<std::string, at::Tensor> r;
-  for (const auto& [n, t] : f.tensors()) {
-    at::ScalarType st = t.dtype == StDType::I64 ? at::kLong : t.dtype == StDType::F64 ? at::kDouble : at::kFloat;
-    r[n] = at::from_blob(const_cast<uint8_t*>(t.data), t.shape, at::TensorOptions().dtype(st)).clone();
-  }
-  return r;
-}
 
 struct Case {
   Model model;
@@ -57,7 +48,7 @@ Case load_case(const std::string& name) {
   o.load_tokenizer = false;
   Model m = Model::load(resolve_model(gold(name)), o);
   Graph graph = model_graph(m, true);
-  auto g = read_golden(gold(name + "/attribution.safetensors"));
+  auto g = ewtest::read_golden_tensors(gold(name + "/attribution.safetensors"));
   std::ifstream in(gold(name + "/edges.json"));
   auto edges = nlohmann::json::parse(in).at("edges").get<std::vector<std::string>>();
   Batch b;

@@ -22,6 +22,7 @@
 #include "edgewise/error.h"
 #include "edgewise/model.h"
 #include "edgewise/safetensors.h"
+#include "tensor_helpers.h"
 #include "test_helpers.h"
 
 using namespace edgewise;
@@ -32,17 +33,6 @@ namespace {
 const char* kFixture = "model_golden";
 
 std::string gold(const std::string& f) { return ewtest::golden(kFixture, f); }
-
-// Golden tensors (written by the python safetensors package), copied out of the mapping.
-std::map<std::string, at::Tensor> read_golden(const std::string& path) {
-  auto f = SafetensorsFile::open(path);
-  std::map<std::string, at::Tensor> r;
-  for (const auto& [n, t] : f.tensors()) {
-    at::ScalarType st = t.dtype == StDType::I64 ? at::kLong : at::kFloat;
-    r[n] = at::from_blob(const_cast<uint8_t*>(t.data), t.shape, at::TensorOptions().dtype(st)).clone();
-  }
-  return r;
-}
 
 nlohmann::json manifest() {
   std::ifstream in(gold("manifest.json"));
@@ -81,7 +71,7 @@ bool have_golden() {
 
 // Runs the model with every residual and the final norm captured and compares with the HF run.
 void check_parity(const std::string& name, const std::string& src, double* logits_diff) {
-  auto g = read_golden(gold(name + "_golden.safetensors"));
+  auto g = ewtest::read_golden_tensors(gold(name + "_golden.safetensors"));
   LoadOptions o;
   o.load_tokenizer = false;
   Model m = Model::load(resolve_model(src), o);
@@ -171,7 +161,7 @@ TEST(ModelParity, ShardedLoadsIdentically) {
   for (const auto& [k, w] : a.weights()) EXPECT_TRUE(at::equal(w, b.weight(k))) << k;
   EXPECT_EQ(b.config().rope_scaling.type, "llama3");
   EXPECT_DOUBLE_EQ(b.config().rope_theta, 50000.0);
-  auto g = read_golden(gold("llama_golden.safetensors"));
+  auto g = ewtest::read_golden_tensors(gold("llama_golden.safetensors"));
   at::NoGradGuard ng;
   EXPECT_TRUE(at::equal(a.forward(g["input_ids"]), b.forward(g["input_ids"])));
 }
@@ -179,7 +169,7 @@ TEST(ModelParity, ShardedLoadsIdentically) {
 TEST(ModelHooks, PatternsMatchTransformers) {
   REQUIRE_GOLDEN();
   for (const char* n : {"gpt2", "llama", "qwen2"}) {
-    auto g = read_golden(gold(std::string(n) + "_golden.safetensors"));
+    auto g = ewtest::read_golden_tensors(gold(std::string(n) + "_golden.safetensors"));
     Model m = load_dir(n);
     const int64_t L = m.config().n_layers, H = m.config().n_heads;
     std::set<std::string> names;
@@ -209,7 +199,7 @@ TEST(ModelHooks, PatternsMatchTransformers) {
 TEST(ModelHooks, PerHeadResultSumsToAttnOut) {
   REQUIRE_GOLDEN();
   for (const char* n : {"gpt2", "llama", "qwen2"}) {
-    auto g = read_golden(gold(std::string(n) + "_golden.safetensors"));
+    auto g = ewtest::read_golden_tensors(gold(std::string(n) + "_golden.safetensors"));
     Model m = load_dir(n);
     const int64_t L = m.config().n_layers;
     at::NoGradGuard ng;
@@ -245,7 +235,7 @@ TEST(ModelHooks, ReplacementTakesEffect) {
   REQUIRE_GOLDEN();
   const int layer = manifest()["ablate_layer"].get<int>();
   for (const char* n : {"gpt2", "llama", "qwen2"}) {
-    auto g = read_golden(gold(std::string(n) + "_golden.safetensors"));
+    auto g = ewtest::read_golden_tensors(gold(std::string(n) + "_golden.safetensors"));
     Model m = load_dir(n);
     Hooks h({"blocks." + std::to_string(layer) + ".hook_attn_out"},
             [](const std::string&, at::Tensor& t) { t = at::zeros_like(t); });
@@ -262,7 +252,7 @@ TEST(ModelHooks, ReplacementTakesEffect) {
 
 TEST(ModelHooks, AllHooksAndShapeCheck) {
   REQUIRE_GOLDEN();
-  auto g = read_golden(gold("llama_golden.safetensors"));
+  auto g = ewtest::read_golden_tensors(gold("llama_golden.safetensors"));
   Model m = load_dir("llama");
   std::map<std::string, std::vector<int64_t>> seen;
   Hooks all = Hooks::all([&](const std::string& n, at::Tensor& t) { seen[n] = t.sizes().vec(); });
@@ -287,7 +277,7 @@ TEST(ModelHooks, AllHooksAndShapeCheck) {
   EXPECT_NE(e.find("blocks.0.hook_resid_mid"), std::string::npos) << e;
   EXPECT_NE(e.find("[3, 24, 64]"), std::string::npos) << e;
 
-  auto gg = read_golden(gold("gpt2_golden.safetensors"));
+  auto gg = ewtest::read_golden_tensors(gold("gpt2_golden.safetensors"));
   Model gm = load_dir("gpt2");
   std::map<std::string, at::Tensor> cap;
   Hooks hp = Hooks::capture({"hook_pos_embed", "hook_embed"}, &cap);
@@ -300,7 +290,7 @@ TEST(ModelHooks, AllHooksAndShapeCheck) {
 TEST(ModelParity, Bf16) {
   REQUIRE_GOLDEN();
   for (const char* n : {"gpt2", "llama", "qwen2"}) {
-    auto g = read_golden(gold(std::string(n) + "_golden.safetensors"));
+    auto g = ewtest::read_golden_tensors(gold(std::string(n) + "_golden.safetensors"));
     Model m = load_dir(n, DType::BF16);
     EXPECT_EQ(m.weight("blk.0.attn_q.weight").scalar_type(), at::kBFloat16);
     at::NoGradGuard ng;
@@ -382,7 +372,7 @@ TEST(ModelHooks, MlpInReplacementLeavesResidual) {
   REQUIRE_GOLDEN();
   // TransformerLens semantics: hook_mlp_in is the MLP's own copy of resid_mid. Zeroing it
   // changes mlp_out but resid_post must still be resid_mid + mlp_out.
-  auto g = read_golden(gold("llama_golden.safetensors"));
+  auto g = ewtest::read_golden_tensors(gold("llama_golden.safetensors"));
   Model m = load_dir("llama");
   std::map<std::string, at::Tensor> cap;
   Hooks h({"blocks.0.hook_mlp_in", "blocks.0.hook_resid_mid", "blocks.0.hook_mlp_out",

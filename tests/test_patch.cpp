@@ -40,6 +40,7 @@
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
 #include "edgewise/safetensors.h"
+#include "tensor_helpers.h"
 #include "test_helpers.h"
 
 using namespace edgewise;
@@ -48,16 +49,6 @@ namespace {
 
 const char* kFixture = "patch_golden";
 std::string gold(const std::string& f) { return ewtest::golden(kFixture, f); }
-
-std::map<std::string, at::Tensor> read_golden(const std::string& path) {
-  auto f = SafetensorsFile::open(path);
-  std::map<std::string, at::Tensor> r;
-  for (const auto& [n, t] : f.tensors()) {
-    at::ScalarType st = t.dtype == StDType::I64 ? at::kLong : t.dtype == StDType::F64 ? at::kDouble : at::kFloat;
-    r[n] = at::from_blob(const_cast<uint8_t*>(t.data), t.shape, at::TensorOptions().dtype(st)).clone();
-  }
-  return r;
-}
 
 std::vector<std::string> edge_names(const std::string& model, const char* key) {
   std::ifstream in(gold(model + "_edges.json"));
@@ -79,7 +70,7 @@ struct Case {
 Case load_case(const std::string& name) {
   LoadOptions o;
   o.load_tokenizer = false;
-  return {name, Model::load(resolve_model(gold(name)), o), read_golden(gold(name + "_patch.safetensors"))};
+  return {name, Model::load(resolve_model(gold(name)), o), ewtest::read_golden_tensors(gold(name + "_patch.safetensors"))};
 }
 
 bool have_golden() { return ewtest::exists(gold("llama_edges.json")); }
