@@ -22,24 +22,11 @@
 #include <vector>
 
 #include "edgewise/attribution.h"
+#include "bench_util.h"
 #include "edgewise/memory.h"
 #include "edgewise/model.h"
 #include "edgewise/tasks.h"
 
-namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-double seconds(const std::function<void()>& f) {
-  const double t0 = now();
-  f();
-  return now() - t0;
-}
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::string spec = argc > 1 ? argv[1] : "", task = argc > 2 ? argv[2] : "ioi";
@@ -120,13 +107,7 @@ int main(int argc, char** argv) {
     if (!only.empty()) {
       for (auto& [name, f] : sections)
         if (name == only) {
-          f();
-          malloc_trim(0);
-          const int64_t before = edgewise::resident_kib();
-          if (!edgewise::reset_peak_resident()) return 1;
-          f();
-          std::printf("%lld\n", (long long)(edgewise::peak_resident_kib() - before));
-          return 0;
+          return bench::print_peak_growth(f);
         }
       return 1;
     }
@@ -139,23 +120,18 @@ int main(int argc, char** argv) {
       floor();
       std::vector<double> tf, ts, r;
       for (int i = 0; i < iters; ++i) {
-        tf.push_back(seconds(floor));
-        ts.push_back(seconds(f));
+        tf.push_back(bench::seconds(floor));
+        ts.push_back(bench::seconds(f));
         r.push_back(ts.back() / tf.back());
       }
-      std::printf(", \"%s_s\": %.3f, \"%s_floor_s\": %.3f, \"%s_vs_floor\": %.2f", name.c_str(), median(ts),
-                  name.c_str(), median(tf), name.c_str(), median(r));
+      std::printf(", \"%s_s\": %.3f, \"%s_floor_s\": %.3f, \"%s_vs_floor\": %.2f", name.c_str(), bench::median(ts),
+                  name.c_str(), bench::median(tf), name.c_str(), bench::median(r));
       std::fflush(stdout);
     }
     for (auto& [name, f] : sections) {
       const std::string cmd = std::string("'") + argv[0] + "' '" + spec + "' " + task + " " + std::to_string(N) + " " +
                               std::to_string(batch) + " 1 " + std::to_string(at::get_num_threads()) + " " + name;
-      FILE* p = popen(cmd.c_str(), "r");
-      long long kb = -1;
-      if (p) {
-        if (std::fscanf(p, "%lld", &kb) != 1) kb = -1;
-        pclose(p);
-      }
+      const long long kb = bench::child_peak_kib(cmd);
       std::printf(", \"%s_peak_mib\": %.1f", name.c_str(), kb < 0 ? -1.0 : kb / 1024.0);
       std::fflush(stdout);
     }

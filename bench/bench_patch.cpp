@@ -26,24 +26,9 @@
 
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "bench_util.h"
 #include "edgewise/memory.h"
 
-namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double seconds(const std::function<void()>& f) {
-  double t0 = now();
-  f();
-  return now() - t0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string spec = argc > 1 ? argv[1] : "";
@@ -100,13 +85,7 @@ int main(int argc, char** argv) {
     if (!only.empty()) {  // child: one section, its peak memory
       for (auto& [name, f] : sections)
         if (name == only) {
-          f();  // first call: one-time allocations (weights cast, thread pools) settle
-          malloc_trim(0);  // free heap back to the kernel: what the section needs shows as growth
-          const int64_t before = edgewise::resident_kib();
-          if (!edgewise::reset_peak_resident()) return 1;
-          f();
-          std::printf("%lld\n", (long long)(edgewise::peak_resident_kib() - before));
-          return 0;
+          return bench::print_peak_growth(f);
         }
       std::fprintf(stderr, "bench_patch: unknown section '%s'\n", only.c_str());
       return 1;
@@ -127,14 +106,14 @@ int main(int argc, char** argv) {
       base();
       std::vector<double> ts, tb, r;
       for (int i = 0; i < n; ++i) {
-        tb.push_back(seconds(base));
-        ts.push_back(seconds(f));
+        tb.push_back(bench::seconds(base));
+        ts.push_back(bench::seconds(f));
         r.push_back(ts.back() / tb.back());
       }
-      t[name] = median(ts);
-      ratio[name] = median(r);
+      t[name] = bench::median(ts);
+      ratio[name] = bench::median(r);
       std::printf(", \"%s_s\": %.4f, \"%s_base_s\": %.4f, \"%s_vs_%s\": %.2f", name.c_str(), t[name],
-                  name.c_str(), median(tb), name.c_str(), grad ? "plain_grad" : "plain", ratio[name]);
+                  name.c_str(), bench::median(tb), name.c_str(), grad ? "plain_grad" : "plain", ratio[name]);
       std::fflush(stdout);
     }    // K separate passes cost K dense passes: compare per circuit against the dense pass.
     std::printf(", \"K8_per_circuit_vs_dense\": %.2f, \"K32_per_circuit_vs_dense\": %.2f",
@@ -143,12 +122,7 @@ int main(int argc, char** argv) {
     for (auto& [name, f] : sections) {
       const std::string cmd = std::string("'") + argv[0] + "' '" + spec + "' " + std::to_string(B) + " " +
                               std::to_string(T) + " 1 " + std::to_string(at::get_num_threads()) + " " + name;
-      FILE* p = popen(cmd.c_str(), "r");
-      long kb = -1;
-      if (p) {
-        if (std::fscanf(p, "%ld", &kb) != 1) kb = -1;
-        pclose(p);
-      }
+      const long long kb = bench::child_peak_kib(cmd);
       std::printf(", \"%s_peak_kb_per_token\": %.1f", name.c_str(), kb < 0 ? -1.0 : double(kb) / double(B * T));
       std::fflush(stdout);
     }
