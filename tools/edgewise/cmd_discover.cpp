@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "discover.h"
 #include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
@@ -24,16 +25,6 @@
 
 namespace edgewise::cli {
 
-namespace {
-
-struct DiscoverArgs {
-  ModelArgs m;
-  std::string task = "ioi", method = "eap-ig-inputs", ablation = "resample", metric = "logit-diff";
-  std::string out = "circuit.json", svg, curve, candidates;
-  int64_t n = 100, batch_size = 16, edges = -1, nodes = -1, steps = 5;
-  uint64_t seed = 0;
-  bool greedy = false, signed_scores = false, head_level = false;
-};
 
 at::Tensor mask_of(const Circuit& c) {
   std::vector<float> v(c.in_graph.begin(), c.in_graph.end());
@@ -42,7 +33,8 @@ at::Tensor mask_of(const Circuit& c) {
 }
 
 // A line plot of (x, y) points as a small standalone SVG (x on a log scale).
-std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y, const std::string& title) {
+std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y, const std::string& title,
+                      const std::string& x_label) {
   const double W = 560, H = 360, L = 60, R = 20, T = 40, Bm = 50;
   double ymin = 0, ymax = 1;
   for (double v : y)
@@ -67,13 +59,16 @@ std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y
     std::snprintf(lab, sizeof lab, "%g%%", 100 * x[i]);
     s << "<text x='" << px(x[i]) << "' y='" << H - Bm + 16 << "' text-anchor='middle' font-size='10'>" << lab << "</text>\n";
   }
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>edges kept (fraction of all, log scale)</text>\n"
+  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>" << x_label << "</text>\n"
     << "<text x='14' y='" << (T + H - Bm) / 2 << "' transform='rotate(-90 14 " << (T + H - Bm) / 2
     << ")' text-anchor='middle'>normalised faithfulness</text>\n</svg>\n";
   return s.str();
 }
 
+namespace {
+
 void run_discover(const DiscoverArgs& a) {
+  if (a.method == "acdc") return run_acdc(a);
   if (a.m.threads > 0) at::set_num_threads(a.m.threads);
   if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
   LoadOptions lo;
@@ -202,15 +197,15 @@ void register_discover_command(CLI::App& app) {
   cmd->add_option("--task,-t", a.task,
                   "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring) or a dataset file")
       ->capture_default_str();
+  static std::vector<std::string> method_keys = attribution_methods();
+  method_keys.push_back("acdc");
   std::string methods;
-  for (const auto& k : attribution_methods()) methods += (methods.empty() ? "" : ", ") + k;
-  cmd->add_option("--method", a.method, "Attribution method: " + methods)
-      ->check(CLI::IsMember(attribution_methods()))
-      ->capture_default_str();
+  for (const auto& k : method_keys) methods += (methods.empty() ? "" : ", ") + k;
+  cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
   cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
       ->check(CLI::IsMember({"resample", "mean", "mean-positional", "zero"}))
       ->capture_default_str();
-  cmd->add_option("--metric,-m", a.metric, "Task metric")
+  auto* metric_opt = cmd->add_option("--metric,-m", a.metric, "Task metric (acdc: default kl, as ACDC's reference)")
       ->check(CLI::IsMember({"logit-diff", "prob-diff", "kl", "accuracy"}))
       ->capture_default_str();
   cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)");
@@ -228,11 +223,40 @@ void register_discover_command(CLI::App& app) {
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
   cmd->add_option("--batch-size", a.batch_size, "Examples per pass")->check(CLI::PositiveNumber)->capture_default_str();
+  auto* acdc = cmd->add_option_group("ACDC (--method acdc)");
+  acdc->add_option("--tau", a.taus,
+                   "Threshold: an edge goes when ablating it moves the loss by less than tau; several values "
+                   "(--tau 0.001,0.01) run a sweep")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
+  acdc->add_option("--acdc-mode", a.acdc_mode,
+                   "classic (one edge at a time, exact), group (recursive group testing), rollback (try many, "
+                   "then roll back)")
+      ->check(CLI::IsMember({"classic", "group", "rollback"}))
+      ->capture_default_str();
+  acdc->add_option("--rollback-tau", a.rollback_tau, "rollback: threshold for edges removed together (default 40 tau)");
+  acdc->add_flag("--abs", a.absolute, "Compare |loss change| with tau (an edge that helps is kept too)");
+  acdc->add_option("--max-candidates", a.max_candidates, "Masks per batched pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  acdc->add_option("--trajectory", a.trajectory,
+                   "CSV of every decision (edge, kept/removed, metric, evaluations); default: beside -o");
+  acdc->add_option("--checkpoint", a.checkpoint, "Checkpoint file, written at reader boundaries");
+  acdc->add_option("--checkpoint-every", a.checkpoint_every, "Seconds between checkpoints")->capture_default_str();
+  acdc->add_flag("--resume", a.resume, "Continue from --checkpoint when it exists");
   cmd->footer(
       "Scores estimate M(edge ablated) - M(full model) (exact computes it). The circuit keeps the\n"
       "best-ranked edges, then drops edges on no input -> logits path. Example:\n"
-      "  edgewise discover --task ioi --method eap-ig-inputs --edges 500 -o ioi.json --svg ioi.svg --curve ioi.csv");
-  cmd->callback([] { run_discover(a); });
+      "  edgewise discover --task ioi --method eap-ig-inputs --edges 500 -o ioi.json --svg ioi.svg --curve ioi.csv\n"
+      "ACDC removes edges greedily (logits first) while the loss moves by less than --tau; its scores\n"
+      "are the metric change when each edge was tried. A sweep writes one circuit per tau and the\n"
+      "size-vs-faithfulness curve:\n"
+      "  edgewise discover --task ioi -n 50 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv");
+  cmd->callback([metric_opt] {
+    a.metric_given = metric_opt->count() > 0;
+    run_discover(a);
+  });
 }
 
 }  // namespace edgewise::cli

@@ -1,0 +1,820 @@
+// ACDC (include/edgewise/acdc.h, docs/ACDC.md): the search and its incremental evaluator.
+//
+// The evaluator keeps the current circuit's state — O [n_src, B, T, D], every source's output,
+// and X [n_dst, B, T, D], every reader's input, X_r = bias + sum_s keep[s,r] O_s +
+// (1 - keep[s,r]) õ_s, which is exactly what the patched forward computes — and evaluates K
+// masks that differ from the circuit only in edges into one reader d: d's new inputs are
+// X_d - W (O_c - õ_c) for the candidate sources c; the nodes whose inputs change are then
+// recomputed layer by layer, a node only when a changed source reaches one of its readers through
+// a kept edge and it still reaches the logits (is "live"). Everything else is unchanged by
+// construction. Accepting mask j writes its recomputed values into the state.
+//
+// The arithmetic is the model's (norms, rotary, SDPA, MLP from src/model/internal.h), per node.
+//
+// Dimension letters: K masks, B prompts, T tokens, D width, Dh head width, V vocabulary.
+#include "edgewise/acdc.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "edgewise/circuit.h"
+#include "edgewise/error.h"
+#include "../model/internal.h"
+
+namespace edgewise {
+
+using namespace model_detail;
+
+const char* acdc_mode_name(AcdcOptions::Mode m) {
+  switch (m) {
+    case AcdcOptions::Mode::Classic: return "classic";
+    case AcdcOptions::Mode::Group: return "group";
+    case AcdcOptions::Mode::Rollback: return "rollback";
+  }
+  return "";
+}
+
+AcdcOptions::Mode acdc_mode_from_string(const std::string& s) {
+  for (auto m : {AcdcOptions::Mode::Classic, AcdcOptions::Mode::Group, AcdcOptions::Mode::Rollback})
+    if (s == acdc_mode_name(m)) return m;
+  fail("acdc", "unknown mode '" + s + "' (expected classic, group or rollback)");
+}
+
+const char* acdc_decision_name(AcdcStep::Decision d) {
+  switch (d) {
+    case AcdcStep::Decision::Removed: return "removed";
+    case AcdcStep::Decision::Kept: return "kept";
+    case AcdcStep::Decision::Skipped: return "skipped";
+  }
+  return "";
+}
+
+namespace {
+
+// What evaluating K masks produced: the metric of each and the recomputed values, [K, B, T, D]
+// each, so that one of the masks can be accepted into the state.
+struct Evaluated {
+  struct Entry {
+    int64_t index;
+    at::Tensor t;   // [K, B, T, D], or [K, B, 1, D] at the prediction positions only
+    bool at_pos;
+  };
+  std::vector<double> values;
+  std::vector<Entry> sources;  // source: new output minus the current one
+  std::vector<Entry> readers;  // reader: new input
+};
+
+class Engine {
+ public:
+  Engine(const Model& model, const Graph& g, const Batch& data, const at::Tensor& ablated, Metric metric,
+         at::ScalarType dt)
+      : g_(g), c_(model.config()), data_(data), metric_(metric), dt_(dt) {
+    S_ = g.n_sources();
+    R_ = g.n_readers();
+    L_ = c_.n_layers;
+    H_ = c_.n_heads;
+    G_ = c_.n_kv_heads;
+    Dh_ = c_.d_head;
+    D_ = c_.d_model;
+    tokens_ = data.clean;
+    B_ = tokens_.size(0);
+    T_ = tokens_.size(1);
+    pos_ = data.clean_pos.to(at::kLong);
+    abl_ = ablated.to(dt);
+    const auto& W = model.weights();
+    for (int64_t l = 0; l < L_; ++l) lw_.push_back(layer_weights_as(layer_weights(W, l), dt));
+    emb_ = at::embedding(W.at("token_embd.weight").to(dt), tokens_);
+    if (c_.positional_embedding) emb_ = emb_ + W.at("position_embd.weight").to(dt).narrow(0, 0, T_).unsqueeze(0);
+    if (c_.rope) {
+      cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dh_});
+      sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dh_});
+    }
+    out_norm_w_ = W.at("output_norm.weight").to(dt);
+    auto it = W.find("output_norm.bias");
+    if (it != W.end()) out_norm_b_ = it->second.to(dt);
+    out_w_ = W.at("output.weight").to(dt);
+    for (int64_t j = 0; j < R_; ++j) {
+      const Graph::Reader& r = g.reader(j);
+      if (r.kind == Graph::ReaderKind::Logits) logits_reader_ = j;
+      else if (r.kind == Graph::ReaderKind::Mlp) mlp_reader_.push_back(j);
+      if (r.kind != Graph::ReaderKind::Logits && r.kind != Graph::ReaderKind::Mlp &&
+          (attn_first_.size() <= static_cast<size_t>(r.layer)))
+        attn_first_.push_back(j);
+    }
+    keep_.assign(S_ * R_, 0);
+    for (int64_t r = 0; r < R_; ++r)
+      for (int64_t s = 0; s < g.reader_fan_in(r); ++s) keep_[s * R_ + r] = 1;
+    update_live();
+  }
+
+  std::vector<uint8_t>& keep() { return keep_; }
+  int64_t tokens_bytes() const { return B_ * T_ * D_ * (dt_ == at::kDouble ? 8 : 4); }
+
+  // Liveness: a source is live when one of its kept out-edges enters a reader whose node is live;
+  // the logits are live. Monotone: removing edges only ever makes nodes dead.
+  void update_live() {
+    src_live_.assign(S_, 0);
+    for (int64_t s = S_ - 1; s >= 0; --s)
+      for (int64_t r = 0; r < R_ && !src_live_[s]; ++r)
+        if (keep_[s * R_ + r] && reader_live(r)) src_live_[s] = 1;
+    n_live_ = std::count(src_live_.begin(), src_live_.end(), 1);
+    // Whether a source's output matters at positions other than the prediction positions: only
+    // through attention, i.e. when it reaches a live k or v reader (or a head-level reader).
+    need_all_.assign(S_, 0);
+    for (int64_t s = S_ - 1; s >= 0; --s)
+      for (int64_t r = 0; r < R_ && !need_all_[s]; ++r)
+        if (keep_[s * R_ + r] && reader_live(r)) need_all_[s] = node_needs_all(r);
+  }
+  // Whether the node that reader r feeds matters at every position (see need_all_); k and v
+  // readers always do.
+  bool node_needs_all(int64_t r) const {
+    const Graph::Reader& rd = g_.reader(r);
+    switch (rd.kind) {
+      case Graph::ReaderKind::Logits: return false;
+      case Graph::ReaderKind::Mlp: return need_all_[g_.mlp_source(rd.layer)];
+      case Graph::ReaderKind::Q: return need_all_[g_.head_source(rd.layer, rd.head)];
+      case Graph::ReaderKind::Head:
+      case Graph::ReaderKind::K:
+      case Graph::ReaderKind::V: return true;
+    }
+    return true;
+  }
+  // Whether a change at reader d must be followed at every position: its node's output matters
+  // beyond the prediction positions.
+  bool change_needs_all(int64_t d) const {
+    const Graph::Reader& rd = g_.reader(d);
+    switch (rd.kind) {
+      case Graph::ReaderKind::Logits: return false;
+      case Graph::ReaderKind::Mlp: return need_all_[g_.mlp_source(rd.layer)];
+      case Graph::ReaderKind::Q:
+      case Graph::ReaderKind::Head: return need_all_[g_.head_source(rd.layer, rd.head)];
+      case Graph::ReaderKind::K:
+      case Graph::ReaderKind::V:
+        for (int64_t h = rd.head * (H_ / G_); h < (rd.head + 1) * (H_ / G_); ++h)
+          if (src_live_[g_.head_source(rd.layer, h)] && need_all_[g_.head_source(rd.layer, h)]) return true;
+        return false;
+    }
+    return true;
+  }
+  bool reader_live(int64_t r) const {
+    const Graph::Reader& rd = g_.reader(r);
+    switch (rd.kind) {
+      case Graph::ReaderKind::Logits: return true;
+      case Graph::ReaderKind::Mlp: return src_live_[g_.mlp_source(rd.layer)];
+      case Graph::ReaderKind::Q:
+      case Graph::ReaderKind::Head: return src_live_[g_.head_source(rd.layer, rd.head)];
+      case Graph::ReaderKind::K:
+      case Graph::ReaderKind::V:
+        for (int64_t h = rd.head * (H_ / G_); h < (rd.head + 1) * (H_ / G_); ++h)
+          if (src_live_[g_.head_source(rd.layer, h)]) return true;
+        return false;
+    }
+    return false;
+  }
+  int64_t n_live() const { return n_live_; }
+
+  // The whole state of the circuit keep_ from the embeddings; returns its logits at the
+  // prediction positions [B, V].
+  at::Tensor full_pass() {
+    at::NoGradGuard ng;
+    O_ = at::empty({S_, B_, T_, D_}, at::TensorOptions().dtype(dt_));
+    X_ = at::empty({R_, B_, T_, D_}, at::TensorOptions().dtype(dt_));
+    O_.select(0, 0).copy_(emb_);
+    at::Tensor resid = emb_.clone();  // [B, T, D]
+    for (int64_t l = 0; l < L_; ++l) {
+      const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
+      set_inputs(r0, nr, g_.sources_before_attn(l), resid);
+      std::vector<int64_t> hs(H_);
+      for (int64_t h = 0; h < H_; ++h) hs[h] = h;
+      auto cached = [&](int64_t r) { return X_.select(0, r).unsqueeze(0); };
+      at::Tensor heads = head_outputs(l, hs, cached, cached, false);  // [H, 1, B, T, D]
+      O_.narrow(0, g_.head_source(l, 0), H_).copy_(heads.select(1, 0));
+      resid = resid + heads.select(1, 0).sum(0);
+      if (lw_[l].o_b.defined()) resid = resid + lw_[l].o_b;
+      set_inputs(mlp_reader_[l], 1, g_.sources_before_mlp(l), resid);
+      O_.select(0, g_.mlp_source(l)).copy_(mlp_output(l, X_.select(0, mlp_reader_[l])));
+      resid = resid + O_.select(0, g_.mlp_source(l));
+      if (lw_[l].down_b.defined()) resid = resid + lw_[l].down_b;
+    }
+    set_inputs(logits_reader_, 1, S_, resid);
+    return logits_at_pos(X_.select(0, logits_reader_).unsqueeze(0)).select(0, 0);
+  }
+
+  void set_clean_last(const at::Tensor& t) { clean_last_ = t; }
+  double metric_of(const at::Tensor& last) const {  // [B, V]
+    return metric_mean(metric_, last, data_, clean_last_).item<double>();
+  }
+
+  // Evaluates the masks "circuit minus the candidate edges (cand[i], d) where W[k, i] = 1",
+  // W [K, n_cand] of 0/1.
+  Evaluated evaluate(int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
+    if (!change_needs_all(d)) {
+      if (g_.reader(d).kind != Graph::ReaderKind::Logits) last_only_evaluations += w.size(0);
+      return evaluate_last(d, cand, w);
+    }
+    at::NoGradGuard ng;
+    const int64_t K = w.size(0), n = static_cast<int64_t>(cand.size());
+    at::Tensor idx = at::tensor(cand, at::kLong);
+    at::Tensor diff = (O_.index_select(0, idx) - abl_.index_select(0, idx)).reshape({n, -1});  // [n, BTD]
+    at::Tensor xd = (X_.select(0, d).reshape({1, -1}) - at::mm(w.to(dt_), diff)).view({K, B_, T_, D_});
+    Evaluated ev;
+    std::map<int64_t, at::Tensor> new_in;  // reader -> [K, B, T, D]
+    std::map<int64_t, at::Tensor> dsrc;    // source -> [K, B, T, D] (new - current)
+    new_in[d] = xd;
+    const Graph::Reader& rd = g_.reader(d);
+    // The input of reader r under the K masks, when a changed source reaches it (else undefined).
+    auto changed_input = [&](int64_t r) -> at::Tensor {
+      auto it = new_in.find(r);
+      if (it != new_in.end()) return it->second;
+      if (!reader_live(r)) return {};
+      at::Tensor delta;
+      for (const auto& [s, ds] : dsrc) {
+        if (!keep_[s * R_ + r]) continue;
+        delta = delta.defined() ? delta.add_(ds) : ds.clone();
+      }
+      if (!delta.defined()) return {};
+      at::Tensor x = delta.add_(X_.select(0, r).unsqueeze(0));
+      new_in[r] = x;
+      return x;
+    };
+    const bool from_attn = rd.kind != Graph::ReaderKind::Mlp && rd.kind != Graph::ReaderKind::Logits;
+    for (int64_t l = rd.layer; l < L_ && rd.kind != Graph::ReaderKind::Logits; ++l) {
+      if (l > rd.layer || from_attn) {
+        // The heads of layer l whose q, k or v input changed and that still matter.
+        const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
+        std::vector<uint8_t> changed(nr, 0);
+        for (int64_t j = 0; j < nr; ++j) changed[j] = changed_input(r0 + j).defined();
+        std::vector<int64_t> hs;
+        for (int64_t h = 0; h < H_; ++h) {
+          if (!src_live_[g_.head_source(l, h)]) continue;
+          bool any = false;
+          for (int64_t r : head_readers(l, h)) any = any || changed[r - r0];
+          if (any) hs.push_back(h);
+        }
+        if (!hs.empty()) {
+          auto in = [&](int64_t r) { return changed[r - r0] ? new_in.at(r) : X_.select(0, r).unsqueeze(0); };
+          at::Tensor out = head_outputs(l, hs, in, in, false);  // [nh, K, B, T, D]
+          for (size_t i = 0; i < hs.size(); ++i) {
+            const int64_t s = g_.head_source(l, hs[i]);
+            dsrc[s] = out.select(0, static_cast<int64_t>(i)) - O_.select(0, s).unsqueeze(0);
+          }
+        }
+      }
+      const int64_t rm = mlp_reader_[l];
+      at::Tensor xm = changed_input(rm);
+      if (xm.defined() && src_live_[g_.mlp_source(l)]) {
+        const int64_t s = g_.mlp_source(l);
+        dsrc[s] = mlp_output(l, xm) - O_.select(0, s).unsqueeze(0);
+      }
+    }
+    at::Tensor xl = changed_input(logits_reader_);
+    if (xl.defined()) {
+      at::Tensor last = logits_at_pos(xl);  // [K, B, V]
+      for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
+    } else {
+      ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
+    }
+    for (auto& [s, t] : dsrc) ev.sources.push_back({s, t, false});
+    for (auto& [r, t] : new_in) ev.readers.push_back({r, t, false});
+    return ev;
+  }
+
+  // evaluate() when the change at d matters at the prediction positions only: every changed
+  // value is computed there alone ([K, B, 1, D]); keys and values read all positions, from the
+  // state with the prediction position replaced.
+  Evaluated evaluate_last(int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
+    at::NoGradGuard ng;
+    const int64_t K = w.size(0), n = static_cast<int64_t>(cand.size());
+    const Graph::Reader& rd = g_.reader(d);
+    const bool d_kv = rd.kind == Graph::ReaderKind::K || rd.kind == Graph::ReaderKind::V ||
+                      rd.kind == Graph::ReaderKind::Head;
+    at::Tensor idx = at::tensor(cand, at::kLong), wt = w.to(dt_);
+    std::map<int64_t, at::Tensor> in_pos;  // reader -> [K, B, 1, D]
+    std::map<int64_t, at::Tensor> dsrc;    // source -> [K, B, 1, D] (new - current)
+    at::Tensor d_full;                     // d's inputs at every position when it is a k/v reader
+    if (d_kv) {
+      at::Tensor diff = (O_.index_select(0, idx) - abl_.index_select(0, idx)).reshape({n, -1});
+      d_full = (X_.select(0, d).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, T_, D_});
+      in_pos[d] = at_pos(d_full);
+    } else {
+      at::Tensor diff = (at_pos(O_.index_select(0, idx)) - at_pos(abl_.index_select(0, idx))).reshape({n, -1});
+      in_pos[d] = (at_pos(X_.select(0, d)).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, 1, D_});
+    }
+    auto changed_input = [&](int64_t r) -> at::Tensor {
+      auto it = in_pos.find(r);
+      if (it != in_pos.end()) return it->second;
+      if (!reader_live(r)) return {};
+      at::Tensor delta;
+      for (const auto& [s, ds] : dsrc) {
+        if (!keep_[s * R_ + r]) continue;
+        delta = delta.defined() ? delta.add_(ds) : ds.clone();
+      }
+      if (!delta.defined()) return {};
+      at::Tensor x = delta.add_(at_pos(X_.select(0, r)).unsqueeze(0));
+      in_pos[r] = x;
+      return x;
+    };
+    const bool from_attn = rd.kind != Graph::ReaderKind::Mlp && rd.kind != Graph::ReaderKind::Logits;
+    for (int64_t l = rd.layer; l < L_ && rd.kind != Graph::ReaderKind::Logits; ++l) {
+      if (l > rd.layer || from_attn) {
+        const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
+        std::vector<uint8_t> changed(nr, 0);
+        for (int64_t j = 0; j < nr; ++j) changed[j] = changed_input(r0 + j).defined();
+        std::vector<int64_t> hs;
+        for (int64_t h = 0; h < H_; ++h) {
+          if (!src_live_[g_.head_source(l, h)]) continue;
+          bool any = false;
+          for (int64_t r : head_readers(l, h)) any = any || changed[r - r0];
+          if (any) hs.push_back(h);
+        }
+        if (!hs.empty()) {
+          auto q_in = [&](int64_t r) {
+            return changed[r - r0] ? in_pos.at(r) : at_pos(X_.select(0, r)).unsqueeze(0);
+          };
+          auto kv_in = [&](int64_t r) -> at::Tensor {
+            if (r == d && d_full.defined()) return d_full;
+            if (!changed[r - r0]) return X_.select(0, r).unsqueeze(0);
+            at::Tensor x = X_.select(0, r).unsqueeze(0).expand({K, B_, T_, D_}).clone();  // the prediction position replaced
+            x.scatter_(2, pos_.view({1, B_, 1, 1}).expand({K, B_, 1, D_}), in_pos.at(r));
+            return x;
+          };
+          at::Tensor out = head_outputs(l, hs, q_in, kv_in, true);  // [nh, K, B, 1, D]
+          for (size_t i = 0; i < hs.size(); ++i) {
+            const int64_t s = g_.head_source(l, hs[i]);
+            dsrc[s] = out.select(0, static_cast<int64_t>(i)) - at_pos(O_.select(0, s)).unsqueeze(0);
+          }
+        }
+      }
+      at::Tensor xm = changed_input(mlp_reader_[l]);
+      if (xm.defined() && src_live_[g_.mlp_source(l)]) {
+        const int64_t s = g_.mlp_source(l);
+        dsrc[s] = mlp_output(l, xm) - at_pos(O_.select(0, s)).unsqueeze(0);
+      }
+    }
+    Evaluated ev;
+    at::Tensor xl = changed_input(logits_reader_);
+    if (xl.defined()) {
+      at::Tensor last = at::linear(norm(c_, xl.squeeze(2), out_norm_w_, out_norm_b_), out_w_);  // [K, B, V]
+      for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
+    } else {
+      ev.values.assign(K, current_value);
+    }
+    for (auto& [s, t] : dsrc) ev.sources.push_back({s, t, true});
+    for (auto& [r, t] : in_pos) ev.readers.push_back({r, t, true});
+    if (d_full.defined()) ev.readers.push_back({d, d_full, false});  // after its at-position entry: wins
+    return ev;
+  }
+
+  // Makes mask j of `ev` the current circuit's state (keep_ is updated by the caller).
+  void accept(const Evaluated& ev, int64_t j) {
+    at::NoGradGuard ng;
+    at::Tensor rows = at::arange(B_, at::kLong);
+    for (const auto& e : ev.sources) {
+      at::Tensor o = O_.select(0, e.index);
+      if (!e.at_pos) o.add_(e.t.select(0, j));
+      else o.index_put_({rows, pos_}, o.index({rows, pos_}) + e.t.select(0, j).squeeze(1));
+    }
+    for (const auto& e : ev.readers) {
+      at::Tensor x = X_.select(0, e.index);
+      if (!e.at_pos) x.copy_(e.t.select(0, j));
+      else x.index_put_({rows, pos_}, e.t.select(0, j).squeeze(1));
+    }
+  }
+
+  double current_value = 0;  // the metric of the current circuit
+  int64_t last_only_evaluations = 0;  // of readers other than the logits, at the prediction positions only
+
+ private:
+  // The q, k, v readers of head h of layer l (head level: its one reader).
+  std::vector<int64_t> head_readers(int64_t l, int64_t h) const {
+    const int64_t r0 = attn_first_[l];
+    if (!g_.split_qkv()) return {r0 + h};
+    const int64_t gq = h / (H_ / G_);
+    return {r0 + h, r0 + H_ + gq, r0 + H_ + G_ + gq};
+  }
+
+  // X[r0 .. r0 + nr) = resid - sum_s (1 - keep[s, r]) (O_s - õ_s) over sources [0, S).
+  void set_inputs(int64_t r0, int64_t nr, int64_t S, const at::Tensor& resid) {
+    std::vector<double> wv(nr * S);
+    bool any = false;
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t s = 0; s < S; ++s) {
+        wv[i * S + s] = 1.0 - keep_[s * R_ + r0 + i];
+        any = any || wv[i * S + s] != 0;
+      }
+    at::Tensor dst = X_.narrow(0, r0, nr);
+    dst.copy_(resid.unsqueeze(0).expand({nr, B_, T_, D_}));
+    if (!any) return;
+    at::Tensor w = at::tensor(wv, at::kDouble).view({nr, S}).to(dt_);
+    at::Tensor diff = (O_.narrow(0, 0, S) - abl_.narrow(0, 0, S)).reshape({S, -1});
+    dst.view({nr, -1}).sub_(at::mm(w, diff));
+  }
+
+  // Outputs (without the o bias) of heads hs of layer l, each reading its readers' inputs:
+  // q_in(r) [K or 1, B, P, D] and kv_in(r) [K or 1, B, T, D]. P = T: every position,
+  // [nh, K, B, T, D]; P = 1: the prediction positions only (causal attention of that one query
+  // over the positions up to it), [nh, K, B, 1, D].
+  template <class Fq, class Fkv>
+  at::Tensor head_outputs(int64_t l, const std::vector<int64_t>& hs, Fq q_in, Fkv kv_in, bool last_only) {
+    const LayerWeights& w = lw_[l];
+    const int64_t nh = static_cast<int64_t>(hs.size()), P = last_only ? 1 : T_;
+    std::vector<at::Tensor> xq, xk, xv;
+    int64_t K = 1, Kkv = 1;
+    for (int64_t h : hs) {
+      auto rs = head_readers(l, h);
+      xq.push_back(q_in(rs[0]));
+      xk.push_back(kv_in(rs.size() > 1 ? rs[1] : rs[0]));
+      xv.push_back(kv_in(rs.size() > 1 ? rs[2] : rs[0]));
+      K = std::max(K, xq.back().size(0));
+      Kkv = std::max({Kkv, xk.back().size(0), xv.back().size(0)});
+    }
+    K = std::max(K, Kkv);
+    auto stack = [&](std::vector<at::Tensor>& v, int64_t k, int64_t p) {
+      for (auto& t : v) t = t.expand({k, B_, p, D_});
+      return at::stack(v, 0).reshape({nh, k * B_ * p, D_});
+    };
+    std::vector<int64_t> gidx;
+    for (int64_t h : hs) gidx.push_back(h / (H_ / G_));
+    at::Tensor hi = at::tensor(hs, at::kLong), gi = at::tensor(gidx, at::kLong);
+    // [nh, N, D] -> [N / p, nh, p, Dh] with this head's (or kv head's) rows of wt.
+    auto project = [&](const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b, int64_t rows,
+                       const at::Tensor& which, int64_t p) {
+      at::Tensor xn = norm(c_, x, w.an_w, w.an_b);
+      at::Tensor wsel = wt.view({rows, Dh_, D_}).index_select(0, which);  // [nh, Dh, D]
+      at::Tensor y = b.defined() ? at::baddbmm(b.view({rows, Dh_}).index_select(0, which).unsqueeze(1), xn,
+                                               wsel.transpose(1, 2))
+                                 : at::bmm(xn, wsel.transpose(1, 2));  // [nh, N, Dh]
+      return y.view({nh, x.size(1) / p, p, Dh_}).transpose(0, 1);
+    };
+    at::Tensor q = project(stack(xq, K, P), w.q_w, w.q_b, H_, hi, P);       // [K*B, nh, P, Dh]
+    at::Tensor k = project(stack(xk, Kkv, T_), w.k_w, w.k_b, G_, gi, T_);  // [Kkv*B, nh, T, Dh]
+    at::Tensor v = project(stack(xv, Kkv, T_), w.v_w, w.v_b, G_, gi, T_);
+    if (c_.rope) {
+      k = rotary(k, cos_, sin_);
+      if (last_only) {
+        at::Tensor cp = cos_.view({T_, Dh_}).index_select(0, pos_).view({1, B_, 1, 1, Dh_});
+        at::Tensor sp = sin_.view({T_, Dh_}).index_select(0, pos_).view({1, B_, 1, 1, Dh_});
+        q = rotary(q.view({K, B_, nh, 1, Dh_}), cp, sp).view({K * B_, nh, 1, Dh_});
+      } else {
+        q = rotary(q, cos_, sin_);
+      }
+    }
+    if (Kkv != K) {  // the same keys and values for every mask
+      k = k.unsqueeze(0).expand({K, B_, nh, T_, Dh_}).reshape({K * B_, nh, T_, Dh_});
+      v = v.unsqueeze(0).expand({K, B_, nh, T_, Dh_}).reshape({K * B_, nh, T_, Dh_});
+    }
+    at::Tensor z;  // [K*B, nh, P, Dh]
+    if (last_only) {
+      const double scale = 1.0 / std::sqrt(static_cast<double>(Dh_));
+      at::Tensor mask = (at::arange(T_, at::kLong).view({1, T_}) <= pos_.view({B_, 1}))  // [B, T]
+                            .view({1, B_, 1, 1, T_})
+                            .expand({K, B_, 1, 1, T_})
+                            .reshape({K * B_, 1, 1, T_});
+      z = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+    } else {
+      z = causal_attention(q, k, v);
+    }
+    at::Tensor wo = w.o_w.view({D_, H_, Dh_}).permute({1, 2, 0}).index_select(0, hi);  // [nh, Dh, D]
+    at::Tensor out = at::bmm(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
+    return out.view({nh, K, B_, P, D_});
+  }
+
+  // t [..., B, T, D] (any leading dims, B and T possibly broadcast) at the prediction
+  // positions: [..., B, 1, D].
+  at::Tensor at_pos(const at::Tensor& t) const {
+    std::vector<int64_t> full = t.sizes().vec();
+    const int64_t n = t.dim();
+    full[n - 3] = B_;
+    full[n - 2] = T_;
+    at::Tensor te = t.expand(full);
+    std::vector<int64_t> ish(n, 1);
+    ish[n - 3] = B_;
+    std::vector<int64_t> out = full;
+    out[n - 2] = 1;
+    return at::gather(te, n - 2, pos_.view(ish).expand(out));
+  }
+
+  // The MLP's output (without the down bias) for inputs x [.., D].
+  at::Tensor mlp_output(int64_t l, const at::Tensor& x) {
+    const LayerWeights& w = lw_[l];
+    return at::linear(mlp_hidden(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr), w.down_w);
+  }
+
+  // Logits [K, B, V] at the prediction positions from the logits reader's inputs [K, B, T, D].
+  at::Tensor logits_at_pos(const at::Tensor& x) {
+    const int64_t K = x.size(0);
+    at::Tensor xl = at::gather(x, 2, pos_.view({1, B_, 1, 1}).expand({K, B_, 1, D_})).squeeze(2);  // [K, B, D]
+    return at::linear(norm(c_, xl, out_norm_w_, out_norm_b_), out_w_);
+  }
+
+  const Graph& g_;
+  const ModelConfig& c_;
+  const Batch& data_;
+  Metric metric_;
+  at::ScalarType dt_;
+  int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
+  at::Tensor tokens_, pos_, abl_, emb_, cos_, sin_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
+  std::vector<LayerWeights> lw_;
+  std::vector<int64_t> attn_first_, mlp_reader_;
+  int64_t logits_reader_ = -1;
+  std::vector<uint8_t> keep_, src_live_, need_all_;
+  at::Tensor O_, X_;
+};
+
+uint64_t fnv1a(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kLong).contiguous();
+  uint64_t h = 1469598103934665603ull;
+  const auto* p = reinterpret_cast<const unsigned char*>(c.data_ptr());
+  for (int64_t i = 0; i < c.numel() * 8; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const AcdcOptions& opt) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  if (!(opt.tau > 0) || !std::isfinite(opt.tau))
+    fail("acdc", "tau must be a positive number, got " + std::to_string(opt.tau));
+  if (opt.max_candidates < 1) fail("acdc", "max candidates per pass must be >= 1");
+  if (data.size() == 0) fail("acdc", "the dataset is empty");
+  const ModelConfig& c = model.config();
+  if (graph.shape().n_layers != c.n_layers || graph.shape().n_heads != c.n_heads ||
+      graph.shape().n_kv_heads != c.n_kv_heads)
+    fail("acdc", "the graph does not match the model");
+  const double rollback_tau = opt.rollback_tau < 0 ? 40 * opt.tau : opt.rollback_tau;
+  const at::ScalarType dt = opt.double_precision ? at::kDouble : at::kFloat;
+  at::NoGradGuard ng;
+
+  at::Tensor ablated;
+  if (opt.ablation == Ablation::Resample) {
+    if (!data.aligned || data.corrupted.size(1) != data.clean.size(1))
+      fail("acdc", "resample ablation needs clean and corrupted prompts of equal token counts");
+    ablated = source_outputs(model, graph, data.corrupted, dt);
+  } else if (opt.ablation == Ablation::Zero) {
+    ablated = at::zeros({graph.n_sources(), 1, 1, c.d_model}, at::TensorOptions().dtype(dt));
+  } else {
+    ablated = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, data.size());
+  }
+
+  Engine e(model, graph, data, ablated, opt.metric, dt);
+  const int64_t S = graph.n_sources(), R = graph.n_readers();
+  const bool higher = metric_higher_is_better(opt.metric);
+  auto loss = [&](double v) { return higher ? -v : v; };
+  auto passes = [&](double delta, double thr) { return (opt.absolute ? std::abs(delta) : delta) < thr; };
+
+  AcdcResult res;
+  res.scores = at::zeros({S, R}, at::kDouble);
+  double* score = res.scores.data_ptr<double>();
+  {
+    at::Tensor clean_last = e.full_pass();  // the full model
+    e.set_clean_last(clean_last);
+    res.metric_full = e.metric_of(clean_last);
+    e.current_value = res.metric_full;
+  }
+
+  // The run's identity, checked on resume.
+  nlohmann::json fp = {{"user", opt.fingerprint},
+                       {"tau", opt.tau},
+                       {"mode", acdc_mode_name(opt.mode)},
+                       {"rollback_tau", rollback_tau},
+                       {"absolute", opt.absolute},
+                       {"metric", metric_name(opt.metric)},
+                       {"ablation", ablation_name(opt.ablation)},
+                       {"double", opt.double_precision},
+                       {"graph", {graph.shape().n_layers, graph.shape().n_heads, graph.shape().n_kv_heads, graph.split_qkv()}},
+                       {"examples", data.size()},
+                       {"tokens", std::to_string(fnv1a(data.clean)) + "/" + std::to_string(fnv1a(data.corrupted))}};
+  int64_t next = 0;  // readers visited (in visiting order)
+  double seconds_before = 0;
+  std::vector<uint8_t>& keep = e.keep();
+  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
+    nlohmann::json ck;
+    try {
+      std::ifstream f(opt.checkpoint);
+      ck = nlohmann::json::parse(f);
+    } catch (const std::exception& ex) {
+      fail(opt.checkpoint, std::string("not a readable ACDC checkpoint (") + ex.what() + ")");
+    }
+    if (!ck.is_object() || ck.value("format", "") != "edgewise-acdc-checkpoint" || !ck.contains("fingerprint"))
+      fail(opt.checkpoint, "not an edgewise ACDC checkpoint");
+    if (ck["fingerprint"] != fp)
+      fail(opt.checkpoint, "belongs to another run (checkpoint " + ck["fingerprint"].dump() + ", this run " +
+                               fp.dump() + "); delete it or drop --resume");
+    try {
+      next = ck.at("next").get<int64_t>();
+      for (int64_t i : ck.at("removed").get<std::vector<int64_t>>()) keep.at(i) = 0;
+      e.current_value = ck.at("current").get<double>();
+      res.evaluations = ck.at("evaluations").get<int64_t>();
+      res.passes = ck.at("passes").get<int64_t>();
+      res.skipped = ck.at("skipped").get<int64_t>();
+      seconds_before = ck.at("seconds").get<double>();
+      for (const auto& row : ck.at("trajectory")) {
+        AcdcStep st;
+        st.src = row.at(0).get<int64_t>();
+        st.dst = row.at(1).get<int64_t>();
+        st.decision = static_cast<AcdcStep::Decision>(row.at(2).get<int>());
+        st.metric = row.at(3).get<double>();
+        st.delta = row.at(4).get<double>();
+        st.evaluations = row.at(5).get<int64_t>();
+        res.trajectory.push_back(st);
+        if (st.decision != AcdcStep::Decision::Skipped) score[st.src * R + st.dst] = row.at(6).get<double>();
+      }
+    } catch (const std::exception& ex) {
+      fail(opt.checkpoint, std::string("damaged ACDC checkpoint (") + ex.what() + ")");
+    }
+    e.update_live();
+    e.full_pass();  // the state of the circuit so far
+  }
+  auto last_save = Clock::now();
+  auto save = [&](int64_t next_reader) {
+    if (opt.checkpoint.empty()) return;
+    nlohmann::json ck = {{"format", "edgewise-acdc-checkpoint"}, {"version", 1}, {"fingerprint", fp},
+                         {"next", next_reader}, {"current", e.current_value}, {"evaluations", res.evaluations},
+                         {"passes", res.passes}, {"skipped", res.skipped},
+                         {"seconds", seconds_before + std::chrono::duration<double>(Clock::now() - t0).count()}};
+    std::vector<int64_t> removed;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < graph.reader_fan_in(r); ++s)
+        if (!keep[s * R + r]) removed.push_back(s * R + r);
+    ck["removed"] = removed;
+    nlohmann::json traj = nlohmann::json::array();
+    for (const AcdcStep& st : res.trajectory)
+      traj.push_back({st.src, st.dst, static_cast<int>(st.decision), st.metric, st.delta, st.evaluations,
+                      score[st.src * R + st.dst]});
+    ck["trajectory"] = std::move(traj);
+    write_file_atomic(opt.checkpoint, ck.dump());
+    last_save = Clock::now();
+  };
+
+  auto record = [&](int64_t s, int64_t d, AcdcStep::Decision dec, double v, double delta, double before) {
+    res.trajectory.push_back({s, d, dec, v, delta, res.evaluations});
+    if (dec != AcdcStep::Decision::Skipped) score[s * R + d] = v - before;
+    if (dec != AcdcStep::Decision::Kept) keep[s * R + d] = 0;
+  };
+  // The largest K whose recomputed values fit a 2 GiB budget (each mask holds one input per
+  // changed reader and one output per changed source).
+  auto mem_cap = [&]() {
+    const double per_mask = static_cast<double>(e.tokens_bytes()) * (2.0 * e.n_live() + 2.0);
+    return std::max<int64_t>(1, static_cast<int64_t>(2.0 * (1 << 30) / per_mask));
+  };
+  auto eval = [&](int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
+    res.evaluations += w.size(0);
+    res.passes += 1;
+    return e.evaluate(d, cand, w);
+  };
+
+  int64_t K = std::min<int64_t>(opt.max_candidates, 4);
+  for (; next < R; ++next) {
+    if (opt.stop && opt.stop()) {
+      save(next);
+      res.complete = false;
+      break;
+    }
+    const int64_t d = R - 1 - next;
+    std::vector<int64_t> cand;  // latest source first
+    for (int64_t s = graph.reader_fan_in(d) - 1; s >= 0; --s) cand.push_back(s);
+    const double v0 = e.current_value;
+    if (!e.reader_live(d)) {
+      for (int64_t s : cand) record(s, d, AcdcStep::Decision::Skipped, v0, 0.0, v0);
+      res.skipped += static_cast<int64_t>(cand.size());
+    } else if (opt.mode == AcdcOptions::Mode::Classic) {
+      // Speculation: mask k removes candidates [i, i + k]; the walk stops at the first kept edge.
+      size_t i = 0;
+      while (i < cand.size()) {
+        const int64_t Kp = std::min<int64_t>({K, static_cast<int64_t>(cand.size() - i), mem_cap()});
+        std::vector<int64_t> part(cand.begin() + i, cand.begin() + i + Kp);
+        Evaluated ev = eval(d, part, at::ones({Kp, Kp}, at::kDouble).tril());
+        int64_t accepted = -1, stop_at = -1;
+        for (int64_t k = 0; k < Kp; ++k) {
+          const double v = ev.values[k], before = e.current_value, delta = loss(v) - loss(before);
+          if (passes(delta, opt.tau)) {
+            record(part[k], d, AcdcStep::Decision::Removed, v, delta, before);
+            e.current_value = v;
+            accepted = k;
+          } else {
+            record(part[k], d, AcdcStep::Decision::Kept, v, delta, before);
+            stop_at = k;
+            break;
+          }
+        }
+        if (accepted >= 0) e.accept(ev, accepted);
+        if (stop_at >= 0) {
+          i += stop_at + 1;
+          K = std::clamp<int64_t>(2 * stop_at, 1, opt.max_candidates);
+        } else {
+          i += Kp;
+          K = std::min<int64_t>(2 * K, opt.max_candidates);
+        }
+      }
+    } else if (opt.mode == AcdcOptions::Mode::Group) {
+      // Recursive halving: a set whose joint removal passes goes at once.
+      std::function<void(const std::vector<int64_t>&)> test = [&](const std::vector<int64_t>& set) {
+        const int64_t n = static_cast<int64_t>(set.size());
+        Evaluated ev = eval(d, set, at::ones({1, n}, at::kDouble));
+        const double v = ev.values[0], before = e.current_value, delta = loss(v) - loss(before);
+        if (passes(delta, opt.tau)) {
+          for (int64_t s : set) record(s, d, AcdcStep::Decision::Removed, v, delta, before);
+          e.current_value = v;
+          e.accept(ev, 0);
+        } else if (n == 1) {
+          record(set[0], d, AcdcStep::Decision::Kept, v, delta, before);
+        } else {
+          test(std::vector<int64_t>(set.begin(), set.begin() + n / 2));
+          test(std::vector<int64_t>(set.begin() + n / 2, set.end()));
+        }
+      };
+      test(cand);
+    } else {
+      // Try many, then roll back (Phylliida/ACDC): every pending edge alone; those that pass, best
+      // first, removed together when their joint change passes rollback_tau, else the best half,
+      // quarter, ..., (one masked pass tries all these prefixes); the rest are tried again.
+      std::vector<int64_t> pending = cand;
+      while (!pending.empty()) {
+        const double before = e.current_value;
+        std::vector<std::pair<double, size_t>> ok;  // (delta, index in pending)
+        std::vector<double> single(pending.size());
+        for (size_t i = 0; i < pending.size();) {
+          const int64_t Kp = std::min<int64_t>({opt.max_candidates, static_cast<int64_t>(pending.size() - i), mem_cap()});
+          std::vector<int64_t> part(pending.begin() + i, pending.begin() + i + Kp);
+          Evaluated ev = eval(d, part, at::eye(Kp, at::kDouble));
+          for (int64_t k = 0; k < Kp; ++k) single[i + k] = ev.values[k];
+          i += Kp;
+        }
+        for (size_t i = 0; i < pending.size(); ++i) {
+          const double delta = loss(single[i]) - loss(before);
+          if (passes(delta, opt.tau)) ok.push_back({opt.absolute ? std::abs(delta) : delta, i});
+          else record(pending[i], d, AcdcStep::Decision::Kept, single[i], delta, before);
+        }
+        if (ok.empty()) break;
+        std::stable_sort(ok.begin(), ok.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        const int64_t n = static_cast<int64_t>(ok.size());
+        std::vector<int64_t> sizes;  // prefix sizes tried: n, n/2 + 1, n/4 + 1, ..., 1 (Phylliida's i <= pivot)
+        sizes.push_back(n);
+        for (int64_t p = n / 2; p > 0; p /= 2) sizes.push_back(p + 1);
+        if (sizes.back() != 1) sizes.push_back(1);
+        std::vector<int64_t> set;
+        for (const auto& o : ok) set.push_back(pending[o.second]);
+        at::Tensor w = at::zeros({static_cast<int64_t>(sizes.size()), n}, at::kDouble);
+        for (size_t k = 0; k < sizes.size(); ++k) w[k].narrow(0, 0, std::min(sizes[k], n)).fill_(1.0);
+        Evaluated ev = eval(d, set, w);
+        size_t pick = sizes.size() - 1;  // the best single edge passed on its own
+        for (size_t k = 0; k < sizes.size(); ++k)
+          if (passes(loss(ev.values[k]) - loss(before), rollback_tau)) {
+            pick = k;
+            break;
+          }
+        const int64_t m = std::min(sizes[pick], n);
+        const double v = ev.values[pick], delta = loss(v) - loss(before);
+        for (int64_t i = 0; i < m; ++i) record(set[i], d, AcdcStep::Decision::Removed, v, delta, before);
+        e.current_value = v;
+        e.accept(ev, static_cast<int64_t>(pick));
+        pending.assign(set.begin() + m, set.end());
+      }
+    }
+    e.update_live();
+    if (opt.progress) {
+      int64_t kept_n = 0;
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < graph.reader_fan_in(r); ++s) kept_n += keep[s * R + r];
+      opt.progress(next + 1, R, kept_n, res.evaluations, e.current_value);
+    }
+    if (!opt.checkpoint.empty() &&
+        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds)
+      save(next + 1);
+  }
+  if (next >= R) {
+    res.complete = true;
+    if (!opt.checkpoint.empty()) save(R);
+  }
+  res.kept = at::zeros({S, R}, at::kBool);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < graph.reader_fan_in(r); ++s)
+      if (keep[s * R + r]) res.kept[s][r] = true;
+  res.metric_final = e.current_value;
+  res.last_position_evaluations = e.last_only_evaluations;
+  res.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();
+  return res;
+}
+
+void acdc_write_trajectory(const AcdcResult& r, const Graph& graph, const std::string& path) {
+  std::ostringstream s;
+  s << "step,edge,decision,metric,delta,evaluations\n";
+  char buf[96];
+  for (size_t i = 0; i < r.trajectory.size(); ++i) {
+    const AcdcStep& st = r.trajectory[i];
+    s << i << "," << graph.edge_name(st.src, st.dst) << "," << acdc_decision_name(st.decision) << ",";
+    std::snprintf(buf, sizeof buf, "%.9g,%.9g,%lld\n", st.metric, st.delta, (long long)st.evaluations);
+    s << buf;
+  }
+  write_file_atomic(path, s.str());
+}
+
+}  // namespace edgewise

@@ -1,0 +1,38 @@
+// `edgewise discover`'s arguments and the pieces its methods share (cmd_discover.cpp: the
+// attribution methods; cmd_acdc.cpp: ACDC).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "edgewise/circuit.h"
+
+namespace edgewise::cli {
+
+struct DiscoverArgs {
+  ModelArgs m;
+  std::string task = "ioi", method = "eap-ig-inputs", ablation = "resample", metric = "logit-diff";
+  std::string out = "circuit.json", svg, curve, candidates;
+  int64_t n = 100, batch_size = 16, edges = -1, nodes = -1, steps = 5;
+  uint64_t seed = 0;
+  bool greedy = false, signed_scores = false, head_level = false;
+  // ACDC
+  std::vector<double> taus = {0.01};
+  std::string acdc_mode = "classic", trajectory, checkpoint;
+  double rollback_tau = -1, checkpoint_every = 60;
+  int64_t max_candidates = 32;
+  bool absolute = false, resume = false, metric_given = false;
+};
+
+/// The circuit's in-graph flags as a float mask [n_src, n_dst].
+at::Tensor mask_of(const Circuit& c);
+/// A line plot of (x, y) points as a small standalone SVG (x on a log scale, x > 0).
+std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y, const std::string& title,
+                      const std::string& x_label = "edges kept (fraction of all, log scale)");
+/// `discover --method acdc` (cmd_acdc.cpp).
+void run_acdc(const DiscoverArgs& a);
+
+}  // namespace edgewise::cli
