@@ -15,13 +15,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "edgewise/attribution.h"
+#include "bench_data.h"
 #include "bench_util.h"
 #include "edgewise/memory.h"
 #include "edgewise/model.h"
@@ -36,39 +35,11 @@ int main(int argc, char** argv) {
   if (threads > 0) at::set_num_threads(threads);
   edgewise::tune_allocator();
   try {
-    const bool ids_file = task.size() > 5 && task.substr(task.size() - 5) == ".json";
     edgewise::LoadOptions lo;
-    lo.load_tokenizer = !ids_file;
+    lo.load_tokenizer = !bench::is_ids_file(task);
     edgewise::Model m = edgewise::Model::load(spec, lo);
     edgewise::Graph g = edgewise::model_graph(m, true);
-    edgewise::Batch b;
-    if (ids_file) {
-      // Token ids as bench/autocircuit_bench.py writes them: {"clean", "corrupted", "correct", "incorrect"}.
-      nlohmann::json d = nlohmann::json::parse(std::ifstream(task));
-      auto ids = [](const nlohmann::json& j) {
-        auto v = j.get<std::vector<std::vector<int64_t>>>();
-        at::Tensor t = at::empty({(int64_t)v.size(), (int64_t)v[0].size()}, at::kLong);
-        for (size_t i = 0; i < v.size(); ++i)
-          for (size_t k = 0; k < v[i].size(); ++k) t[i][k] = v[i][k];
-        return t;
-      };
-      b.clean = ids(d.at("clean")).narrow(0, 0, N);
-      b.corrupted = ids(d.at("corrupted")).narrow(0, 0, N);
-      const int64_t T = b.clean.size(1);
-      b.clean_len = b.corrupted_len = at::full({N}, T, at::kLong);
-      b.clean_pos = b.corrupted_pos = at::full({N}, T - 1, at::kLong);
-      b.correct = at::tensor(d.at("correct").get<std::vector<int64_t>>()).narrow(0, 0, N).view({N, 1});
-      b.incorrect = at::tensor(d.at("incorrect").get<std::vector<int64_t>>()).narrow(0, 0, N).view({N, 1});
-      b.correct_mask = b.incorrect_mask = at::ones({N, 1});
-      b.aligned = true;
-    } else {
-      edgewise::TaskOptions to;
-      to.n = N;
-      to.seed = 0;
-      edgewise::BatchOptions bo;
-      bo.require_aligned = true;
-      b = edgewise::make_batch(edgewise::make_task(task, m.tokenizer(), to), m.tokenizer(), bo);
-    }
+    edgewise::Batch b = bench::load_prompts(m, task, N);
     edgewise::AttributionOptions opt;
     opt.batch_size = batch;
     auto floor = [&] {

@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cd build
+# Two tests share the two cores: idle OpenMP threads must sleep, not spin on a core another test
+# needs (libgomp's default spinning made ACDC's tests 12x slower side by side; BENCHMARKS.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 exec ctest --output-on-failure -j2 "$@"

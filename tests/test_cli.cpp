@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -195,6 +197,71 @@ TEST(Cli, DiscoverEndToEnd) {
   r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--edges", "5", "--nodes", "3"}, {});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("--edges or --nodes"), std::string::npos) << r.err;
+}
+
+
+// ACDC from the command line: a tau sweep writes one circuit and trajectory per tau and the
+// curve; a run killed (SIGKILL) part-way and resumed from its checkpoint ends with the circuit
+// of an uninterrupted run; another run's checkpoint is refused.
+TEST(Cli, DiscoverAcdcSweepAndResume) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const edgewise::Graph g(edgewise::GraphShape{3, 4, 4}, true);
+  Result r = run_cli({"discover", model, "--task", "ioi", "-n", "8", "--method", "acdc", "--tau", "0.001,0.1", "-o",
+                      dir + "/acdc.json"},
+                     {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"acdc.tau0.001.json", "acdc.tau0.1.json", "acdc.tau0.001.trajectory.csv",
+                        "acdc.tau0.1.trajectory.csv", "acdc.sweep.csv", "acdc.sweep.svg"})
+    EXPECT_TRUE(ewtest::exists(dir + "/" + f)) << f << "\n" << r.out;
+  edgewise::Circuit c = edgewise::circuit_read(dir + "/acdc.tau0.1.json");
+  EXPECT_EQ(c.meta.at("method"), "acdc");
+  EXPECT_EQ(c.meta.at("acdc").at("tau").get<double>(), 0.1);
+  auto lines = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string l;
+    int64_t n = 0;
+    while (std::getline(in, l)) n += !l.empty();
+    return n;
+  };
+  EXPECT_EQ(lines(dir + "/acdc.tau0.1.trajectory.csv"), g.n_edges() + 1);  // a decision per edge + header
+  EXPECT_EQ(lines(dir + "/acdc.sweep.csv"), 3);                             // header + one row per tau
+
+  // Kill and resume.
+  const std::vector<std::string> base = {"discover", model, "--task", "ioi", "-n", "48", "--method", "acdc",
+                                         "--tau", "0.003"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  r = run_cli(with({"-o", dir + "/acdc_full.json"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const double full_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string ck = dir + "/acdc_ck.json";
+  std::remove(ck.c_str());
+  std::remove((dir + "/acdc_killed.json").c_str());
+  std::string cmd = "timeout -s KILL " + std::to_string(full_s * 0.6) + " " + shell_quote(EW_CLI);
+  for (const auto& a : with({"-o", dir + "/acdc_killed.json", "--checkpoint", ck, "--checkpoint-every", "0", "--resume"}))
+    cmd += " " + shell_quote(a);
+  const int st = std::system((cmd + " >/dev/null 2>&1").c_str());
+  const bool killed = WIFEXITED(st) && WEXITSTATUS(st) == 137;
+  std::printf("full run %.2f s; killed at 60%%: %s, checkpoint %s\n", full_s, killed ? "yes" : "no (it finished)",
+              ewtest::exists(ck) ? "written" : "absent");
+  EXPECT_FALSE(ewtest::exists(dir + "/acdc_killed.json") && killed) << "a killed run left its output";
+  r = run_cli(with({"-o", dir + "/acdc_killed.json", "--checkpoint", ck, "--resume"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(edgewise::circuit_read(dir + "/acdc_killed.json").in_graph,
+            edgewise::circuit_read(dir + "/acdc_full.json").in_graph);
+  // Another run's checkpoint.
+  r = run_cli({"discover", model, "--task", "ioi", "-n", "48", "--method", "acdc", "--tau", "0.02", "-o",
+               dir + "/acdc_other.json", "--checkpoint", ck, "--resume"},
+              {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(ck), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
 }  // namespace

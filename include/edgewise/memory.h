@@ -12,6 +12,13 @@ namespace edgewise {
 /// kept. Call once at the start of a program; a no-op where the C library is not glibc.
 void tune_allocator();
 
+/// libgomp (the threads of libtorch and MKL) reads OMP_WAIT_POLICY when it loads, before main:
+/// by default idle threads spin, and on a machine with other busy processes a spinning thread
+/// takes the core the working one needs (ACDC's many small passes ran 12x slower on 2 shared
+/// cores: docs/BENCHMARKS.md). Unless the user set OMP_WAIT_POLICY, this sets it to passive and
+/// re-executes the program (argv unchanged) once; returns only when no re-execution happened.
+void prefer_passive_threads(char** argv);
+
 /// Resident memory now and its peak since the last reset, in KiB (Linux /proc/self/status);
 /// -1 where unavailable.
 int64_t resident_kib();

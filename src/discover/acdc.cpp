@@ -71,6 +71,13 @@ struct Evaluated {
   std::vector<Entry> readers;  // reader: new input
 };
 
+// A changed value: at every position [K, B, T, D] (full) or at the prediction positions only
+// [K, B, 1, D].
+struct Val {
+  at::Tensor t;
+  bool full = true;
+};
+
 class Engine {
  public:
   Engine(const Model& model, const Graph& g, const Batch& data, const at::Tensor& ablated, Metric metric,
@@ -116,6 +123,7 @@ class Engine {
 
   std::vector<uint8_t>& keep() { return keep_; }
   int64_t tokens_bytes() const { return B_ * T_ * D_ * (dt_ == at::kDouble ? 8 : 4); }
+  int64_t tokens() const { return T_; }
 
   // Liveness: a source is live when one of its kept out-edges enters a reader whose node is live;
   // the logits are live. Monotone: removing edges only ever makes nodes dead.
@@ -213,162 +221,105 @@ class Engine {
   }
 
   // Evaluates the masks "circuit minus the candidate edges (cand[i], d) where W[k, i] = 1",
-  // W [K, n_cand] of 0/1.
+  // W [K, n_cand] of 0/1. Every changed value is held either at every position ([K, B, T, D])
+  // or at the prediction positions only ([K, B, 1, D]): a node's output is needed at every
+  // position only when it reaches a live key or value input (need_all_) AND one of its inputs
+  // changed at every position; otherwise its change at the prediction positions is all that can
+  // reach the logits there (causal attention: a key or value changed at the prediction position
+  // only affects queries at or after it).
   Evaluated evaluate(int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
-    if (!change_needs_all(d)) {
-      if (g_.reader(d).kind != Graph::ReaderKind::Logits) last_only_evaluations += w.size(0);
-      return evaluate_last(d, cand, w);
-    }
-    at::NoGradGuard ng;
-    const int64_t K = w.size(0), n = static_cast<int64_t>(cand.size());
-    at::Tensor idx = at::tensor(cand, at::kLong);
-    at::Tensor diff = (O_.index_select(0, idx) - abl_.index_select(0, idx)).reshape({n, -1});  // [n, BTD]
-    at::Tensor xd = (X_.select(0, d).reshape({1, -1}) - at::mm(w.to(dt_), diff)).view({K, B_, T_, D_});
-    Evaluated ev;
-    std::map<int64_t, at::Tensor> new_in;  // reader -> [K, B, T, D]
-    std::map<int64_t, at::Tensor> dsrc;    // source -> [K, B, T, D] (new - current)
-    new_in[d] = xd;
-    const Graph::Reader& rd = g_.reader(d);
-    // The input of reader r under the K masks, when a changed source reaches it (else undefined).
-    auto changed_input = [&](int64_t r) -> at::Tensor {
-      auto it = new_in.find(r);
-      if (it != new_in.end()) return it->second;
-      if (!reader_live(r)) return {};
-      at::Tensor delta;
-      for (const auto& [s, ds] : dsrc) {
-        if (!keep_[s * R_ + r]) continue;
-        delta = delta.defined() ? delta.add_(ds) : ds.clone();
-      }
-      if (!delta.defined()) return {};
-      at::Tensor x = delta.add_(X_.select(0, r).unsqueeze(0));
-      new_in[r] = x;
-      return x;
-    };
-    const bool from_attn = rd.kind != Graph::ReaderKind::Mlp && rd.kind != Graph::ReaderKind::Logits;
-    for (int64_t l = rd.layer; l < L_ && rd.kind != Graph::ReaderKind::Logits; ++l) {
-      if (l > rd.layer || from_attn) {
-        // The heads of layer l whose q, k or v input changed and that still matter.
-        const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
-        std::vector<uint8_t> changed(nr, 0);
-        for (int64_t j = 0; j < nr; ++j) changed[j] = changed_input(r0 + j).defined();
-        std::vector<int64_t> hs;
-        for (int64_t h = 0; h < H_; ++h) {
-          if (!src_live_[g_.head_source(l, h)]) continue;
-          bool any = false;
-          for (int64_t r : head_readers(l, h)) any = any || changed[r - r0];
-          if (any) hs.push_back(h);
-        }
-        if (!hs.empty()) {
-          auto in = [&](int64_t r) { return changed[r - r0] ? new_in.at(r) : X_.select(0, r).unsqueeze(0); };
-          at::Tensor out = head_outputs(l, hs, in, in, false);  // [nh, K, B, T, D]
-          for (size_t i = 0; i < hs.size(); ++i) {
-            const int64_t s = g_.head_source(l, hs[i]);
-            dsrc[s] = out.select(0, static_cast<int64_t>(i)) - O_.select(0, s).unsqueeze(0);
-          }
-        }
-      }
-      const int64_t rm = mlp_reader_[l];
-      at::Tensor xm = changed_input(rm);
-      if (xm.defined() && src_live_[g_.mlp_source(l)]) {
-        const int64_t s = g_.mlp_source(l);
-        dsrc[s] = mlp_output(l, xm) - O_.select(0, s).unsqueeze(0);
-      }
-    }
-    at::Tensor xl = changed_input(logits_reader_);
-    if (xl.defined()) {
-      at::Tensor last = logits_at_pos(xl);  // [K, B, V]
-      for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
-    } else {
-      ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
-    }
-    for (auto& [s, t] : dsrc) ev.sources.push_back({s, t, false});
-    for (auto& [r, t] : new_in) ev.readers.push_back({r, t, false});
-    return ev;
-  }
-
-  // evaluate() when the change at d matters at the prediction positions only: every changed
-  // value is computed there alone ([K, B, 1, D]); keys and values read all positions, from the
-  // state with the prediction position replaced.
-  Evaluated evaluate_last(int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
     at::NoGradGuard ng;
     const int64_t K = w.size(0), n = static_cast<int64_t>(cand.size());
     const Graph::Reader& rd = g_.reader(d);
     const bool d_kv = rd.kind == Graph::ReaderKind::K || rd.kind == Graph::ReaderKind::V ||
                       rd.kind == Graph::ReaderKind::Head;
+    const bool d_full = d_kv || change_needs_all(d);
+    if (!change_needs_all(d) && rd.kind != Graph::ReaderKind::Logits) last_only_evaluations += K;
     at::Tensor idx = at::tensor(cand, at::kLong), wt = w.to(dt_);
-    std::map<int64_t, at::Tensor> in_pos;  // reader -> [K, B, 1, D]
-    std::map<int64_t, at::Tensor> dsrc;    // source -> [K, B, 1, D] (new - current)
-    at::Tensor d_full;                     // d's inputs at every position when it is a k/v reader
-    if (d_kv) {
+    std::map<int64_t, Val> in;    // changed reader inputs
+    std::map<int64_t, Val> dsrc;  // changed source outputs: new minus current
+    if (d_full) {
       at::Tensor diff = (O_.index_select(0, idx) - abl_.index_select(0, idx)).reshape({n, -1});
-      d_full = (X_.select(0, d).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, T_, D_});
-      in_pos[d] = at_pos(d_full);
+      in[d] = {(X_.select(0, d).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, T_, D_}), true};
     } else {
       at::Tensor diff = (at_pos(O_.index_select(0, idx)) - at_pos(abl_.index_select(0, idx))).reshape({n, -1});
-      in_pos[d] = (at_pos(X_.select(0, d)).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, 1, D_});
+      in[d] = {(at_pos(X_.select(0, d)).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, 1, D_}), false};
     }
-    auto changed_input = [&](int64_t r) -> at::Tensor {
-      auto it = in_pos.find(r);
-      if (it != in_pos.end()) return it->second;
-      if (!reader_live(r)) return {};
-      at::Tensor delta;
-      for (const auto& [s, ds] : dsrc) {
+    // Reader r's input under the K masks when a changed source reaches it through a kept edge.
+    auto changed_input = [&](int64_t r) -> const Val* {
+      auto it = in.find(r);
+      if (it != in.end()) return &it->second;
+      if (!reader_live(r)) return nullptr;
+      at::Tensor full, pos;
+      for (const auto& [s, v] : dsrc) {
         if (!keep_[s * R_ + r]) continue;
-        delta = delta.defined() ? delta.add_(ds) : ds.clone();
+        at::Tensor& acc = v.full ? full : pos;
+        acc = acc.defined() ? acc.add_(v.t) : v.t.clone();
       }
-      if (!delta.defined()) return {};
-      at::Tensor x = delta.add_(at_pos(X_.select(0, r)).unsqueeze(0));
-      in_pos[r] = x;
-      return x;
+      if (!full.defined() && !pos.defined()) return nullptr;
+      if (!full.defined()) return &(in[r] = {pos.add_(at_pos(X_.select(0, r)).unsqueeze(0)), false});
+      full.add_(X_.select(0, r).unsqueeze(0));
+      if (pos.defined()) full.scatter_add_(2, pos_index(K), pos);
+      return &(in[r] = {full, true});
+    };
+    // Reader r's input at every position: changed, or the state with the prediction position
+    // replaced, or the state.
+    auto input_full = [&](int64_t r) -> at::Tensor {
+      auto it = in.find(r);
+      if (it == in.end()) return X_.select(0, r).unsqueeze(0);
+      if (it->second.full) return it->second.t;
+      at::Tensor x = X_.select(0, r).unsqueeze(0).expand({K, B_, T_, D_}).clone();
+      return x.scatter_(2, pos_index(K), it->second.t);
+    };
+    auto input_pos = [&](int64_t r) -> at::Tensor {
+      auto it = in.find(r);
+      if (it == in.end()) return at_pos(X_.select(0, r)).unsqueeze(0);
+      return it->second.full ? at_pos(it->second.t) : it->second.t;
     };
     const bool from_attn = rd.kind != Graph::ReaderKind::Mlp && rd.kind != Graph::ReaderKind::Logits;
     for (int64_t l = rd.layer; l < L_ && rd.kind != Graph::ReaderKind::Logits; ++l) {
       if (l > rd.layer || from_attn) {
         const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
-        std::vector<uint8_t> changed(nr, 0);
-        for (int64_t j = 0; j < nr; ++j) changed[j] = changed_input(r0 + j).defined();
-        std::vector<int64_t> hs;
+        std::vector<const Val*> changed(nr);
+        for (int64_t j = 0; j < nr; ++j) changed[j] = changed_input(r0 + j);
+        std::vector<int64_t> hs_full, hs_pos;  // heads whose new output is needed at every position / at the prediction positions
         for (int64_t h = 0; h < H_; ++h) {
-          if (!src_live_[g_.head_source(l, h)]) continue;
-          bool any = false;
-          for (int64_t r : head_readers(l, h)) any = any || changed[r - r0];
-          if (any) hs.push_back(h);
+          const int64_t s = g_.head_source(l, h);
+          if (!src_live_[s]) continue;
+          bool any = false, any_full = false;
+          for (int64_t r : head_readers(l, h))
+            if (changed[r - r0]) any = true, any_full = any_full || changed[r - r0]->full;
+          if (any) (need_all_[s] && any_full ? hs_full : hs_pos).push_back(h);
         }
-        if (!hs.empty()) {
-          auto q_in = [&](int64_t r) {
-            return changed[r - r0] ? in_pos.at(r) : at_pos(X_.select(0, r)).unsqueeze(0);
-          };
-          auto kv_in = [&](int64_t r) -> at::Tensor {
-            if (r == d && d_full.defined()) return d_full;
-            if (!changed[r - r0]) return X_.select(0, r).unsqueeze(0);
-            at::Tensor x = X_.select(0, r).unsqueeze(0).expand({K, B_, T_, D_}).clone();  // the prediction position replaced
-            x.scatter_(2, pos_.view({1, B_, 1, 1}).expand({K, B_, 1, D_}), in_pos.at(r));
-            return x;
-          };
-          at::Tensor out = head_outputs(l, hs, q_in, kv_in, true);  // [nh, K, B, 1, D]
+        for (bool full : {true, false}) {
+          const std::vector<int64_t>& hs = full ? hs_full : hs_pos;
+          if (hs.empty()) continue;
+          at::Tensor out = full ? head_outputs(l, hs, input_full, input_full, false)   // [nh, K, B, T, D]
+                                : head_outputs(l, hs, input_pos, input_full, true);  // [nh, K, B, 1, D]
           for (size_t i = 0; i < hs.size(); ++i) {
             const int64_t s = g_.head_source(l, hs[i]);
-            dsrc[s] = out.select(0, static_cast<int64_t>(i)) - at_pos(O_.select(0, s)).unsqueeze(0);
+            const at::Tensor cur = full ? O_.select(0, s) : at_pos(O_.select(0, s));
+            dsrc[s] = {out.select(0, static_cast<int64_t>(i)) - cur.unsqueeze(0), full};
           }
         }
       }
-      at::Tensor xm = changed_input(mlp_reader_[l]);
-      if (xm.defined() && src_live_[g_.mlp_source(l)]) {
-        const int64_t s = g_.mlp_source(l);
-        dsrc[s] = mlp_output(l, xm) - at_pos(O_.select(0, s)).unsqueeze(0);
+      const Val* xm = changed_input(mlp_reader_[l]);
+      const int64_t sm = g_.mlp_source(l);
+      if (xm && src_live_[sm]) {
+        if (xm->full && need_all_[sm]) dsrc[sm] = {mlp_output(l, xm->t) - O_.select(0, sm).unsqueeze(0), true};
+        else dsrc[sm] = {mlp_output(l, input_pos(mlp_reader_[l])) - at_pos(O_.select(0, sm)).unsqueeze(0), false};
       }
     }
     Evaluated ev;
-    at::Tensor xl = changed_input(logits_reader_);
-    if (xl.defined()) {
-      at::Tensor last = at::linear(norm(c_, xl.squeeze(2), out_norm_w_, out_norm_b_), out_w_);  // [K, B, V]
+    if (changed_input(logits_reader_)) {
+      at::Tensor xl = input_pos(logits_reader_).squeeze(2);  // [K, B, D]
+      at::Tensor last = at::linear(norm(c_, xl, out_norm_w_, out_norm_b_), out_w_);  // [K, B, V]
       for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
     } else {
-      ev.values.assign(K, current_value);
+      ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
     }
-    for (auto& [s, t] : dsrc) ev.sources.push_back({s, t, true});
-    for (auto& [r, t] : in_pos) ev.readers.push_back({r, t, true});
-    if (d_full.defined()) ev.readers.push_back({d, d_full, false});  // after its at-position entry: wins
+    for (auto& [s, v] : dsrc) ev.sources.push_back({s, v.t, !v.full});
+    for (auto& [r, v] : in) ev.readers.push_back({r, v.t, !v.full});
     return ev;
   }
 
@@ -485,6 +436,9 @@ class Engine {
     at::Tensor out = at::bmm(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
     return out.view({nh, K, B_, P, D_});
   }
+
+  // Index [K, B, 1, D] of the prediction positions along dim 2 of a [K, B, T, D] tensor.
+  at::Tensor pos_index(int64_t K) const { return pos_.view({1, B_, 1, 1}).expand({K, B_, 1, D_}); }
 
   // t [..., B, T, D] (any leading dims, B and T possibly broadcast) at the prediction
   // positions: [..., B, 1, D].
@@ -661,8 +615,12 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   };
   // The largest K whose recomputed values fit a 2 GiB budget (each mask holds one input per
   // changed reader and one output per changed source).
-  auto mem_cap = [&]() {
-    const double per_mask = static_cast<double>(e.tokens_bytes()) * (2.0 * e.n_live() + 2.0);
+  // At the prediction positions only, a changed value is one row per prompt (plus full copies
+  // of the few changed key/value inputs).
+  auto mem_cap = [&](int64_t d) {
+    const double full = static_cast<double>(e.tokens_bytes());
+    const double per_mask = e.change_needs_all(d) ? full * (2.0 * e.n_live() + 2.0)
+                                                  : full / e.tokens() * (2.0 * e.n_live() + 2.0) + 4 * full;
     return std::max<int64_t>(1, static_cast<int64_t>(2.0 * (1 << 30) / per_mask));
   };
   auto eval = [&](int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
@@ -689,7 +647,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
       // Speculation: mask k removes candidates [i, i + k]; the walk stops at the first kept edge.
       size_t i = 0;
       while (i < cand.size()) {
-        const int64_t Kp = std::min<int64_t>({K, static_cast<int64_t>(cand.size() - i), mem_cap()});
+        const int64_t Kp = std::min<int64_t>({K, static_cast<int64_t>(cand.size() - i), mem_cap(d)});
         std::vector<int64_t> part(cand.begin() + i, cand.begin() + i + Kp);
         Evaluated ev = eval(d, part, at::ones({Kp, Kp}, at::kDouble).tril());
         int64_t accepted = -1, stop_at = -1;
@@ -742,7 +700,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
         std::vector<std::pair<double, size_t>> ok;  // (delta, index in pending)
         std::vector<double> single(pending.size());
         for (size_t i = 0; i < pending.size();) {
-          const int64_t Kp = std::min<int64_t>({opt.max_candidates, static_cast<int64_t>(pending.size() - i), mem_cap()});
+          const int64_t Kp = std::min<int64_t>({opt.max_candidates, static_cast<int64_t>(pending.size() - i), mem_cap(d)});
           std::vector<int64_t> part(pending.begin() + i, pending.begin() + i + Kp);
           Evaluated ev = eval(d, part, at::eye(Kp, at::kDouble));
           for (int64_t k = 0; k < Kp; ++k) single[i + k] = ev.values[k];

@@ -1,5 +1,8 @@
 #include "edgewise/memory.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -38,6 +41,12 @@ bool reset_peak_resident() {
   if (!f) return false;
   f << "5";
   return static_cast<bool>(f.flush());
+}
+
+void prefer_passive_threads(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
 }
 
 }  // namespace edgewise

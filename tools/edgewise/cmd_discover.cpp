@@ -252,7 +252,7 @@ void register_discover_command(CLI::App& app) {
       "ACDC removes edges greedily (logits first) while the loss moves by less than --tau; its scores\n"
       "are the metric change when each edge was tried. A sweep writes one circuit per tau and the\n"
       "size-vs-faithfulness curve:\n"
-      "  edgewise discover --task ioi -n 50 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv");
+      "  edgewise discover --task ioi -n 20 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv");
   cmd->callback([metric_opt] {
     a.metric_given = metric_opt->count() > 0;
     run_discover(a);

@@ -13,6 +13,7 @@
 #include "edgewise/memory.h"
 
 int main(int argc, char** argv) {
+  edgewise::prefer_passive_threads(argv);
   edgewise::tune_allocator();
   CLI::App app{
       "edgewise " EDGEWISE_VERSION
