@@ -126,7 +126,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "reference"))
 
 import torch  # noqa: E402
 
-import autocircuit_bench as acb  # noqa: E402  (proc_status_kib, reset_peak_rss)
+import autocircuit_bench as acb  # noqa: E402  (load_patchable, proc_status_kib, reset_peak_rss)
 import autocircuit_eap as ace  # noqa: E402
 
 DEFAULT_ROOT = "/tmp/acdc-bench"
@@ -260,13 +260,7 @@ def worker(a):
         raise SystemExit(f"auto_circuit.prune_algos.ACDC: {e}; pip install --no-deps "
                          "ordered-set==4.1.0 torch==2.13.0")
     data = read_json(a.prompts, "prompts")
-    model, _ = ace.load_tl_model(peers, a.model_dir, separate_qkv=True)
-    gc.collect()
-    t_setup = time.perf_counter()
-    pm = peers.patchable_model(model, factorized=True, slice_output="last_seq", seq_len=None,
-                               separate_qkv=True, device=torch.device("cpu"))
-    dl = ace.dataloader(peers, data)
-    setup_s = time.perf_counter() - t_setup
+    pm, dl, setup_s = acb.load_patchable(peers, a.model_dir, data)
     imposed = impose_order(pm, a.order)
     if imposed is not None:
         pm.edges = imposed  # acdc_prune_scores only iterates it (sorted(model.edges, ...))

@@ -62,19 +62,25 @@ def reset_peak_rss():
         return False
 
 
+def load_patchable(peers, model_dir, data):
+    """The exported model read back into TransformerLens and wrapped by auto-circuit (separate
+    q/k/v, all positions, last-position output), the prompts' dataloader, and the wrapping time."""
+    model, _ = ace.load_tl_model(peers, model_dir, separate_qkv=True)
+    gc.collect()
+    t_setup = time.perf_counter()
+    pm = peers.patchable_model(model, factorized=True, slice_output="last_seq", seq_len=None,
+                               separate_qkv=True, device=torch.device("cpu"))
+    dl = ace.dataloader(peers, data)
+    return pm, dl, time.perf_counter() - t_setup
+
+
 def worker(a):
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     peers = ace.import_peers()
     with open(a.prompts) as f:
         data = json.load(f)
-    model, _ = ace.load_tl_model(peers, a.model_dir, separate_qkv=True)
-    gc.collect()
-    t_setup = time.perf_counter()
-    pm = peers.patchable_model(model, factorized=True, slice_output="last_seq", seq_len=None,
-                               separate_qkv=True, device=torch.device("cpu"))
-    dl = ace.dataloader(peers, data)
-    setup_s = time.perf_counter() - t_setup
+    pm, dl, setup_s = load_patchable(peers, a.model_dir, data)
     ig = a.ig_samples if a.worker == "ig" else None
     rss_loaded = proc_status_kib("VmRSS")
     peak_load = proc_status_kib("VmHWM")  # imports, reading the export, building the model

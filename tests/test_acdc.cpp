@@ -68,14 +68,17 @@ struct Slow {
   double final_value = 0;
 };
 
-// The metric of the circuit `keep` ([S, R] double) by a fresh patched forward (dense, no cache).
-double circuit_value(const Model& m, const Graph& g, const Batch& b, const at::Tensor& abl, const at::Tensor& keep,
-                     Metric metric, const at::Tensor& clean_last) {
+// The logits [B, V] at the prediction positions of the circuit `keep` ([S, R] double) by a fresh
+// patched forward (dense, no cache).
+at::Tensor circuit_logits(const Model& m, const Graph& g, const Batch& b, const at::Tensor& abl, const at::Tensor& keep) {
   PatchOptions po;
   po.path = PatchOptions::Path::Dense;
   po.positions = b.clean_pos.unsqueeze(1);
-  at::Tensor last = patched_forward(m, g, b.clean, abl, keep.unsqueeze(0), po).select(0, 0).select(1, 0);
-  return metric_mean(metric, last, b, clean_last).item<double>();
+  return patched_forward(m, g, b.clean, abl, keep.unsqueeze(0), po).select(0, 0).select(1, 0);
+}
+double circuit_value(const Model& m, const Graph& g, const Batch& b, const at::Tensor& abl, const at::Tensor& keep,
+                     Metric metric, const at::Tensor& clean_last) {
+  return metric_mean(metric, circuit_logits(m, g, b, abl, keep), b, clean_last).item<double>();
 }
 
 at::Tensor real_edges(const Graph& g) {
@@ -83,15 +86,24 @@ at::Tensor real_edges(const Graph& g) {
   return at::from_blob(r.data(), {g.n_sources(), g.n_readers()}, at::kByte).to(at::kDouble);
 }
 
+// What the reference computations share: the corrupted sources in double and the full model's
+// logits at the prediction positions.
+struct Reference {
+  at::Tensor abl, clean_last;
+};
+Reference reference(const Model& m, const Graph& g, const Batch& b) {
+  at::NoGradGuard ng;
+  Reference r;
+  r.abl = source_outputs(m, g, b.corrupted, at::kDouble);
+  r.clean_last = circuit_logits(m, g, b, r.abl, real_edges(g));
+  return r;
+}
+
 // Classic ACDC, the slow way: every edge in the reference's order, one full forward each.
 Slow slow_acdc(const Model& m, const Graph& g, const Batch& b, double tau, Metric metric) {
   at::NoGradGuard ng;
-  at::Tensor abl = source_outputs(m, g, b.corrupted, at::kDouble);
+  const auto [abl, clean_last] = reference(m, g, b);
   at::Tensor keep = real_edges(g);
-  PatchOptions po;
-  po.path = PatchOptions::Path::Dense;
-  po.positions = b.clean_pos.unsqueeze(1);
-  at::Tensor clean_last = patched_forward(m, g, b.clean, abl, keep.unsqueeze(0), po).select(0, 0).select(1, 0);
   const double sign = metric_higher_is_better(metric) ? -1.0 : 1.0;
   Slow out;
   double cur = circuit_value(m, g, b, abl, keep, metric, clean_last);
@@ -179,11 +191,7 @@ TEST(Acdc, VariantsStayWithinTheirBound) {
     Graph g = model_graph(m, true);
     Batch b = prompts(m.config().vocab_size, 4, 8, 11);
     at::NoGradGuard ng;
-    at::Tensor abl = source_outputs(m, g, b.corrupted, at::kDouble);
-    PatchOptions po;
-    po.path = PatchOptions::Path::Dense;
-    po.positions = b.clean_pos.unsqueeze(1);
-    at::Tensor clean_last = patched_forward(m, g, b.clean, abl, real_edges(g).unsqueeze(0), po).select(0, 0).select(1, 0);
+    const auto [abl, clean_last] = reference(m, g, b);
     const double tau = 3e-3;
     AcdcResult classic = acdc(m, g, b, options(tau));
     for (auto mode : {AcdcOptions::Mode::Classic, AcdcOptions::Mode::Group, AcdcOptions::Mode::Rollback}) {
@@ -277,11 +285,7 @@ TEST(Acdc, Float32RunsAndBadOptionsFail) {
   // fp32 state vs a fresh double pass of the same circuit: fp32 rounding of KL ~1e-7 per step,
   // accumulated over a few hundred incremental updates: 1e-4.
   at::NoGradGuard ng;
-  at::Tensor abl = source_outputs(m, g, b.corrupted, at::kDouble);
-  PatchOptions po;
-  po.path = PatchOptions::Path::Dense;
-  po.positions = b.clean_pos.unsqueeze(1);
-  at::Tensor clean_last = patched_forward(m, g, b.clean, abl, real_edges(g).unsqueeze(0), po).select(0, 0).select(1, 0);
+  const auto [abl, clean_last] = reference(m, g, b);
   EXPECT_NEAR(r.metric_final, circuit_value(m, g, b, abl, r.kept.to(at::kDouble), Metric::KL, clean_last), 1e-4);
   for (double tau : {0.0, -1.0, std::nan("")}) {
     AcdcOptions bad = options(tau);

@@ -48,21 +48,16 @@ std::string fmt(double v) {
 }  // namespace
 
 void run_acdc(const DiscoverArgs& a) {
-  if (a.m.threads > 0) at::set_num_threads(a.m.threads);
   if (a.edges >= 0 || a.nodes >= 0) fail("discover", "--edges and --nodes do not apply to acdc: --tau sets the size");
   if (a.taus.empty()) fail("discover", "--tau needs at least one value");
   for (double t : a.taus)
     if (!(t > 0) || !std::isfinite(t)) fail("discover", "--tau values must be positive numbers, got " + fmt(t));
-  LoadOptions lo;
-  if (a.m.dtype == "bf16") lo.dtype = DType::BF16;
-  Model model = Model::load(a.m.model, lo);
+  Model model = load_model(a.m);
   const Metric metric = a.metric_given ? parse_metric(a.metric) : Metric::KL;
   const Ablation ablation = ablation_from_string(a.ablation);
   Graph graph = model_graph(model, !a.head_level);
-  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
-  BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
-  Batch b = make_batch(ds, model.tokenizer(), bo);
+  Dataset ds;
+  Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
   const bool sweep = a.taus.size() > 1;
   const int64_t state_mb =
       (graph.n_sources() + graph.n_readers()) * b.size() * b.clean.size(1) * model.config().d_model * 4 / (1 << 20);

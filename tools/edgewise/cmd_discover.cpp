@@ -69,18 +69,13 @@ namespace {
 
 void run_discover(const DiscoverArgs& a) {
   if (a.method == "acdc") return run_acdc(a);
-  if (a.m.threads > 0) at::set_num_threads(a.m.threads);
   if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
-  LoadOptions lo;
-  if (a.m.dtype == "bf16") lo.dtype = DType::BF16;
-  Model model = Model::load(a.m.model, lo);
+  Model model = load_model(a.m);
   const Metric metric = parse_metric(a.metric);
   const Ablation ablation = ablation_from_string(a.ablation);
   Graph graph = model_graph(model, !a.head_level);
-  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
-  BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
-  Batch b = make_batch(ds, model.tokenizer(), bo);
+  Dataset ds;
+  Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
 
   AttributionOptions opt;
   opt.ablation = ablation;

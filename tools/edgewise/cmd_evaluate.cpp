@@ -39,13 +39,27 @@ Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint
   return make_task(task, tok, o);
 }
 
+Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
+                 Dataset* dataset) {
+  Dataset ds = load_task(task, model.tokenizer(), n, seed);
+  BatchOptions bo;
+  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
+  Batch b = make_batch(ds, model.tokenizer(), bo);
+  if (dataset) *dataset = std::move(ds);
+  return b;
+}
+
+Model load_model(const ModelArgs& a) {
+  if (a.threads > 0) at::set_num_threads(a.threads);
+  LoadOptions lo;
+  if (a.dtype == "bf16") lo.dtype = DType::BF16;
+  return Model::load(a.model, lo);
+}
+
 namespace {
 
 void run_evaluate(const EvalArgs& a) {
-  if (a.m.threads > 0) at::set_num_threads(a.m.threads);
-  LoadOptions lo;
-  if (a.m.dtype == "bf16") lo.dtype = DType::BF16;
-  Model model = Model::load(a.m.model, lo);
+  Model model = load_model(a.m);
   const Metric metric = parse_metric(a.metric);
   const Ablation ablation = ablation_from_string(a.ablation);
   Circuit c = circuit_read(a.circuit);
@@ -56,10 +70,8 @@ void run_evaluate(const EvalArgs& a) {
                         " kv heads) does not match the model (" + std::to_string(cfg.n_layers) + ", " +
                         std::to_string(cfg.n_heads) + ", " + std::to_string(cfg.n_kv_heads) + ")");
   Graph graph = model_graph(model, c.split_qkv);
-  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
-  BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
-  Batch b = make_batch(ds, model.tokenizer(), bo);
+  Dataset ds;
+  Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
   // One patched pass per batch: the full model, the circuit, the empty circuit.

@@ -15,10 +15,18 @@ struct ModelArgs {
 void add_model_args(CLI::App* cmd, ModelArgs& a);
 
 }  // namespace edgewise::cli
+#include "edgewise/model.h"
+#include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 namespace edgewise::cli {
 /// A built-in task by name (n examples, seeded) or the first n examples of a dataset file.
 Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed);
+/// load_task tokenized for `model`; clean and corrupted prompts must align (equal token counts)
+/// when the ablation patches position by position (resample, mean-positional).
+Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
+                 Dataset* dataset = nullptr);
+/// Applies --threads and loads the model with --dtype.
+Model load_model(const ModelArgs& a);
 
 void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
 void register_circuit_commands(CLI::App& app);  // draw
