@@ -31,11 +31,7 @@ int main(int argc, char** argv) {
   if (threads > 0) at::set_num_threads(threads);
   edgewise::tune_allocator();
   try {
-    edgewise::LoadOptions lo;
-    lo.load_tokenizer = !bench::is_ids_file(task);
-    edgewise::Model m = edgewise::Model::load(spec, lo);
-    edgewise::Graph g = edgewise::model_graph(m, true);
-    edgewise::Batch b = bench::load_prompts(m, task, N);
+    auto [m, g, b] = bench::load(spec, task, N);
     edgewise::AcdcOptions o;
     o.tau = tau;
     o.mode = edgewise::acdc_mode_from_string(mode);

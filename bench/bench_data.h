@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "edgewise/model.h"
+#include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 
 namespace bench {
@@ -46,6 +47,22 @@ inline edgewise::Batch load_prompts(const edgewise::Model& m, const std::string&
   b.aligned = true;
   b.lines.assign(N, 0);
   return b;
+}
+
+/// A benchmark's model (from a path, or the default; no tokenizer needed for an ids file), its
+/// split q/k/v graph and the first N prompts of `task`.
+struct Loaded {
+  edgewise::Model model;
+  edgewise::Graph graph;
+  edgewise::Batch batch;
+};
+inline Loaded load(const std::string& spec, const std::string& task, int64_t N) {
+  edgewise::LoadOptions lo;
+  lo.load_tokenizer = !is_ids_file(task);
+  edgewise::Model m = edgewise::Model::load(spec, lo);
+  edgewise::Graph g = edgewise::model_graph(m, true);
+  edgewise::Batch b = load_prompts(m, task, N);
+  return {std::move(m), std::move(g), std::move(b)};
 }
 
 }  // namespace bench

@@ -58,24 +58,19 @@ const char* acdc_decision_name(AcdcStep::Decision d) {
 
 namespace {
 
-// What evaluating K masks produced: the metric of each and the recomputed values, [K, B, T, D]
-// each, so that one of the masks can be accepted into the state.
-struct Evaluated {
-  struct Entry {
-    int64_t index;
-    at::Tensor t;   // [K, B, T, D], or [K, B, 1, D] at the prediction positions only
-    bool at_pos;
-  };
-  std::vector<double> values;
-  std::vector<Entry> sources;  // source: new output minus the current one
-  std::vector<Entry> readers;  // reader: new input
-};
-
 // A changed value: at every position [K, B, T, D] (full) or at the prediction positions only
 // [K, B, 1, D].
 struct Val {
   at::Tensor t;
   bool full = true;
+};
+
+// What evaluating K masks produced: the metric of each and the recomputed values, so that one
+// of the masks can be accepted into the state.
+struct Evaluated {
+  std::vector<double> values;
+  std::map<int64_t, Val> sources;  // source -> new output minus the current one
+  std::map<int64_t, Val> readers;  // reader -> new input
 };
 
 class Engine {
@@ -165,9 +160,7 @@ class Engine {
       case Graph::ReaderKind::Head: return need_all_[g_.head_source(rd.layer, rd.head)];
       case Graph::ReaderKind::K:
       case Graph::ReaderKind::V:
-        for (int64_t h = rd.head * (H_ / G_); h < (rd.head + 1) * (H_ / G_); ++h)
-          if (src_live_[g_.head_source(rd.layer, h)] && need_all_[g_.head_source(rd.layer, h)]) return true;
-        return false;
+        return any_head_of_group(rd, [&](int64_t s) { return src_live_[s] && need_all_[s]; });
     }
     return true;
   }
@@ -180,13 +173,18 @@ class Engine {
       case Graph::ReaderKind::Head: return src_live_[g_.head_source(rd.layer, rd.head)];
       case Graph::ReaderKind::K:
       case Graph::ReaderKind::V:
-        for (int64_t h = rd.head * (H_ / G_); h < (rd.head + 1) * (H_ / G_); ++h)
-          if (src_live_[g_.head_source(rd.layer, h)]) return true;
-        return false;
+        return any_head_of_group(rd, [&](int64_t s) { return src_live_[s] != 0; });
     }
     return false;
   }
   int64_t n_live() const { return n_live_; }
+  // Whether f(source) holds for a head sharing the k or v reader rd.
+  template <class F>
+  bool any_head_of_group(const Graph::Reader& rd, F f) const {
+    for (int64_t h = rd.head * (H_ / G_); h < (rd.head + 1) * (H_ / G_); ++h)
+      if (f(g_.head_source(rd.layer, h))) return true;
+    return false;
+  }
 
   // The whole state of the circuit keep_ from the embeddings; returns its logits at the
   // prediction positions [B, V].
@@ -212,7 +210,7 @@ class Engine {
       if (lw_[l].down_b.defined()) resid = resid + lw_[l].down_b;
     }
     set_inputs(logits_reader_, 1, S_, resid);
-    return logits_at_pos(X_.select(0, logits_reader_).unsqueeze(0)).select(0, 0);
+    return unembed(at_pos(X_.select(0, logits_reader_)).unsqueeze(0)).select(0, 0);
   }
 
   void set_clean_last(const at::Tensor& t) { clean_last_ = t; }
@@ -236,8 +234,9 @@ class Engine {
     const bool d_full = d_kv || change_needs_all(d);
     if (!change_needs_all(d) && rd.kind != Graph::ReaderKind::Logits) last_only_evaluations += K;
     at::Tensor idx = at::tensor(cand, at::kLong), wt = w.to(dt_);
-    std::map<int64_t, Val> in;    // changed reader inputs
-    std::map<int64_t, Val> dsrc;  // changed source outputs: new minus current
+    Evaluated ev;
+    std::map<int64_t, Val>& in = ev.readers;    // changed reader inputs
+    std::map<int64_t, Val>& dsrc = ev.sources;  // changed source outputs: new minus current
     if (d_full) {
       at::Tensor diff = (O_.index_select(0, idx) - abl_.index_select(0, idx)).reshape({n, -1});
       in[d] = {(X_.select(0, d).reshape({1, -1}) - at::mm(wt, diff)).view({K, B_, T_, D_}), true};
@@ -310,16 +309,12 @@ class Engine {
         else dsrc[sm] = {mlp_output(l, input_pos(mlp_reader_[l])) - at_pos(O_.select(0, sm)).unsqueeze(0), false};
       }
     }
-    Evaluated ev;
     if (changed_input(logits_reader_)) {
-      at::Tensor xl = input_pos(logits_reader_).squeeze(2);  // [K, B, D]
-      at::Tensor last = at::linear(norm(c_, xl, out_norm_w_, out_norm_b_), out_w_);  // [K, B, V]
+      at::Tensor last = unembed(input_pos(logits_reader_));  // [K, B, V]
       for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
     } else {
       ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
     }
-    for (auto& [s, v] : dsrc) ev.sources.push_back({s, v.t, !v.full});
-    for (auto& [r, v] : in) ev.readers.push_back({r, v.t, !v.full});
     return ev;
   }
 
@@ -327,15 +322,15 @@ class Engine {
   void accept(const Evaluated& ev, int64_t j) {
     at::NoGradGuard ng;
     at::Tensor rows = at::arange(B_, at::kLong);
-    for (const auto& e : ev.sources) {
-      at::Tensor o = O_.select(0, e.index);
-      if (!e.at_pos) o.add_(e.t.select(0, j));
-      else o.index_put_({rows, pos_}, o.index({rows, pos_}) + e.t.select(0, j).squeeze(1));
+    for (const auto& [s, v] : ev.sources) {
+      at::Tensor o = O_.select(0, s);
+      if (v.full) o.add_(v.t.select(0, j));
+      else o.index_put_({rows, pos_}, o.index({rows, pos_}) + v.t.select(0, j).squeeze(1));
     }
-    for (const auto& e : ev.readers) {
-      at::Tensor x = X_.select(0, e.index);
-      if (!e.at_pos) x.copy_(e.t.select(0, j));
-      else x.index_put_({rows, pos_}, e.t.select(0, j).squeeze(1));
+    for (const auto& [r, v] : ev.readers) {
+      at::Tensor x = X_.select(0, r);
+      if (v.full) x.copy_(v.t.select(0, j));
+      else x.index_put_({rows, pos_}, v.t.select(0, j).squeeze(1));
     }
   }
 
@@ -461,11 +456,9 @@ class Engine {
     return at::linear(mlp_hidden(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr), w.down_w);
   }
 
-  // Logits [K, B, V] at the prediction positions from the logits reader's inputs [K, B, T, D].
-  at::Tensor logits_at_pos(const at::Tensor& x) {
-    const int64_t K = x.size(0);
-    at::Tensor xl = at::gather(x, 2, pos_.view({1, B_, 1, 1}).expand({K, B_, 1, D_})).squeeze(2);  // [K, B, D]
-    return at::linear(norm(c_, xl, out_norm_w_, out_norm_b_), out_w_);
+  // Logits [K, B, V] from the logits reader's inputs at the prediction positions [K, B, 1, D].
+  at::Tensor unembed(const at::Tensor& x_pos) {
+    return at::linear(norm(c_, x_pos.squeeze(2), out_norm_w_, out_norm_b_), out_w_);
   }
 
   const Graph& g_;
@@ -613,10 +606,9 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
     if (dec != AcdcStep::Decision::Skipped) score[s * R + d] = v - before;
     if (dec != AcdcStep::Decision::Kept) keep[s * R + d] = 0;
   };
-  // The largest K whose recomputed values fit a 2 GiB budget (each mask holds one input per
-  // changed reader and one output per changed source).
-  // At the prediction positions only, a changed value is one row per prompt (plus full copies
-  // of the few changed key/value inputs).
+  // The largest K whose recomputed values fit a 2 GiB budget: each mask holds one input per
+  // changed reader and one output per changed source, at the prediction positions only one row
+  // per prompt (plus full copies of the few changed key/value inputs).
   auto mem_cap = [&](int64_t d) {
     const double full = static_cast<double>(e.tokens_bytes());
     const double per_mask = e.change_needs_all(d) ? full * (2.0 * e.n_live() + 2.0)

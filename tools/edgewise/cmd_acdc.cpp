@@ -26,17 +26,8 @@ namespace {
 
 // "dir/acdc.json" + ".tau0.01" -> "dir/acdc.tau0.01.json"
 std::string with_suffix(const std::string& path, const std::string& suffix) {
-  const auto slash = path.find_last_of('/');
-  const auto dot = path.rfind('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + suffix;
-  return path.substr(0, dot) + suffix + path.substr(dot);
-}
-
-std::string stem(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const auto dot = path.rfind('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path;
-  return path.substr(0, dot);
+  const std::string st = path_stem(path);
+  return st + suffix + path.substr(st.size());
 }
 
 std::string fmt(double v) {
@@ -137,7 +128,7 @@ void run_acdc(const DiscoverArgs& a) {
                 {"faithfulness", faith}, {"score_sign", "score = M(edge ablated) - M(circuit) when ACDC tried it"}};
     const std::string out = sweep ? with_suffix(a.out, ".tau" + fmt(d.tau)) : a.out;
     circuit_write(d.c, out);
-    const std::string traj = a.trajectory.empty() ? stem(out) + ".trajectory.csv"
+    const std::string traj = a.trajectory.empty() ? path_stem(out) + ".trajectory.csv"
                                                    : (sweep ? with_suffix(a.trajectory, ".tau" + fmt(d.tau)) : a.trajectory);
     acdc_write_trajectory(d.r, graph, traj);
     if (!a.svg.empty()) circuit_draw_svg(d.c, sweep ? with_suffix(a.svg, ".tau" + fmt(d.tau)) : a.svg);
@@ -155,12 +146,12 @@ void run_acdc(const DiscoverArgs& a) {
   std::printf("\nmodel %s %.5g, empty circuit %.5g (of %lld edges)\n", metric_name(metric), f_model, f_empty,
               (long long)graph.n_edges());
   if (sweep || !a.curve.empty()) {
-    const std::string path = a.curve.empty() ? stem(a.out) + ".sweep.csv" : a.curve;
+    const std::string path = a.curve.empty() ? path_stem(a.out) + ".sweep.csv" : a.curve;
     write_file_atomic(path, csv.str());
     std::sort(curve.begin(), curve.end());
     std::vector<double> x, y;
     for (auto& [fx, fy] : curve) x.push_back(fx), y.push_back(fy);
-    const std::string svg = stem(path) + ".svg";
+    const std::string svg = path_stem(path) + ".svg";
     if (!x.empty())
       write_file_atomic(svg, curve_svg(x, y, "acdc tau sweep on " + ds.name + " (" + metric_name(metric) + ")",
                                        "edges in the circuit (fraction of all, log scale)"));

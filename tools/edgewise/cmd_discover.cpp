@@ -26,6 +26,13 @@
 namespace edgewise::cli {
 
 
+std::string path_stem(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path;
+  return path.substr(0, dot);
+}
+
 at::Tensor mask_of(const Circuit& c) {
   std::vector<float> v(c.in_graph.begin(), c.in_graph.end());
   const Graph g = c.graph();
@@ -162,9 +169,7 @@ void run_discover(const DiscoverArgs& a) {
     csv << "# CPR " << cpr << " CMD " << cmd << " (trapezoids over the fractions " << fracs.front() << ".."
         << fracs.back() << ")\n";
     write_file_atomic(a.curve, csv.str());
-    std::string svg_path = a.curve;
-    const auto dot = svg_path.rfind('.');
-    svg_path = (dot == std::string::npos ? svg_path : svg_path.substr(0, dot)) + ".svg";
+    const std::string svg_path = path_stem(a.curve) + ".svg";
     write_file_atomic(svg_path, curve_svg(fracs, faiths, a.method + " on " + ds.name + " (" + a.metric + ")"));
     std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg_path.c_str(), cpr, cmd);
   }

@@ -27,6 +27,8 @@ struct DiscoverArgs {
   bool absolute = false, resume = false, metric_given = false;
 };
 
+/// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
+std::string path_stem(const std::string& path);
 /// The circuit's in-graph flags as a float mask [n_src, n_dst].
 at::Tensor mask_of(const Circuit& c);
 /// A line plot of (x, y) points as a small standalone SVG (x on a log scale, x > 0).
