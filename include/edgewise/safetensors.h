@@ -1,7 +1,6 @@
 // safetensors reader: the 8-byte little-endian header length, the JSON header, raw tensor data.
 // Every tensor's dtype, shape and byte range are checked against the header and the file size
-// at open time; data is read in place from the mmap. Does not write safetensors (see
-// safetensors_write for the tuned-model saver, later).
+// at open time; data is read in place from the mmap. safetensors_write writes one atomically.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -44,5 +43,20 @@ class SafetensorsFile {
   std::map<std::string, StTensor> tensors_;
   std::map<std::string, std::string> metadata_;
 };
+
+/// One tensor to write: raw little-endian data of prod(shape) elements of `dtype`.
+struct StWriteTensor {
+  std::string name;
+  StDType dtype;
+  std::vector<int64_t> shape;
+  const void* data;
+  uint64_t nbytes;
+};
+
+/// Writes a safetensors file (tensors in the given order, 8-byte aligned data, `metadata` as
+/// the header's "__metadata__") through a temporary file and a rename. Fails naming the path
+/// and tensor when a byte count does not match its shape and dtype or names repeat.
+void safetensors_write(const std::string& path, const std::vector<StWriteTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace edgewise

@@ -118,6 +118,8 @@ struct Batch {
   int64_t size() const { return clean.defined() ? clean.size(0) : 0; }
   /// Examples [from, to): every per-example tensor and line (columns unchanged).
   Batch rows(int64_t from, int64_t to) const;
+  /// The examples at `index` ([n] int64, any order, repeats allowed), in that order.
+  Batch select(const at::Tensor& index) const;
 };
 
 /// Tokenizes a dataset. Errors name the dataset and the example (index and source line).

@@ -4,15 +4,19 @@
 // Everything is validated at open time: the header fits in the file, the JSON is an object of
 // well-formed entries, each dtype is known, end - begin == prod(shape) * dtype size (no
 // overflow), every range lies inside the data section and no two ranges overlap.
-// Not here: writing, lazy partial validation, big-endian hosts.
+// safetensors_write writes the same layout (data 8-byte aligned, header padded with spaces).
+// Not here: lazy partial validation, big-endian hosts.
 #include "edgewise/safetensors.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
+#include "edgewise/circuit.h"  // write_file_atomic
 #include "edgewise/error.h"
+#include <set>
 
 namespace edgewise {
 
@@ -163,6 +167,42 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
            "data overlaps tensor '" + order[i - 1]->name + "'");
   }
   return f;
+}
+
+void safetensors_write(const std::string& path, const std::vector<StWriteTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  std::set<std::string> names;
+  uint64_t off = 0;
+  for (const StWriteTensor& t : tensors) {
+    if (!names.insert(t.name).second || t.name == "__metadata__")
+      fail(path + ": tensor '" + t.name + "'", "the name is used twice (or reserved)");
+    uint64_t n = st_dtype_size(t.dtype);
+    for (int64_t d : t.shape) {
+      if (d < 0) fail(path + ": tensor '" + t.name + "'", "negative dimension in shape " + shape_str(t.shape));
+      n *= static_cast<uint64_t>(d);
+    }
+    if (n != t.nbytes)
+      fail(path + ": tensor '" + t.name + "'", std::to_string(t.nbytes) + " bytes given but " + st_dtype_name(t.dtype) +
+                                                    " shape " + shape_str(t.shape) + " needs " + std::to_string(n));
+    h[t.name] = {{"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    off += (n + 7) / 8 * 8;  // the next tensor starts 8-byte aligned
+  }
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  const uint64_t hl = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
+  out += header;
+  const size_t data_start = out.size();
+  out.resize(data_start + off, '\0');
+  uint64_t pos = 0;
+  for (const StWriteTensor& t : tensors) {
+    if (t.nbytes) std::memcpy(out.data() + data_start + pos, t.data, t.nbytes);
+    pos += (t.nbytes + 7) / 8 * 8;
+  }
+  write_file_atomic(path, out);
 }
 
 }  // namespace edgewise

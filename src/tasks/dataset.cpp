@@ -378,4 +378,20 @@ Batch Batch::rows(int64_t from, int64_t to) const {
   return b;
 }
 
+Batch Batch::select(const at::Tensor& index) const {
+  at::Tensor idx = index.to(at::kLong).flatten().contiguous();
+  if (idx.numel() > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= size()))
+    fail("batch", "row index outside [0, " + std::to_string(size()) + ")");
+  Batch b = *this;
+  for (at::Tensor* t : {&b.clean, &b.corrupted, &b.clean_len, &b.corrupted_len, &b.clean_pos, &b.corrupted_pos,
+                        &b.correct, &b.incorrect, &b.correct_mask, &b.incorrect_mask})
+    if (t->defined()) *t = t->index_select(0, idx);
+  b.lines.clear();
+  if (static_cast<int64_t>(lines.size()) == size()) {
+    const int64_t* p = idx.data_ptr<int64_t>();
+    for (int64_t i = 0; i < idx.numel(); ++i) b.lines.push_back(lines[p[i]]);
+  }
+  return b;
+}
+
 }  // namespace edgewise

@@ -1,0 +1,404 @@
+// Edge Pruning (include/edgewise/edge_pruning.h, docs/EDGE_PRUNING.md): the objective, the
+// optimiser, the training loop with its data cache and checkpoints, and the discretisation.
+#include "edgewise/edge_pruning.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "edgewise/error.h"
+#include "edgewise/hard_concrete.h"
+#include "edgewise/metrics.h"
+#include "edgewise/safetensors.h"
+
+namespace edgewise {
+
+namespace {
+
+constexpr int64_t kInput = 0;  // the input's source index (graph.h)
+
+// [n_src, n_dst] bool: the graph's real edges.
+at::Tensor real_edges(const Graph& graph) {
+  std::vector<uint8_t> r = graph.real_edges();
+  return at::from_blob(r.data(), {graph.n_sources(), graph.n_readers()}, at::kByte).to(at::kBool);
+}
+
+constexpr const char* kFormat = "edgewise-edge-pruning-checkpoint";
+
+// A generator for stream `stream` of run `seed`: step k's noise and epoch e's order each get
+// their own, so a resumed run redraws them without any saved generator state.
+at::Generator generator(uint64_t seed, uint64_t stream) {
+  // splitmix64 of (seed, stream): distinct, well-mixed seeds for neighbouring streams.
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return at::detail::createCPUGenerator(z ^ (z >> 31));
+}
+constexpr uint64_t kNoiseStream = 0, kOrderStream = 1ull << 40;
+
+// HF's linear schedule with warm-up: step k (0-based) uses lr x k / warmup during warm-up, then
+// decays linearly to 0 at `total`.
+double lr_factor(int64_t k, int64_t warmup, int64_t total) {
+  if (k < warmup) return static_cast<double>(k) / static_cast<double>(std::max<int64_t>(1, warmup));
+  return std::max(0.0, static_cast<double>(total - k) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
+}
+
+double target_at(double final_target, int64_t k, int64_t warmup) {
+  if (warmup <= 0) return final_target;
+  return final_target * std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
+}
+
+at::Tensor from_st(const StTensor& t) {
+  if (t.dtype != StDType::F32) fail("checkpoint", "tensor '" + t.name + "' is not F32");
+  return at::from_blob(const_cast<uint8_t*>(t.data), t.shape, at::kFloat).clone();
+}
+
+std::string options_key(const EdgePruningOptions& o) {
+  std::ostringstream s;
+  s.precision(17);
+  s << "target=" << o.edge_target << " nodes=" << o.node_masks << " node_target=" << o.node_target
+    << " node_loss=" << o.node_loss << " keep_embedding=" << o.keep_embedding_edges << " init=" << o.init_mean << ","
+    << o.init_std << " steps=" << o.steps << " batch=" << o.batch_size << " warmup=" << o.warmup_steps
+    << " target_warmup=" << o.target_warmup_steps << " lr=" << o.lr << " lambda_lr=" << o.lambda_lr
+    << " wd=" << o.weight_decay << " clip=" << o.max_grad_norm << " seed=" << o.seed
+    << " ablation=" << ablation_name(o.ablation);
+  return s.str();
+}
+
+void check_options(const EdgePruningOptions& o) {
+  auto bad = [](const std::string& what) { fail("edge pruning", what); };
+  if (!(o.edge_target >= 0) || !std::isfinite(o.edge_target)) bad("the edge target must be a number >= 0");
+  if (!(o.node_target >= 0) || !std::isfinite(o.node_target)) bad("the node target must be a number >= 0");
+  if (o.steps < 1) bad("steps must be >= 1");
+  if (o.batch_size < 1) bad("the batch size must be >= 1");
+  if (o.warmup_steps < 0 || o.target_warmup_steps < 0) bad("warm-up steps must be >= 0");
+  if (!(o.lr > 0) || !(o.lambda_lr > 0)) bad("learning rates must be > 0");
+  if (!(o.weight_decay >= 0) || !(o.max_grad_norm >= 0)) bad("weight decay and the clipping norm must be >= 0");
+  if (!(o.init_std >= 0)) bad("the initial standard deviation must be >= 0");
+  if (o.checkpoint_every < 1) bad("checkpoint-every must be >= 1 step");
+}
+
+}  // namespace
+
+void adamw_step(at::Tensor& p, const at::Tensor& grad, AdamWState& s, double lr, double wd, bool maximize) {
+  at::NoGradGuard ng;
+  if (!s.m.defined()) s.m = at::zeros_like(p), s.v = at::zeros_like(p);
+  at::Tensor g = maximize ? -grad : grad;
+  ++s.t;
+  p.mul_(1.0 - lr * wd);
+  s.m.lerp_(g, 1.0 - 0.9);
+  s.v.mul_(0.999).addcmul_(g, g, 1.0 - 0.999);
+  const double bc1 = 1.0 - std::pow(0.9, static_cast<double>(s.t));
+  const double bc2 = 1.0 - std::pow(0.999, static_cast<double>(s.t));
+  at::Tensor denom = (s.v.sqrt() / std::sqrt(bc2)).add_(1e-8);
+  p.addcdiv_(s.m, denom, -lr / bc1);
+}
+
+at::Tensor edge_pruning_valid(const Graph& graph, bool keep_embedding_edges) {
+  at::Tensor v = real_edges(graph);
+  if (keep_embedding_edges) v[kInput].fill_(false);
+  return v;
+}
+
+EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& graph, const Batch& b,
+                                            const at::Tensor& ablated, const at::Tensor& clean_last,
+                                            const at::Tensor& edge_valid, const at::Tensor& log_alpha,
+                                            const at::Tensor& u, const at::Tensor& node_log_alpha,
+                                            const at::Tensor& node_u, const at::Tensor& lambdas, double target,
+                                            double node_target, bool keep_embedding_edges) {
+  const auto dt = log_alpha.scalar_type();
+  at::Tensor valid = edge_valid.to(dt);
+  at::Tensor fixed = (real_edges(graph) & ~edge_valid).to(dt);  // real edges that are not prunable
+  at::Tensor z = hard_concrete::sample(log_alpha, u);
+  at::Tensor mask = z * valid + fixed;
+  EdgePruningObjective o;
+  o.edge_sparsity = 1.0 - (z * valid).sum() / valid.sum();
+  at::Tensor lam = lambdas.to(dt);
+  at::Tensor d = o.edge_sparsity - target;
+  at::Tensor loss = lam[0] * d + lam[1] * d * d;
+  if (node_log_alpha.defined()) {
+    at::Tensor nvalid = at::ones({graph.n_sources()}, log_alpha.options());
+    if (keep_embedding_edges) nvalid[kInput] = 0.0;
+    at::Tensor zn = hard_concrete::sample(node_log_alpha, node_u) * nvalid + (1.0 - nvalid);
+    mask = mask * zn.unsqueeze(1);
+    o.node_sparsity = 1.0 - ((zn * nvalid).sum() / nvalid.sum());
+    at::Tensor dn = o.node_sparsity - node_target;
+    loss = loss + lam[2] * dn + lam[3] * dn * dn;
+  }
+  PatchOptions po;
+  po.positions = b.clean_pos.unsqueeze(1);
+  po.path = PatchOptions::Path::Dense;
+  at::Tensor last = patched_forward(model, graph, b.clean, ablated, mask, po).select(0, 0).select(1, 0);  // [B, V]
+  o.kl = kl_per_example(last, clean_last.to(last.scalar_type())).mean();
+  o.loss = o.kl + loss;
+  return o;
+}
+
+CircuitAgreement circuit_agreement(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
+                                   Ablation ablation, int64_t batch_size) {
+  at::NoGradGuard ng;
+  const int64_t N = data.size(), K = masks.size(0);
+  if (N == 0) fail("evaluate", "the dataset is empty");
+  if (batch_size < 1) fail("evaluate", "batch size must be >= 1");
+  at::Tensor mean;
+  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition)
+    mean = dataset_mean(model, graph, ablation, data.clean, data.clean_len, batch_size);
+  const at::Tensor all = at::cat({full_mask(graph, 1), masks.to(at::kFloat)});
+  CircuitAgreement r;
+  for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match}) v->assign(K + 1, 0.0);
+  for (int64_t i = 0; i < N; i += batch_size) {
+    const int64_t j = std::min(N, i + batch_size);
+    const Batch b = data.rows(i, j);
+    at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, ablation, b.clean, b.corrupted);
+    PatchOptions po;
+    po.positions = b.clean_pos.unsqueeze(1);
+    at::Tensor last = patched_forward(model, graph, b.clean, abl, all, po).select(2, 0);  // [K + 1, b, V]
+    at::Tensor top0 = last[0].argmax(-1);
+    for (int64_t k = 0; k <= K; ++k) {
+      r.kl[k] += kl_per_example(last[k], last[0]).sum().item<double>();
+      r.logit_diff[k] += logit_diff_per_example(last[k], b).sum().item<double>();
+      r.accuracy[k] += accuracy_per_example(last[k], b).sum().item<double>();
+      r.exact_match[k] += (last[k].argmax(-1) == top0).sum().item<double>();
+    }
+  }
+  for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match})
+    for (double& x : *v) x /= static_cast<double>(N);
+  return r;
+}
+
+EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt,
+                               const std::function<void(const EdgePruningLog&)>& progress) {
+  using Clock = std::chrono::steady_clock;
+  check_options(opt);
+  const int64_t N = train.size(), S = graph.n_sources(), R = graph.n_readers();
+  if (N == 0) fail("edge pruning", "the training set is empty");
+  const int64_t T = train.clean.size(1), D = model.config().d_model;
+  const bool positional = opt.ablation == Ablation::Resample || opt.ablation == Ablation::MeanPerPosition;
+  if (positional && !train.aligned)
+    fail("edge pruning", std::string(ablation_name(opt.ablation)) +
+                             " ablation needs clean and corrupted prompts of equal token counts");
+  const at::Tensor valid = edge_pruning_valid(graph, opt.keep_embedding_edges);
+  const int64_t n_valid = valid.sum().item<int64_t>();
+  if (n_valid == 0) fail("edge pruning", "the graph has no prunable edges");
+  const std::string key = opt.fingerprint + " | " + options_key(opt);
+  const int64_t B = std::min(opt.batch_size, N), per_epoch = (N + B - 1) / B;
+
+  // The data, once: the full model's logits at the prediction positions and every example's
+  // ablated values (the dataset's mean, zero, or each corrupted prompt's sources).
+  at::Tensor clean_last, cache_all, shared_ablated;
+  {
+    at::NoGradGuard ng;
+    std::vector<at::Tensor> cl;
+    for (int64_t i = 0; i < N; i += B) {
+      const Batch b = train.rows(i, std::min(N, i + B));
+      cl.push_back(logits_at(model.forward(b.clean), b.clean_pos));
+    }
+    clean_last = at::cat(cl);
+    if (opt.ablation == Ablation::Resample) {
+      const double mb = static_cast<double>(S) * N * T * D * 4 / (1 << 20);
+      if (mb <= static_cast<double>(opt.cache_mb)) {
+        std::vector<at::Tensor> parts;
+        for (int64_t i = 0; i < N; i += B)
+          parts.push_back(source_outputs(model, graph, train.corrupted.narrow(0, i, std::min(N, i + B) - i)));
+        cache_all = at::cat(parts, 1);
+      }
+    } else if (opt.ablation == Ablation::Zero) {
+      shared_ablated = ablated_values(model, graph, Ablation::Zero, train.clean, train.corrupted);
+    } else {
+      shared_ablated = dataset_mean(model, graph, opt.ablation, train.clean, train.clean_len, B);
+    }
+  }
+
+  // Parameters and optimiser state.
+  at::Tensor la, nla, lam = at::zeros({4});
+  AdamWState a_la, a_nla, a_lam;
+  int64_t start = 0;
+  double seconds_before = 0;
+  std::vector<EdgePruningLog> log;
+  {
+    at::Generator g = generator(opt.seed, kOrderStream - 1);
+    la = at::normal(opt.init_mean, opt.init_std, {S, R}, g) * valid.to(at::kFloat);
+    if (opt.node_masks) nla = at::normal(opt.init_mean, opt.init_std, {S}, g);
+  }
+  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
+    SafetensorsFile f = SafetensorsFile::open(opt.checkpoint);
+    const auto& md = f.metadata();
+    auto meta = [&](const std::string& k) {
+      auto it = md.find(k);
+      if (it == md.end()) fail(opt.checkpoint, "not an edgewise Edge Pruning checkpoint (no " + k + ")");
+      return it->second;
+    };
+    if (meta("format") != kFormat) fail(opt.checkpoint, "not an edgewise Edge Pruning checkpoint");
+    if (meta("run") != key)
+      fail(opt.checkpoint, "belongs to another run (checkpoint: " + meta("run") + "; this run: " + key + ")");
+    auto get = [&](const std::string& name, std::vector<int64_t> shape) {
+      const StTensor* t = f.find(name);
+      if (!t || t->shape != shape) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
+      return from_st(*t);
+    };
+    try {
+      start = std::stoll(meta("step"));
+      seconds_before = std::stod(meta("seconds"));
+      for (const auto& row : nlohmann::json::parse(meta("log"))) {
+        EdgePruningLog l;
+        l.step = row.at(0), l.loss = row.at(1), l.kl = row.at(2), l.edge_sparsity = row.at(3);
+        l.node_sparsity = row.at(4), l.target = row.at(5), l.node_target = row.at(6), l.lambda1 = row.at(7);
+        l.lambda2 = row.at(8), l.lr = row.at(9), l.seconds = row.at(10);
+        log.push_back(l);
+      }
+    } catch (const std::exception& e) {
+      fail(opt.checkpoint, std::string("damaged checkpoint metadata (") + e.what() + ")");
+    }
+    la = get("log_alpha", {S, R}), a_la.m = get("log_alpha.m", {S, R}), a_la.v = get("log_alpha.v", {S, R});
+    lam = get("lambdas", {4}), a_lam.m = get("lambdas.m", {4}), a_lam.v = get("lambdas.v", {4});
+    if (opt.node_masks)
+      nla = get("node_log_alpha", {S}), a_nla.m = get("node_log_alpha.m", {S}), a_nla.v = get("node_log_alpha.v", {S});
+    a_la.t = a_lam.t = a_nla.t = start;
+    if (start > opt.steps) fail(opt.checkpoint, "has more steps than this run asks for");
+  }
+  auto save = [&](int64_t step, double secs) {
+    if (opt.checkpoint.empty()) return;
+    std::vector<at::Tensor> keep;  // contiguous copies alive until written
+    std::vector<StWriteTensor> ts;
+    auto add = [&](const std::string& name, const at::Tensor& t) {
+      at::Tensor c = (t.defined() ? t : at::Tensor()).detach().to(at::kFloat).contiguous();
+      keep.push_back(c);
+      ts.push_back({name, StDType::F32, c.sizes().vec(), c.data_ptr(), static_cast<uint64_t>(c.numel() * 4)});
+    };
+    auto state = [&](const std::string& name, const at::Tensor& p, const AdamWState& a) {
+      add(name, p);
+      add(name + ".m", a.m.defined() ? a.m : at::zeros_like(p));
+      add(name + ".v", a.v.defined() ? a.v : at::zeros_like(p));
+    };
+    state("log_alpha", la, a_la);
+    state("lambdas", lam, a_lam);
+    if (opt.node_masks) state("node_log_alpha", nla, a_nla);
+    nlohmann::json rows = nlohmann::json::array();
+    for (const EdgePruningLog& l : log)
+      rows.push_back({l.step, l.loss, l.kl, l.edge_sparsity, l.node_sparsity, l.target, l.node_target, l.lambda1,
+                      l.lambda2, l.lr, l.seconds});
+    safetensors_write(opt.checkpoint, ts,
+                      {{"format", kFormat}, {"run", key}, {"step", std::to_string(step)},
+                       {"seconds", std::to_string(secs)}, {"log", rows.dump()}});
+  };
+
+  const auto t0 = Clock::now();
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t0).count(); };
+  at::Tensor perm;
+  int64_t perm_epoch = -1;
+  int64_t step = start;
+  bool stopped = false;
+  for (; step < opt.steps; ++step) {
+    const int64_t epoch = step / per_epoch, in_epoch = step % per_epoch;
+    if (epoch != perm_epoch) {
+      at::Generator g = generator(opt.seed, kOrderStream + static_cast<uint64_t>(epoch));
+      perm = at::randperm(N, g);
+      perm_epoch = epoch;
+    }
+    const int64_t from = in_epoch * B;
+    at::Tensor rows = perm.narrow(0, from, std::min(N, from + B) - from);
+    const Batch b = train.select(rows);
+    at::Tensor ablated;
+    if (cache_all.defined()) {
+      ablated = cache_all.index_select(1, rows);
+    } else if (shared_ablated.defined()) {
+      ablated = shared_ablated;
+    } else {
+      at::NoGradGuard ng;
+      ablated = source_outputs(model, graph, b.corrupted);
+    }
+    at::Generator g = generator(opt.seed, kNoiseStream + static_cast<uint64_t>(step));
+    at::Tensor u = at::rand({S, R}, g), nu = opt.node_masks ? at::rand({S}, g) : at::Tensor();
+    la.requires_grad_(true);
+    lam.requires_grad_(true);
+    if (opt.node_masks) nla.requires_grad_(true);
+    const double target = target_at(opt.edge_target, step, opt.target_warmup_steps);
+    const double ntarget = target_at(opt.node_target, step, opt.target_warmup_steps);
+    at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
+    EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows), valid,
+                                                      la, u, nla, nu, lam_used, target, ntarget,
+                                                      opt.keep_embedding_edges);
+    obj.loss.backward();
+    {
+      at::NoGradGuard ng;
+      std::vector<at::Tensor*> ps = {&la, &lam};
+      if (opt.node_masks) ps.push_back(&nla);
+      std::vector<at::Tensor> grads;
+      double sq = 0;
+      for (at::Tensor* p : ps) {
+        at::Tensor gr = p->grad().defined() ? p->grad().detach().clone() : at::zeros_like(*p);
+        sq += gr.to(at::kDouble).pow(2).sum().item<double>();
+        grads.push_back(gr);
+      }
+      if (opt.max_grad_norm > 0) {
+        const double coef = std::min(1.0, opt.max_grad_norm / (std::sqrt(sq) + 1e-6));
+        for (at::Tensor& gr : grads) gr.mul_(coef);
+      }
+      const double f = lr_factor(step, opt.warmup_steps, opt.steps);
+      for (at::Tensor* p : ps) *p = p->detach();
+      adamw_step(la, grads[0], a_la, opt.lr * f, opt.weight_decay, false);
+      adamw_step(lam, grads[1], a_lam, opt.lambda_lr * f, opt.weight_decay, true);
+      if (opt.node_masks) adamw_step(nla, grads[2], a_nla, opt.lr * f, opt.weight_decay, false);
+      la.mul_(valid.to(at::kFloat));  // off-edge entries stay 0 (they get no gradient, only decay)
+      if ((step + 1) % opt.log_every == 0 || step + 1 == opt.steps || step == start) {
+        EdgePruningLog l;
+        l.step = step + 1;
+        l.loss = obj.loss.item<double>(), l.kl = obj.kl.item<double>(), l.edge_sparsity = obj.edge_sparsity.item<double>();
+        l.node_sparsity = obj.node_sparsity.defined() ? obj.node_sparsity.item<double>() : 0.0;
+        l.target = target, l.node_target = opt.node_masks ? ntarget : 0.0;
+        l.lambda1 = lam[0].item<double>(), l.lambda2 = lam[1].item<double>(), l.lr = opt.lr * f, l.seconds = elapsed();
+        log.push_back(l);
+        if (progress) progress(l);
+      }
+    }
+    if ((step + 1) % opt.checkpoint_every == 0 && step + 1 < opt.steps) save(step + 1, elapsed());
+    if (opt.stop && opt.stop()) {
+      ++step;
+      stopped = true;
+      break;
+    }
+  }
+  la = la.detach(), lam = lam.detach();
+  if (nla.defined()) nla = nla.detach();
+  save(step, elapsed());
+
+  EdgePruningResult r;
+  r.steps_done = step;
+  r.complete = !stopped && step >= opt.steps;
+  r.seconds = elapsed();
+  r.log = std::move(log);
+  r.log_alpha = la;
+  r.node_log_alpha = nla;
+  // Discretise: the deterministic mask over the prunable edges, its trained count kept exactly.
+  at::Tensor vflat = valid.flatten();
+  at::Tensor det_valid = hard_concrete::deterministic(la.flatten().masked_select(vflat));
+  at::Tensor det = at::zeros({S * R});
+  det.masked_scatter_(vflat, det_valid);
+  r.trained_sparsity = 1.0 - det_valid.mean().item<double>();
+  const int64_t keep = std::llround(det_valid.sum().item<double>());
+  at::Tensor kept = hard_concrete::keep_largest(det.view({S, R}), valid, keep);
+  at::Tensor fixed = real_edges(graph) & ~valid;
+  r.mask = det.view({S, R}) + fixed.to(at::kFloat);
+  kept = kept | fixed;
+  if (opt.node_masks) {
+    at::Tensor nvalid = at::ones({S}, at::kBool);
+    if (opt.keep_embedding_edges) nvalid[kInput] = false;
+    at::Tensor ndet_valid = hard_concrete::deterministic(nla.masked_select(nvalid));
+    at::Tensor ndet = at::ones({S});
+    ndet.masked_scatter_(nvalid, ndet_valid);
+    const int64_t nkeep = std::llround(ndet_valid.sum().item<double>()) + (S - nvalid.sum().item<int64_t>());
+    at::Tensor nkept = hard_concrete::keep_largest(ndet, {}, nkeep);
+    kept = kept & nkept.unsqueeze(1);
+    r.mask = r.mask * ndet.unsqueeze(1);
+  }
+  r.kept = kept;
+  r.edges_kept = kept.sum().item<int64_t>();
+  return r;
+}
+
+}  // namespace edgewise
