@@ -324,8 +324,25 @@ class Pass {
         chunk_n0_ = rows_before_[g_.sources_before_attn(layer)];
         acc_ = mix(0, chunk_n0_, chunk_r0_, r_hi - chunk_r0_, {});
         chunk_end_ = l1;
+        acc_parts_.clear();
+        if (grad_ && acc_.defined()) {
+          // One piece per reader group the layers will ask for (a layer's attention readers, its
+          // MLP, the logits): a split's backward concatenates their gradients once, where a
+          // narrow per group would zero-fill and sum a chunk-sized gradient each time.
+          std::vector<int64_t> starts;
+          for (int64_t li = layer; li < l1; ++li) starts.push_back(ri_.attn_first[li]), starts.push_back(ri_.mlp[li]);
+          if (l1 == c_.n_layers) starts.push_back(ri_.mlp[c_.n_layers - 1] + 1);
+          starts.push_back(r_hi);
+          std::vector<int64_t> sizes;
+          for (size_t i = 0; i + 1 < starts.size(); ++i) sizes.push_back(starts[i + 1] - starts[i]);
+          std::vector<at::Tensor> parts = acc_.split_with_sizes(sizes, 1);
+          for (size_t i = 0; i < parts.size(); ++i) acc_parts_[starts[i]] = parts[i];
+        }
       }
-      if (acc_.defined()) acc = acc_.narrow(1, r0 - chunk_r0_, nr);
+      if (acc_.defined()) {
+        auto it = acc_parts_.find(r0);
+        acc = it != acc_parts_.end() && it->second.size(1) == nr ? it->second : acc_.narrow(1, r0 - chunk_r0_, nr);
+      }
       lo = chunk_n0_;
     }
     if (!acc.defined() && hi <= lo) return x_.reshape({1, Kx * B_ * T_, D_}).expand({nr, Kx * B_ * T_, D_});
@@ -552,6 +569,7 @@ class Pass {
   std::vector<uint8_t> touched_;
   at::Tensor keep_rows_, buf_, x_, cos_, sin_;
   at::Tensor acc_;  // dense: the current chunk's corrections from the rows before it [K, n, BTD]
+  std::map<int64_t, at::Tensor> acc_parts_;  // with gradients: acc_ split by first reader of each group
   int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0;
 
  public:
