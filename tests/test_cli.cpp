@@ -268,4 +268,65 @@ TEST(Cli, DiscoverAcdcSweepAndResume) {
   EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
+// Edge Pruning from the command line: outputs, a sweep, bad options, and a SIGKILL part-way
+// through training followed by --resume gives the uninterrupted run's circuit.
+TEST(Cli, DiscoverEdgePruningAndResume) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const std::vector<std::string> base = {"discover", model, "--task", "ioi", "-n", "12", "--method", "edge-pruning",
+                                         "--steps", "60", "--batch-size", "4", "--warmup-steps", "5",
+                                         "--target-warmup-steps", "30", "--init-log-alpha", "2", "--lr", "0.3"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  Result r = run_cli(with({"--target", "0.3,0.6", "-o", dir + "/ep.json"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"ep.t0.3.json", "ep.t0.6.json", "ep.t0.3.log.csv", "ep.t0.6.log.csv", "ep.sweep.csv", "ep.sweep.svg"})
+    EXPECT_TRUE(ewtest::exists(dir + "/" + f)) << f << "\n" << r.out;
+  edgewise::Circuit c = edgewise::circuit_read(dir + "/ep.t0.6.json");
+  EXPECT_EQ(c.meta.at("method"), "edge-pruning");
+  EXPECT_EQ(c.meta.at("edge_pruning").at("target").get<double>(), 0.6);
+  EXPECT_EQ(c.meta.at("validation").at("examples").get<int64_t>(), 2);  // 20% of 12, rounded
+  EXPECT_NE(r.out.find("exact"), std::string::npos) << r.out;
+  // Bad options: one clear message, exit 1.
+  r = run_cli(with({"--target", "-0.5", "-o", dir + "/ep_bad.json"}), {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--target"), std::string::npos) << r.err;
+  r = run_cli(with({"--target", "0.5", "--edges", "10", "-o", dir + "/ep_bad.json"}), {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--edges"), std::string::npos) << r.err;
+
+  r = run_cli(with({"--target", "0.5", "-o", dir + "/ep_full.json"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string ck = dir + "/ep_ck.safetensors";
+  std::remove(ck.c_str());
+  std::remove((dir + "/ep_killed.json").c_str());
+  // SIGKILL once the checkpoint (written after every step) records step 30 of 60.
+  std::string run = shell_quote(EW_CLI);
+  for (const auto& a : with({"--target", "0.5", "-o", dir + "/ep_killed.json", "--checkpoint", ck, "--checkpoint-every",
+                             "0", "--resume"}))
+    run += " " + shell_quote(a);
+  const std::string q = shell_quote(ck);
+  const std::string script = run + " >/dev/null 2>&1 & pid=$!; while kill -0 $pid 2>/dev/null; do n=$(grep -ao '\"step\":\"[0-9]*' " +
+                             q + " 2>/dev/null | grep -o '[0-9]*$'); if [ -n \"$n\" ] && [ \"$n\" -ge 30 ]; then kill -9 $pid; break; fi; "
+                             "sleep 0.005; done; wait $pid";
+  const int st = std::system(("bash -c " + shell_quote(script) + " 2>/dev/null").c_str());
+  const bool killed = WIFEXITED(st) && WEXITSTATUS(st) == 137;
+  EXPECT_TRUE(killed) << "the run ended before step 30 was checkpointed";
+  EXPECT_FALSE(ewtest::exists(dir + "/ep_killed.json") && killed) << "a killed run left its output";
+  r = run_cli(with({"--target", "0.5", "-o", dir + "/ep_killed.json", "--checkpoint", ck, "--resume"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  edgewise::Circuit full = edgewise::circuit_read(dir + "/ep_full.json"), resumed = edgewise::circuit_read(dir + "/ep_killed.json");
+  EXPECT_EQ(resumed.in_graph, full.in_graph);
+  EXPECT_EQ(resumed.scores, full.scores);
+  // Another run's checkpoint (another target) is refused, naming the file.
+  r = run_cli(with({"--target", "0.4", "-o", dir + "/ep_other.json", "--checkpoint", ck, "--resume"}), {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(ck), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
+}
+
 }  // namespace

@@ -227,7 +227,7 @@ TEST(EdgePruning, ReachesTheTargetAndDiscretisesExactly) {
   EXPECT_GE(kept_min.item<float>(), drop_max.item<float>());
 }
 
-// 5. Stop after 7 steps (a checkpoint every 3), resume: the same circuit and parameters as one
+// 5. Stop after 7 steps (a checkpoint after every step), resume: the same circuit and parameters as one
 // uninterrupted run (the noise of step k and each epoch's order are redrawn from the seed; the
 // AdamW state is in the checkpoint), bit for bit. Node masks on, so their state is covered too.
 TEST(EdgePruning, ResumeGivesTheUninterruptedCircuit) {
@@ -252,7 +252,7 @@ TEST(EdgePruning, ResumeGivesTheUninterruptedCircuit) {
   std::filesystem::remove(ck);
   EdgePruningOptions o1 = opt;
   o1.checkpoint = ck;
-  o1.checkpoint_every = 3;
+  o1.checkpoint_seconds = 0;  // every step
   o1.resume = true;
   int calls = 0;
   o1.stop = [&] { return ++calls == 7; };

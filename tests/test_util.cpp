@@ -1,15 +1,19 @@
-// Unit tests of the torch-free utilities: bounds-checked mapped files and model-spec resolution
-// (directories, single files, the local hub cache, refusal of pickles). No model files needed:
+// Unit tests of the torch-free utilities: bounds-checked mapped files, model-spec resolution
+// (directories, single files, the local hub cache, refusal of pickles), the safetensors writer
+// (read back here; tests/reference/safetensors_check.py reads the same file with the
+// `safetensors` library). No model files needed:
 // each test builds the little directory tree it resolves.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "edgewise/error.h"
 #include "edgewise/hf.h"
 #include "edgewise/mapped_file.h"
+#include "edgewise/safetensors.h"
 
 namespace fs = std::filesystem;
 using edgewise::Error;
@@ -156,3 +160,47 @@ TEST(Resolve, GgufFileAndDirectory) {
 }
 
 }  // namespace
+
+// The writer: a file with several dtypes, an empty and a 0-d tensor and metadata, read back by our
+// reader (exact bytes) and left in golden/st_write/ for safetensors_check.py (the peer library).
+TEST(SafetensorsWrite, RoundTripAndPeerFile) {
+  const fs::path dir = fs::path(EW_GOLDEN_DIR) / "st_write";
+  fs::create_directories(dir);
+  const std::string path = (dir / "written.safetensors").string();
+  const std::vector<float> a = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 2.5f};
+  const std::vector<int64_t> b = {-1, 2, int64_t(1) << 40, 7};
+  const std::vector<uint8_t> c = {1, 2, 255};
+  const double e = 3.25;
+  using edgewise::StDType;
+  edgewise::safetensors_write(path,
+                              {{"a", StDType::F32, {2, 3}, a.data(), 24},
+                               {"b", StDType::I64, {4}, b.data(), 32},
+                               {"c", StDType::U8, {3}, c.data(), 3},
+                               {"e", StDType::F64, {}, &e, 8},
+                               {"z", StDType::F32, {0}, nullptr, 0}},
+                              {{"format", "edgewise-test"}, {"note", "written by test_util"}});
+  auto f = edgewise::SafetensorsFile::open(path);
+  ASSERT_EQ(f.tensors().size(), 5u);
+  EXPECT_EQ(f.metadata().at("format"), "edgewise-test");
+  const auto* ta = f.find("a");
+  ASSERT_NE(ta, nullptr);
+  EXPECT_EQ(ta->shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::memcmp(ta->data, a.data(), 24), 0);
+  EXPECT_EQ(std::memcmp(f.find("b")->data, b.data(), 32), 0);
+  EXPECT_EQ(std::memcmp(f.find("c")->data, c.data(), 3), 0);
+  EXPECT_EQ(f.find("e")->shape.size(), 0u);
+  EXPECT_EQ(*reinterpret_cast<const double*>(f.find("e")->data), 3.25);
+  EXPECT_EQ(f.find("z")->nbytes, 0u);
+  // Every tensor's data starts 8-byte aligned in the file (the format's recommendation).
+  for (const auto& [name, t] : f.tensors())
+    if (t.nbytes) EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 8, 0u) << name;
+  // A byte count that does not match the shape, and a repeated name, are refused naming the tensor.
+  const std::string bad = (dir / "bad.safetensors").string();
+  EXPECT_NE(error_of([&] { edgewise::safetensors_write(bad, {{"a", StDType::F32, {2, 3}, a.data(), 20}}); }).find("'a'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              edgewise::safetensors_write(bad, {{"a", StDType::U8, {3}, c.data(), 3}, {"a", StDType::U8, {3}, c.data(), 3}});
+            }).find("twice"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(bad));
+}

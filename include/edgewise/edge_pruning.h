@@ -65,9 +65,10 @@ struct EdgePruningOptions {
   uint64_t seed = 42;
   Ablation ablation = Ablation::Resample;
   int64_t cache_mb = 4096;  ///< keep every example's ablated values when they fit in this much
-  /// Checkpoint file (safetensors, written atomically every checkpoint_every steps and at the end).
+  /// Checkpoint file (safetensors, written atomically at step boundaries at most every
+  /// checkpoint_seconds, 0: after every step, and at the end).
   std::string checkpoint;
-  int64_t checkpoint_every = 100;
+  double checkpoint_seconds = 60;
   bool resume = false;
   std::string fingerprint;  ///< identifies the run; a checkpoint of another run is refused
   std::function<bool()> stop;  ///< polled after each step: true saves the checkpoint and returns

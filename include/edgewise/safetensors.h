@@ -53,8 +53,8 @@ struct StWriteTensor {
   uint64_t nbytes;
 };
 
-/// Writes a safetensors file (tensors in the given order, 8-byte aligned data, `metadata` as
-/// the header's "__metadata__") through a temporary file and a rename. Fails naming the path
+/// Writes a safetensors file (packed data, tensors ordered by dtype width so each starts aligned,
+/// `metadata` as the header's "__metadata__") through a temporary file and a rename. Fails naming the path
 /// and tensor when a byte count does not match its shape and dtype or names repeat.
 void safetensors_write(const std::string& path, const std::vector<StWriteTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

@@ -80,7 +80,7 @@ void check_options(const EdgePruningOptions& o) {
   if (!(o.lr > 0) || !(o.lambda_lr > 0)) bad("learning rates must be > 0");
   if (!(o.weight_decay >= 0) || !(o.max_grad_norm >= 0)) bad("weight decay and the clipping norm must be >= 0");
   if (!(o.init_std >= 0)) bad("the initial standard deviation must be >= 0");
-  if (o.checkpoint_every < 1) bad("checkpoint-every must be >= 1 step");
+  if (!(o.checkpoint_seconds >= 0)) bad("checkpoint seconds must be >= 0");
 }
 
 }  // namespace
@@ -288,6 +288,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   };
 
   const auto t0 = Clock::now();
+  auto last_save = t0;
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t0).count(); };
   at::Tensor perm;
   int64_t perm_epoch = -1;
@@ -356,7 +357,11 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
         if (progress) progress(l);
       }
     }
-    if ((step + 1) % opt.checkpoint_every == 0 && step + 1 < opt.steps) save(step + 1, elapsed());
+    if (!opt.checkpoint.empty() && step + 1 < opt.steps &&
+        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds) {
+      save(step + 1, elapsed());
+      last_save = Clock::now();
+    }
     if (opt.stop && opt.stop()) {
       ++step;
       stopped = true;

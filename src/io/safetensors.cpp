@@ -4,7 +4,7 @@
 // Everything is validated at open time: the header fits in the file, the JSON is an object of
 // well-formed entries, each dtype is known, end - begin == prod(shape) * dtype size (no
 // overflow), every range lies inside the data section and no two ranges overlap.
-// safetensors_write writes the same layout (data 8-byte aligned, header padded with spaces).
+// safetensors_write writes the same layout (packed data, wider dtypes first, header padded to 8).
 // Not here: lazy partial validation, big-endian hosts.
 #include "edgewise/safetensors.h"
 
@@ -171,23 +171,32 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
 void safetensors_write(const std::string& path, const std::vector<StWriteTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  // The format wants the data section packed (each tensor starts where the previous one ends;
+  // the `safetensors` library refuses gaps), so alignment comes from the order: wider dtypes
+  // first, as its own writer does, after a header padded to a multiple of 8 bytes.
+  std::vector<const StWriteTensor*> order;
+  for (const StWriteTensor& t : tensors) order.push_back(&t);
+  std::stable_sort(order.begin(), order.end(), [](const StWriteTensor* a, const StWriteTensor* b) {
+    return st_dtype_size(a->dtype) > st_dtype_size(b->dtype);
+  });
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   std::set<std::string> names;
   uint64_t off = 0;
-  for (const StWriteTensor& t : tensors) {
-    if (!names.insert(t.name).second || t.name == "__metadata__")
-      fail(path + ": tensor '" + t.name + "'", "the name is used twice (or reserved)");
-    uint64_t n = st_dtype_size(t.dtype);
-    for (int64_t d : t.shape) {
-      if (d < 0) fail(path + ": tensor '" + t.name + "'", "negative dimension in shape " + shape_str(t.shape));
+  for (const StWriteTensor* t : order) {
+    if (!names.insert(t->name).second || t->name == "__metadata__")
+      fail(path + ": tensor '" + t->name + "'", "the name is used twice (or reserved)");
+    uint64_t n = st_dtype_size(t->dtype);
+    for (int64_t d : t->shape) {
+      if (d < 0) fail(path + ": tensor '" + t->name + "'", "negative dimension in shape " + shape_str(t->shape));
       n *= static_cast<uint64_t>(d);
     }
-    if (n != t.nbytes)
-      fail(path + ": tensor '" + t.name + "'", std::to_string(t.nbytes) + " bytes given but " + st_dtype_name(t.dtype) +
-                                                    " shape " + shape_str(t.shape) + " needs " + std::to_string(n));
-    h[t.name] = {{"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
-    off += (n + 7) / 8 * 8;  // the next tensor starts 8-byte aligned
+    if (n != t->nbytes)
+      fail(path + ": tensor '" + t->name + "'", std::to_string(t->nbytes) + " bytes given but " +
+                                                     st_dtype_name(t->dtype) + " shape " + shape_str(t->shape) +
+                                                     " needs " + std::to_string(n));
+    h[t->name] = {{"dtype", st_dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {off, off + n}}};
+    off += n;
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');
@@ -195,13 +204,9 @@ void safetensors_write(const std::string& path, const std::vector<StWriteTensor>
   const uint64_t hl = header.size();
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hl >> (8 * i)) & 0xff);
   out += header;
-  const size_t data_start = out.size();
-  out.resize(data_start + off, '\0');
-  uint64_t pos = 0;
-  for (const StWriteTensor& t : tensors) {
-    if (t.nbytes) std::memcpy(out.data() + data_start + pos, t.data, t.nbytes);
-    pos += (t.nbytes + 7) / 8 * 8;
-  }
+  out.reserve(out.size() + off);
+  for (const StWriteTensor* t : order)
+    if (t->nbytes) out.append(static_cast<const char*>(t->data), t->nbytes);
   write_file_atomic(path, out);
 }
 

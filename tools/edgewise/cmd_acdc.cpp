@@ -22,27 +22,22 @@
 
 namespace edgewise::cli {
 
-namespace {
-
-// "dir/acdc.json" + ".tau0.01" -> "dir/acdc.tau0.01.json"
 std::string with_suffix(const std::string& path, const std::string& suffix) {
   const std::string st = path_stem(path);
   return st + suffix + path.substr(st.size());
 }
 
-std::string fmt(double v) {
+std::string fmt_g(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
   return b;
 }
 
-}  // namespace
-
 void run_acdc(const DiscoverArgs& a) {
   if (a.edges >= 0 || a.nodes >= 0) fail("discover", "--edges and --nodes do not apply to acdc: --tau sets the size");
   if (a.taus.empty()) fail("discover", "--tau needs at least one value");
   for (double t : a.taus)
-    if (!(t > 0) || !std::isfinite(t)) fail("discover", "--tau values must be positive numbers, got " + fmt(t));
+    if (!(t > 0) || !std::isfinite(t)) fail("discover", "--tau values must be positive numbers, got " + fmt_g(t));
   Model model = load_model(a.m);
   const Metric metric = a.metric_given ? parse_metric(a.metric) : Metric::KL;
   const Ablation ablation = ablation_from_string(a.ablation);
@@ -71,12 +66,12 @@ void run_acdc(const DiscoverArgs& a) {
     o.rollback_tau = a.rollback_tau;
     o.absolute = a.absolute;
     o.max_candidates = a.max_candidates;
-    o.checkpoint = a.checkpoint.empty() || !sweep ? a.checkpoint : with_suffix(a.checkpoint, ".tau" + fmt(tau));
+    o.checkpoint = a.checkpoint.empty() || !sweep ? a.checkpoint : with_suffix(a.checkpoint, ".tau" + fmt_g(tau));
     o.checkpoint_seconds = a.checkpoint_every;
     o.resume = a.resume;
     o.fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" +
                     std::to_string(a.seed);
-    Progress prog("acdc tau=" + fmt(tau) + " readers", graph.n_readers());
+    Progress prog("acdc tau=" + fmt_g(tau) + " readers", graph.n_readers());
     o.progress = [&](int64_t done, int64_t total, int64_t kept, int64_t evals, double cur) {
       (void)total;
       char extra[160];
@@ -126,12 +121,12 @@ void run_acdc(const DiscoverArgs& a) {
                           {"complete", d.r.complete}}},
                 {"metric_model", f_model}, {"metric_circuit", fc}, {"metric_empty", f_empty},
                 {"faithfulness", faith}, {"score_sign", "score = M(edge ablated) - M(circuit) when ACDC tried it"}};
-    const std::string out = sweep ? with_suffix(a.out, ".tau" + fmt(d.tau)) : a.out;
+    const std::string out = sweep ? with_suffix(a.out, ".tau" + fmt_g(d.tau)) : a.out;
     circuit_write(d.c, out);
     const std::string traj = a.trajectory.empty() ? path_stem(out) + ".trajectory.csv"
-                                                   : (sweep ? with_suffix(a.trajectory, ".tau" + fmt(d.tau)) : a.trajectory);
+                                                   : (sweep ? with_suffix(a.trajectory, ".tau" + fmt_g(d.tau)) : a.trajectory);
     acdc_write_trajectory(d.r, graph, traj);
-    if (!a.svg.empty()) circuit_draw_svg(d.c, sweep ? with_suffix(a.svg, ".tau" + fmt(d.tau)) : a.svg);
+    if (!a.svg.empty()) circuit_draw_svg(d.c, sweep ? with_suffix(a.svg, ".tau" + fmt_g(d.tau)) : a.svg);
     std::printf("%-9g %7lld %7lld %6lld %12.5g %12.5g %8.4f %11lld %7lld %8.1f%s\n", d.tau, (long long)d.raw,
                 (long long)d.c.n_edges_in(), (long long)n_nodes, d.r.metric_final, fc, faith,
                 (long long)d.r.evaluations, (long long)d.r.passes, d.r.seconds, d.r.complete ? "" : " (stopped)");

@@ -76,6 +76,7 @@ namespace {
 
 void run_discover(const DiscoverArgs& a) {
   if (a.method == "acdc") return run_acdc(a);
+  if (a.method == "edge-pruning") return run_edge_pruning(a);
   if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
   Model model = load_model(a.m);
   const Metric metric = parse_metric(a.metric);
@@ -199,6 +200,7 @@ void register_discover_command(CLI::App& app) {
       ->capture_default_str();
   static std::vector<std::string> method_keys = attribution_methods();
   method_keys.push_back("acdc");
+  method_keys.push_back("edge-pruning");
   std::string methods;
   for (const auto& k : method_keys) methods += (methods.empty() ? "" : ", ") + k;
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
@@ -210,7 +212,9 @@ void register_discover_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)");
   cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them");
-  cmd->add_option("--steps", a.steps, "Integrated-gradient steps")->check(CLI::PositiveNumber)->capture_default_str();
+  auto* steps_opt = cmd->add_option("--steps", a.steps,
+                                    "Integrated-gradient steps (default 5); edge-pruning: optimisation steps (default 3000)")
+                        ->check(CLI::PositiveNumber);
   cmd->add_flag("--greedy", a.greedy, "Grow from the logits, best edge into the circuit first (EAP-IG's greedy)");
   cmd->add_flag("--signed", a.signed_scores, "Rank by signed importance instead of |score|");
   cmd->add_flag("--head-level", a.head_level, "One reader per head instead of separate q/k/v readers");
@@ -222,7 +226,9 @@ void register_discover_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
-  cmd->add_option("--batch-size", a.batch_size, "Examples per pass")->check(CLI::PositiveNumber)->capture_default_str();
+  auto* batch_opt = cmd->add_option("--batch-size", a.batch_size,
+                                    "Examples per pass (default 16); edge-pruning: per optimisation step (default 32)")
+                        ->check(CLI::PositiveNumber);
   auto* acdc = cmd->add_option_group("ACDC (--method acdc)");
   acdc->add_option("--tau", a.taus,
                    "Threshold: an edge goes when ablating it moves the loss by less than tau; several values "
@@ -242,9 +248,41 @@ void register_discover_command(CLI::App& app) {
       ->capture_default_str();
   acdc->add_option("--trajectory", a.trajectory,
                    "CSV of every decision (edge, kept/removed, metric, evaluations); default: beside -o");
-  acdc->add_option("--checkpoint", a.checkpoint, "Checkpoint file, written at reader boundaries");
-  acdc->add_option("--checkpoint-every", a.checkpoint_every, "Seconds between checkpoints")->capture_default_str();
-  acdc->add_flag("--resume", a.resume, "Continue from --checkpoint when it exists");
+  auto* ck = cmd->add_option_group("Checkpoints (acdc, edge-pruning)");
+  ck->add_option("--checkpoint", a.checkpoint,
+                 "Checkpoint file (acdc: JSON at reader boundaries; edge-pruning: safetensors at step boundaries); "
+                 "a sweep writes one per value");
+  ck->add_option("--checkpoint-every", a.checkpoint_every, "Seconds between checkpoints")->capture_default_str();
+  ck->add_flag("--resume", a.resume, "Continue from --checkpoint when it exists (a checkpoint of other settings is refused)");
+  auto* ep = cmd->add_option_group("Edge Pruning (--method edge-pruning)");
+  ep->add_option("--target", a.targets,
+                 "Edge sparsity to reach (fraction of edges removed; > 1 pushes to the emptiest circuit); several "
+                 "values (--target 0.99,0.995) run a sweep")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
+  ep->add_flag("--node-masks", a.node_masks, "Also learn a mask per source node (head, MLP, input)");
+  ep->add_option("--node-target", a.node_target, "Node sparsity target (with --node-masks)")->capture_default_str();
+  ep->add_flag("--no-node-loss", a.no_node_loss, "Node masks without their sparsity term (the reference's sweep)");
+  ep->add_flag("--keep-embedding-edges", a.keep_embedding_edges, "Never prune the input's edges");
+  ep->add_option("--init-log-alpha", a.init_log_alpha, "Mean of the initial log-alphas (std --init-std)")
+      ->capture_default_str();
+  ep->add_option("--init-std", a.init_std, "Their standard deviation")->capture_default_str();
+  ep->add_option("--lr", a.lr, "AdamW learning rate of the log-alphas")->capture_default_str();
+  ep->add_option("--lambda-lr", a.lambda_lr, "Learning rate of the Lagrange multipliers (gradient ascent)")
+      ->capture_default_str();
+  ep->add_option("--weight-decay", a.weight_decay, "AdamW weight decay")->capture_default_str();
+  ep->add_option("--max-grad-norm", a.max_grad_norm, "Clip the gradient norm (0: off)")->capture_default_str();
+  ep->add_option("--warmup-steps", a.warmup_steps, "Learning-rate warm-up steps (then linear decay to 0)")
+      ->capture_default_str();
+  ep->add_option("--target-warmup-steps", a.target_warmup_steps, "Steps over which the target rises from 0")
+      ->capture_default_str();
+  ep->add_option("--validation-fraction", a.validation_fraction,
+                 "Examples held out for validation when the data has no split field")
+      ->capture_default_str();
+  ep->add_option("--cache-mb", a.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
+      ->capture_default_str();
+  ep->add_option("--train-log", a.train_log, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
   cmd->footer(
       "Scores estimate M(edge ablated) - M(full model) (exact computes it). The circuit keeps the\n"
       "best-ranked edges, then drops edges on no input -> logits path. Example:\n"
@@ -252,9 +290,14 @@ void register_discover_command(CLI::App& app) {
       "ACDC removes edges greedily (logits first) while the loss moves by less than --tau; its scores\n"
       "are the metric change when each edge was tried. A sweep writes one circuit per tau and the\n"
       "size-vs-faithfulness curve:\n"
-      "  edgewise discover --task ioi -n 20 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv");
-  cmd->callback([metric_opt] {
+      "  edgewise discover --task ioi -n 20 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv\n"
+      "Edge Pruning learns a hard-concrete mask per edge (KL to the model + a Lagrangian pull to --target\n"
+      "sparsity), on the training split, and reports the circuits on the validation split:\n"
+      "  edgewise discover --task ioi -n 200 --method edge-pruning --target 0.99,0.995 --steps 500 -o ep.json");
+  cmd->callback([metric_opt, steps_opt, batch_opt] {
     a.metric_given = metric_opt->count() > 0;
+    a.steps_given = steps_opt->count() > 0;
+    a.batch_given = batch_opt->count() > 0;
     run_discover(a);
   });
 }

@@ -25,6 +25,14 @@ struct DiscoverArgs {
   double rollback_tau = -1, checkpoint_every = 60;
   int64_t max_candidates = 32;
   bool absolute = false, resume = false, metric_given = false;
+  // Edge Pruning
+  std::vector<double> targets = {0.98};
+  bool node_masks = false, no_node_loss = false, keep_embedding_edges = false;
+  double node_target = 0.72, init_log_alpha = 10.0, init_std = 0.01, lr = 0.8, lambda_lr = 0.8;
+  double weight_decay = 0.01, max_grad_norm = 1.0, validation_fraction = 0.2;
+  int64_t warmup_steps = 200, target_warmup_steps = 2500, cache_mb = 4096;
+  std::string train_log;
+  bool steps_given = false, batch_given = false;
 };
 
 /// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
@@ -36,5 +44,11 @@ std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y
                       const std::string& x_label = "edges kept (fraction of all, log scale)");
 /// `discover --method acdc` (cmd_acdc.cpp).
 void run_acdc(const DiscoverArgs& a);
+/// `discover --method edge-pruning` (cmd_edge_pruning.cpp).
+void run_edge_pruning(const DiscoverArgs& a);
+/// "dir/a.json" + ".t0.9" -> "dir/a.t0.9.json" (one output per sweep value).
+std::string with_suffix(const std::string& path, const std::string& suffix);
+/// %g of v.
+std::string fmt_g(double v);
 
 }  // namespace edgewise::cli
