@@ -25,42 +25,14 @@
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
-#include "test_helpers.h"
+#include "patch_models.h"
 
 using namespace edgewise;
 
 namespace {
 
-std::string gold(const std::string& f) { return ewtest::golden("patch_golden", f); }
-bool have_golden() { return ewtest::exists(gold("llama_edges.json")); }
-#define REQUIRE_GOLDEN() \
-  if (!have_golden()) GTEST_SKIP() << "golden files absent: run ctest (fixture patch_golden)"
-
-Model load(const std::string& name) {
-  LoadOptions o;
-  o.load_tokenizer = false;
-  return Model::load(resolve_model(gold(name)), o);
-}
-
-// Seeded random prompts: B rows of T tokens, corrupted differing everywhere; answers for the
-// metrics that need them.
-Batch prompts(int64_t vocab, int64_t B, int64_t T, uint64_t seed) {
-  at::manual_seed(seed);
-  Batch b;
-  b.clean = at::randint(1, vocab, {B, T}, at::kLong);
-  b.corrupted = (b.clean + at::randint(1, vocab - 1, {B, T}, at::kLong)) % vocab;
-  b.clean_len = at::full({B}, T, at::kLong);
-  b.corrupted_len = b.clean_len.clone();
-  b.clean_pos = at::full({B}, T - 1, at::kLong);
-  b.corrupted_pos = b.clean_pos.clone();
-  b.correct = at::randint(0, vocab, {B, 1}, at::kLong);
-  b.incorrect = (b.correct + 1) % vocab;
-  b.correct_mask = at::ones({B, 1});
-  b.incorrect_mask = at::ones({B, 1});
-  b.aligned = true;
-  b.lines.assign(B, 0);
-  return b;
-}
+Model load(const std::string& name) { return ewtest::load_patch_model(name); }
+Batch prompts(int64_t vocab, int64_t B, int64_t T, uint64_t seed) { return ewtest::random_prompts(vocab, B, T, seed); }
 
 struct Slow {
   at::Tensor kept;              // [S, R] bool

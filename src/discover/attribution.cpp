@@ -138,29 +138,42 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
   fail("attribution", "unknown method '" + method + "' (known: " + known + ")");
 }
 
-std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
-                                    Ablation ablation, Metric metric, int64_t batch_size,
-                                    const std::function<void(int64_t)>& progress) {
+namespace discover {
+
+void for_each_circuit_batch(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
+                            Ablation ablation, int64_t batch_size,
+                            const std::function<void(const Batch&, const at::Tensor&)>& f) {
   at::NoGradGuard ng;
-  const int64_t N = data.size(), K = masks.size(0);
+  const int64_t N = data.size();
   if (N == 0) fail("evaluate", "the dataset is empty");
   if (batch_size < 1) fail("evaluate", "batch size must be >= 1");
   at::Tensor mean;
   if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition)
     mean = dataset_mean(model, graph, ablation, data.clean, data.clean_len, batch_size);
   const at::Tensor all = at::cat({full_mask(graph, 1), masks.to(at::kFloat)});  // the full model first
-  std::vector<double> sum(K + 1, 0.0);
   for (int64_t i = 0; i < N; i += batch_size) {
-    const int64_t j = std::min(N, i + batch_size);
-    const Batch b = data.rows(i, j);
+    const Batch b = data.rows(i, std::min(N, i + batch_size));
     at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, ablation, b.clean, b.corrupted);
     PatchOptions po;
     po.positions = b.clean_pos.unsqueeze(1);  // [b, 1]
-    at::Tensor last = patched_forward(model, graph, b.clean, abl, all, po).select(2, 0);  // [K + 1, b, V]
-    for (int64_t k = 0; k <= K; ++k) sum[k] += metric_per_example(metric, last[k], b, last[0]).sum().item<double>();
-    if (progress) progress(j);
+    f(b, patched_forward(model, graph, b.clean, abl, all, po).select(2, 0));  // [K + 1, b, V]
   }
-  for (double& v : sum) v /= static_cast<double>(N);
+}
+
+}  // namespace discover
+
+std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
+                                    Ablation ablation, Metric metric, int64_t batch_size,
+                                    const std::function<void(int64_t)>& progress) {
+  const int64_t K = masks.size(0);
+  std::vector<double> sum(K + 1, 0.0);
+  int64_t done = 0;
+  discover::for_each_circuit_batch(model, graph, data, masks, ablation, batch_size, [&](const Batch& b, const at::Tensor& last) {
+    for (int64_t k = 0; k <= K; ++k) sum[k] += metric_per_example(metric, last[k], b, last[0]).sum().item<double>();
+    done += b.size();
+    if (progress) progress(done);
+  });
+  for (double& v : sum) v /= static_cast<double>(data.size());
   return sum;
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common.h"
 #include "edgewise/error.h"
 #include "edgewise/hard_concrete.h"
 #include "edgewise/metrics.h"
@@ -141,23 +142,10 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
 
 CircuitAgreement circuit_agreement(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
                                    Ablation ablation, int64_t batch_size) {
-  at::NoGradGuard ng;
-  const int64_t N = data.size(), K = masks.size(0);
-  if (N == 0) fail("evaluate", "the dataset is empty");
-  if (batch_size < 1) fail("evaluate", "batch size must be >= 1");
-  at::Tensor mean;
-  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition)
-    mean = dataset_mean(model, graph, ablation, data.clean, data.clean_len, batch_size);
-  const at::Tensor all = at::cat({full_mask(graph, 1), masks.to(at::kFloat)});
+  const int64_t K = masks.size(0);
   CircuitAgreement r;
   for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match}) v->assign(K + 1, 0.0);
-  for (int64_t i = 0; i < N; i += batch_size) {
-    const int64_t j = std::min(N, i + batch_size);
-    const Batch b = data.rows(i, j);
-    at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, ablation, b.clean, b.corrupted);
-    PatchOptions po;
-    po.positions = b.clean_pos.unsqueeze(1);
-    at::Tensor last = patched_forward(model, graph, b.clean, abl, all, po).select(2, 0);  // [K + 1, b, V]
+  discover::for_each_circuit_batch(model, graph, data, masks, ablation, batch_size, [&](const Batch& b, const at::Tensor& last) {
     at::Tensor top0 = last[0].argmax(-1);
     for (int64_t k = 0; k <= K; ++k) {
       r.kl[k] += kl_per_example(last[k], last[0]).sum().item<double>();
@@ -165,9 +153,9 @@ CircuitAgreement circuit_agreement(const Model& model, const Graph& graph, const
       r.accuracy[k] += accuracy_per_example(last[k], b).sum().item<double>();
       r.exact_match[k] += (last[k].argmax(-1) == top0).sum().item<double>();
     }
-  }
+  });
   for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match})
-    for (double& x : *v) x /= static_cast<double>(N);
+    for (double& x : *v) x /= static_cast<double>(data.size());
   return r;
 }
 
