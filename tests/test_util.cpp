@@ -192,8 +192,11 @@ TEST(SafetensorsWrite, RoundTripAndPeerFile) {
   EXPECT_EQ(*reinterpret_cast<const double*>(f.find("e")->data), 3.25);
   EXPECT_EQ(f.find("z")->nbytes, 0u);
   // Every tensor's data starts 8-byte aligned in the file (the format's recommendation).
-  for (const auto& [name, t] : f.tensors())
-    if (t.nbytes) EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 8, 0u) << name;
+  for (const auto& [name, t] : f.tensors()) {
+    if (t.nbytes) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 8, 0u) << name;
+    }
+  }
   // A byte count that does not match the shape, and a repeated name, are refused naming the tensor.
   const std::string bad = (dir / "bad.safetensors").string();
   EXPECT_NE(error_of([&] { edgewise::safetensors_write(bad, {{"a", StDType::F32, {2, 3}, a.data(), 20}}); }).find("'a'"),
