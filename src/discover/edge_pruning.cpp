@@ -24,9 +24,13 @@ namespace {
 constexpr int64_t kInput = 0;  // the input's source index (graph.h)
 
 // [n_src, n_dst] bool: the graph's real edges.
-at::Tensor real_edges(const Graph& graph) {
-  std::vector<uint8_t> r = graph.real_edges();
-  return at::from_blob(r.data(), {graph.n_sources(), graph.n_readers()}, at::kByte).to(at::kBool);
+at::Tensor real_edges(const Graph& graph) { return discover::real_edge_mask(graph).to(at::kBool); }
+
+// [n_src] bool: the source nodes whose mask is learned (all but the input when its edges are kept).
+at::Tensor node_valid(const Graph& graph, bool keep_embedding_edges) {
+  at::Tensor v = at::ones({graph.n_sources()}, at::kBool);
+  if (keep_embedding_edges) v[kInput] = false;
+  return v;
 }
 
 constexpr const char* kFormat = "edgewise-edge-pruning-checkpoint";
@@ -123,8 +127,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
   at::Tensor d = o.edge_sparsity - target;
   at::Tensor loss = lam[0] * d + lam[1] * d * d;
   if (node_log_alpha.defined()) {
-    at::Tensor nvalid = at::ones({graph.n_sources()}, log_alpha.options());
-    if (keep_embedding_edges) nvalid[kInput] = 0.0;
+    at::Tensor nvalid = node_valid(graph, keep_embedding_edges).to(dt);
     at::Tensor zn = hard_concrete::sample(node_log_alpha, node_u) * nvalid + (1.0 - nvalid);
     mask = mask * zn.unsqueeze(1);
     o.node_sparsity = 1.0 - ((zn * nvalid).sum() / nvalid.sum());
@@ -170,7 +173,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   if (positional && !train.aligned)
     fail("edge pruning", std::string(ablation_name(opt.ablation)) +
                              " ablation needs clean and corrupted prompts of equal token counts");
-  const at::Tensor valid = edge_pruning_valid(graph, opt.keep_embedding_edges);
+  const at::Tensor valid = edge_pruning_valid(graph, opt.keep_embedding_edges), valid_f = valid.to(at::kFloat);
   const int64_t n_valid = valid.sum().item<int64_t>();
   if (n_valid == 0) fail("edge pruning", "the graph has no prunable edges");
   const std::string key = opt.fingerprint + " | " + options_key(opt);
@@ -210,7 +213,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   std::vector<EdgePruningLog> log;
   {
     at::Generator g = generator(opt.seed, kOrderStream - 1);
-    la = at::normal(opt.init_mean, opt.init_std, {S, R}, g) * valid.to(at::kFloat);
+    la = at::normal(opt.init_mean, opt.init_std, {S, R}, g) * valid_f;
     if (opt.node_masks) nla = at::normal(opt.init_mean, opt.init_std, {S}, g);
   }
   if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
@@ -254,7 +257,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     std::vector<at::Tensor> keep;  // contiguous copies alive until written
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
-      at::Tensor c = (t.defined() ? t : at::Tensor()).detach().to(at::kFloat).contiguous();
+      at::Tensor c = t.detach().to(at::kFloat).contiguous();
       keep.push_back(c);
       ts.push_back({name, StDType::F32, c.sizes().vec(), c.data_ptr(), static_cast<uint64_t>(c.numel() * 4)});
     };
@@ -333,7 +336,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
       adamw_step(la, grads[0], a_la, opt.lr * f, opt.weight_decay, false);
       adamw_step(lam, grads[1], a_lam, opt.lambda_lr * f, opt.weight_decay, true);
       if (opt.node_masks) adamw_step(nla, grads[2], a_nla, opt.lr * f, opt.weight_decay, false);
-      la.mul_(valid.to(at::kFloat));  // off-edge entries stay 0 (they get no gradient, only decay)
+      la.mul_(valid_f);  // off-edge entries stay 0 (they get no gradient, only decay)
       if ((step + 1) % opt.log_every == 0 || step + 1 == opt.steps || step == start) {
         EdgePruningLog l;
         l.step = step + 1;
@@ -379,8 +382,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   r.mask = det.view({S, R}) + fixed.to(at::kFloat);
   kept = kept | fixed;
   if (opt.node_masks) {
-    at::Tensor nvalid = at::ones({S}, at::kBool);
-    if (opt.keep_embedding_edges) nvalid[kInput] = false;
+    const at::Tensor nvalid = node_valid(graph, opt.keep_embedding_edges);
     at::Tensor ndet_valid = hard_concrete::deterministic(nla.masked_select(nvalid));
     at::Tensor ndet = at::ones({S});
     ndet.masked_scatter_(nvalid, ndet_valid);

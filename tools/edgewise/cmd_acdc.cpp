@@ -22,17 +22,6 @@
 
 namespace edgewise::cli {
 
-std::string with_suffix(const std::string& path, const std::string& suffix) {
-  const std::string st = path_stem(path);
-  return st + suffix + path.substr(st.size());
-}
-
-std::string fmt_g(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
-  return b;
-}
-
 void run_acdc(const DiscoverArgs& a) {
   if (a.edges >= 0 || a.nodes >= 0) fail("discover", "--edges and --nodes do not apply to acdc: --tau sets the size");
   if (a.taus.empty()) fail("discover", "--tau needs at least one value");
@@ -69,8 +58,7 @@ void run_acdc(const DiscoverArgs& a) {
     o.checkpoint = a.checkpoint.empty() || !sweep ? a.checkpoint : with_suffix(a.checkpoint, ".tau" + fmt_g(tau));
     o.checkpoint_seconds = a.checkpoint_every;
     o.resume = a.resume;
-    o.fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" +
-                    std::to_string(a.seed);
+    o.fingerprint = run_fingerprint(model, ds, a);
     Progress prog("acdc tau=" + fmt_g(tau) + " readers", graph.n_readers());
     o.progress = [&](int64_t done, int64_t total, int64_t kept, int64_t evals, double cur) {
       (void)total;
@@ -80,11 +68,7 @@ void run_acdc(const DiscoverArgs& a) {
       prog.update(done, extra);
     };
     AcdcResult r = acdc(model, graph, b, o);
-    Circuit c = Circuit::empty(graph.shape(), graph.split_qkv(), model.config().d_model);
-    at::Tensor sf = r.scores.to(at::kFloat).contiguous();
-    c.scores.assign(sf.data_ptr<float>(), sf.data_ptr<float>() + sf.numel());
-    at::Tensor kb = r.kept.to(at::kByte).contiguous();
-    c.in_graph.assign(kb.data_ptr<uint8_t>(), kb.data_ptr<uint8_t>() + kb.numel());
+    Circuit c = circuit_of(model, graph, r.scores, r.kept);
     const int64_t raw = c.n_edges_in();
     c.prune();
     runs.push_back({tau, std::move(r), std::move(c), raw});
@@ -140,18 +124,8 @@ void run_acdc(const DiscoverArgs& a) {
   }
   std::printf("\nmodel %s %.5g, empty circuit %.5g (of %lld edges)\n", metric_name(metric), f_model, f_empty,
               (long long)graph.n_edges());
-  if (sweep || !a.curve.empty()) {
-    const std::string path = a.curve.empty() ? path_stem(a.out) + ".sweep.csv" : a.curve;
-    write_file_atomic(path, csv.str());
-    std::sort(curve.begin(), curve.end());
-    std::vector<double> x, y;
-    for (auto& [fx, fy] : curve) x.push_back(fx), y.push_back(fy);
-    const std::string svg = path_stem(path) + ".svg";
-    if (!x.empty())
-      write_file_atomic(svg, curve_svg(x, y, "acdc tau sweep on " + ds.name + " (" + metric_name(metric) + ")",
-                                       "edges in the circuit (fraction of all, log scale)"));
-    std::printf("sweep      %s%s\n", path.c_str(), x.empty() ? "" : (", " + svg).c_str());
-  }
+  if (sweep || !a.curve.empty())
+    write_sweep(a, csv.str(), curve, "acdc tau sweep on " + ds.name + " (" + metric_name(metric) + ")");
 }
 
 }  // namespace edgewise::cli

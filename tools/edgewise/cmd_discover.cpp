@@ -72,6 +72,45 @@ std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y
   return s.str();
 }
 
+std::string with_suffix(const std::string& path, const std::string& suffix) {
+  const std::string st = path_stem(path);
+  return st + suffix + path.substr(st.size());
+}
+
+std::string fmt_g(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+Circuit circuit_of(const Model& model, const Graph& graph, const at::Tensor& scores, const at::Tensor& kept) {
+  Circuit c = Circuit::empty(graph.shape(), graph.split_qkv(), model.config().d_model);
+  at::Tensor sf = scores.to(at::kFloat).contiguous();
+  c.scores.assign(sf.data_ptr<float>(), sf.data_ptr<float>() + sf.numel());
+  if (kept.defined()) {
+    at::Tensor kb = kept.to(at::kByte).contiguous();
+    c.in_graph.assign(kb.data_ptr<uint8_t>(), kb.data_ptr<uint8_t>() + kb.numel());
+  }
+  return c;
+}
+
+std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a) {
+  return model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" + std::to_string(a.seed) +
+         (a.head_level ? " | head-level" : "");
+}
+
+void write_sweep(const DiscoverArgs& a, const std::string& csv, std::vector<std::pair<double, double>> curve,
+                 const std::string& title) {
+  const std::string path = a.curve.empty() ? path_stem(a.out) + ".sweep.csv" : a.curve;
+  write_file_atomic(path, csv);
+  std::sort(curve.begin(), curve.end());
+  std::vector<double> x, y;
+  for (auto& [fx, fy] : curve) x.push_back(fx), y.push_back(fy);
+  const std::string svg = path_stem(path) + ".svg";
+  if (!x.empty()) write_file_atomic(svg, curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
+  std::printf("sweep      %s%s\n", path.c_str(), x.empty() ? "" : (", " + svg).c_str());
+}
+
 namespace {
 
 void run_discover(const DiscoverArgs& a) {
@@ -109,9 +148,7 @@ void run_discover(const DiscoverArgs& a) {
   at::Tensor scores = attribute(a.method, model, graph, b, opt);  // [S, R] float64
   const double t_attr = clock.seconds();
 
-  Circuit c = Circuit::empty(graph.shape(), graph.split_qkv(), model.config().d_model);
-  at::Tensor sf = scores.to(at::kFloat).contiguous();
-  c.scores.assign(sf.data_ptr<float>(), sf.data_ptr<float>() + sf.numel());
+  Circuit c = circuit_of(model, graph, scores);
   SelectOptions so;
   so.absolute = !a.signed_scores;
   so.greedy = a.greedy;

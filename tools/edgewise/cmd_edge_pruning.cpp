@@ -115,8 +115,7 @@ void run_edge_pruning(const DiscoverArgs& a) {
     o.checkpoint = a.checkpoint.empty() || !sweep ? a.checkpoint : with_suffix(a.checkpoint, ".t" + fmt_g(target));
     o.checkpoint_seconds = a.checkpoint_every;
     o.resume = a.resume;
-    o.fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" +
-                    std::to_string(a.seed) + (a.head_level ? " | head-level" : "");
+    o.fingerprint = run_fingerprint(model, ds, a);
     o.log_every = 10;
     Progress prog("edge-pruning target=" + fmt_g(target) + " steps", steps);
     auto progress = [&](const EdgePruningLog& l) {
@@ -126,15 +125,10 @@ void run_edge_pruning(const DiscoverArgs& a) {
       prog.update(l.step, extra);
     };
     EdgePruningResult r = edge_pruning(model, graph, train, o, progress);
-    Circuit c = Circuit::empty(graph.shape(), graph.split_qkv(), model.config().d_model);
-    at::Tensor sf = r.mask.to(at::kFloat).contiguous();
-    c.scores.assign(sf.data_ptr<float>(), sf.data_ptr<float>() + sf.numel());
-    at::Tensor kb = r.kept.to(at::kByte).contiguous();
-    c.in_graph.assign(kb.data_ptr<uint8_t>(), kb.data_ptr<uint8_t>() + kb.numel());
+    Circuit c = circuit_of(model, graph, r.mask, r.kept);
     const int64_t raw = c.n_edges_in();
     c.prune();
     runs.push_back({target, std::move(r), std::move(c), raw});
-    if (!runs.back().r.complete) break;  // stopped (only by a test hook today)
   }
 
   // Validation: the full model, every circuit, the empty circuit in one patched pass per batch.
@@ -192,18 +186,8 @@ void run_edge_pruning(const DiscoverArgs& a) {
   }
   std::printf("\nfull model: logit diff %.4g, accuracy %.3f; empty circuit: logit diff %.4g, KL %.4g (of %lld edges)\n",
               ag.logit_diff[0], ag.accuracy[0], ag.logit_diff[E], ag.kl[E], (long long)graph.n_edges());
-  if (sweep || !a.curve.empty()) {
-    const std::string path = a.curve.empty() ? path_stem(a.out) + ".sweep.csv" : a.curve;
-    write_file_atomic(path, csv.str());
-    std::sort(curve.begin(), curve.end());
-    std::vector<double> x, y;
-    for (auto& [fx, fy] : curve) x.push_back(fx), y.push_back(fy);
-    const std::string svg = path_stem(path) + ".svg";
-    if (!x.empty())
-      write_file_atomic(svg, curve_svg(x, y, "edge-pruning target sweep on " + ds.name + " (logit difference)",
-                                       "edges in the circuit (fraction of all, log scale)"));
-    std::printf("sweep      %s%s\n", path.c_str(), x.empty() ? "" : (", " + svg).c_str());
-  }
+  if (sweep || !a.curve.empty())
+    write_sweep(a, csv.str(), curve, "edge-pruning target sweep on " + ds.name + " (logit difference)");
 }
 
 }  // namespace edgewise::cli

@@ -9,6 +9,9 @@
 
 #include "commands.h"
 #include "edgewise/circuit.h"
+#include "edgewise/graph.h"
+#include "edgewise/model.h"
+#include "edgewise/tasks.h"
 
 namespace edgewise::cli {
 
@@ -50,5 +53,14 @@ void run_edge_pruning(const DiscoverArgs& a);
 std::string with_suffix(const std::string& path, const std::string& suffix);
 /// %g of v.
 std::string fmt_g(double v);
+/// A circuit of `graph` with these scores [n_src, n_dst] and, when given, these in-graph edges
+/// (bool [n_src, n_dst]).
+Circuit circuit_of(const Model& model, const Graph& graph, const at::Tensor& scores, const at::Tensor& kept = {});
+/// What identifies a discovery run in its checkpoint: model, data, seed, graph kind.
+std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a);
+/// A sweep's table (`csv`) at --curve or <stem>.sweep.csv, and its curve of (edge fraction,
+/// faithfulness) points as the SVG beside it; prints where they went.
+void write_sweep(const DiscoverArgs& a, const std::string& csv, std::vector<std::pair<double, double>> curve,
+                 const std::string& title);
 
 }  // namespace edgewise::cli
