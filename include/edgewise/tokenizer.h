@@ -63,6 +63,13 @@ class Tokenizer {
   /// Where it was loaded from (for `edgewise info`).
   const std::string& source() const;
 
+  /// The text of a Hugging Face `tokenizer.json` that `tokenizers` (and transformers'
+  /// PreTrainedTokenizerFast) load into a tokenizer giving the same ids as this one: BPE model
+  /// (vocabulary, merges in rank order, ignore_merges), the pre-split variant's pre-tokenizer,
+  /// ByteLevel decoder, added tokens with their flags, and a TemplateProcessing post-processor
+  /// prepending BOS when add_bos() is set. Error if a piece is not valid UTF-8 (JSON needs it).
+  std::string to_hf_json() const;
+
   struct Impl;
 
  private:

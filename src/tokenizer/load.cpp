@@ -249,6 +249,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     const bool empty_seq = nt == "Sequence" && n.contains("normalizers") && n["normalizers"].empty();
     if (nt != "NFC" && !empty_seq)
       fail(path + ": normalizer", "type '" + nt + "' is not supported (only none or NFC)");
+    im->nfc = nt == "NFC";
   }
   im->pre = detect_pre_split(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), path);
   if (j.contains("post_processor")) detect_bos(*im, j["post_processor"], path);

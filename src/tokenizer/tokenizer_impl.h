@@ -58,6 +58,7 @@ struct Tokenizer::Impl {
   std::array<int32_t, 256> byte_ids{};  // byte -> id of its one-character piece, -1 if absent
   std::optional<int32_t> unk_id;
   bool ignore_merges = false;  // HF BPE.ignore_merges: a word found whole in the vocab is one token
+  bool nfc = false;  // tokenizer.json declared an NFC normalizer (accepted, not applied; exported)
 
   PreSplit pre = PreSplit::Gpt2;
   std::unique_ptr<PreSplitter> splitter;
