@@ -3,6 +3,8 @@
 //    and every pair token-aligned, for the GPT-2 vocabulary and the default model's tokenizer;
 //  - the single-token decisions against HF `tokenizers` (tests/reference/tasks_golden.py encodes
 //    every word-list literal of src/tasks/tasks.cpp);
+//  - sva: balanced numbers, clean/corrupted differ only in the subject's number, the answers
+//    flip with it; its kept vocabulary and prompt token ids against HF `tokenizers`;
 //  - user data: JSONL `<predict>` and explicit answers, CSV (quoted fields, EAP-IG id columns),
 //    bad lines reported as file:line (or skipped and counted);
 //  - batches: BOS, padding, positions, the alignment error;
@@ -12,6 +14,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "edgewise/error.h"
@@ -229,6 +233,143 @@ TEST(Tasks, TooFewSingleTokenNamesFails) {
   EXPECT_NE(msg.find("names"), std::string::npos) << msg;
   msg = expect_error([&] { make_task("nope", gpt2()); });
   EXPECT_NE(msg.find("ioi, greater-than"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sva"), std::string::npos) << msg;
+  // sva without merges: regular plurals are one character longer, so most noun pairs are dropped,
+  // and the message names some of them.
+  msg = expect_error([&] { make_sva(t); });
+  std::printf("%s\n", msg.c_str());
+  EXPECT_NE(msg.find("task sva"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("noun pairs"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("author/authors (7 vs 8 tokens)"), std::string::npos) << msg;
+}
+
+namespace {
+
+// The words of a prompt, split on spaces.
+std::vector<std::string> words_of(const std::string& s) {
+  std::vector<std::string> w;
+  size_t p = 0;
+  while (p <= s.size()) {
+    size_t q = s.find(' ', p);
+    if (q == std::string::npos) q = s.size();
+    w.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST(Tasks, SvaNumbersBalancedAndAnswersFlip) {
+  for (const auto& [tname, tok] : tokenizers()) {
+    SCOPED_TRACE(tname);
+    TaskOptions o;
+    o.n = 200;
+    o.seed = 5;
+    Dataset ds = make_sva(*tok, o);
+    ASSERT_EQ(ds.examples.size(), 200u);
+    // The answers of a subject form, as seen in the clean prompts.
+    std::map<std::string, std::vector<std::string>> answers_of;
+    int singular = 0, templates[3] = {0, 0, 0};
+    for (size_t i = 0; i < ds.examples.size(); ++i) {
+      const Example& ex = ds.examples[i];
+      SCOPED_TRACE(ex.clean);
+      // Clean and corrupted differ in exactly one word, the subject (the 2nd word, after "The").
+      auto wc = words_of(ex.clean), wk = words_of(ex.corrupted);
+      ASSERT_EQ(wc.size(), wk.size()) << ex.corrupted;
+      EXPECT_EQ(wc[0], "The");
+      for (size_t k = 0; k < wc.size(); ++k) EXPECT_EQ(wc[k] == wk[k], k != 1) << "word " << k << ": " << ex.corrupted;
+      // Answers: pairs (correct[k], incorrect[k]) of one verb, the same verbs in every example.
+      ASSERT_EQ(ex.correct.size(), ex.incorrect.size());
+      ASSERT_GE(ex.correct.size(), 2u);
+      const bool sg = std::find(ex.correct.begin(), ex.correct.end(), " is") != ex.correct.end();
+      EXPECT_EQ(sg, i % 2 == 0) << "singular and plural subjects alternate";
+      EXPECT_NE(std::find(ex.incorrect.begin(), ex.incorrect.end(), sg ? " are" : " is"), ex.incorrect.end());
+      singular += sg;
+      templates[ex.clean.find(" that the ") != std::string::npos ? 2 : wc.size() > 2 ? 1 : 0]++;
+      auto [it, fresh] = answers_of.insert({wc[1], ex.correct});
+      if (!fresh) {
+        EXPECT_EQ(it->second, ex.correct) << "subject \"" << wc[1] << "\" got two answer sets";
+      }
+    }
+    EXPECT_EQ(singular, 100);
+    for (int t = 0; t < 3; ++t) EXPECT_GT(templates[t], 40) << "template " << t;  // ~67 each
+    // The correct answer flips: the corrupted subject, seen as a clean subject elsewhere, has
+    // this example's incorrect answers as its correct ones.
+    int checked = 0;
+    for (const Example& ex : ds.examples) {
+      auto it = answers_of.find(words_of(ex.corrupted)[1]);
+      if (it == answers_of.end()) continue;
+      EXPECT_EQ(it->second, ex.incorrect) << ex.clean << " / " << ex.corrupted;
+      checked++;
+    }
+    EXPECT_GT(checked, 120) << "too few corrupted subjects also seen as clean subjects";
+  }
+}
+
+TEST(Tasks, SvaMatchesHfTokenizers) {
+  const std::string path = ewtest::golden(kFixture, "tokens.json");
+  if (!ewtest::exists(path)) GTEST_SKIP() << "golden files missing (run ctest to create them)";
+  auto j = nlohmann::json::parse(std::ifstream(path));
+  ASSERT_TRUE(j.contains("sva"));
+  for (const auto& [name, tok] : tokenizers()) {
+    if (!j["sva"].contains(name)) continue;
+    SCOPED_TRACE(name);
+    const auto& ref = j["sva"][name];
+    // Every prompt and answer as HF `tokenizers` encodes it; HF's prompt pairs are aligned.
+    for (auto it = ref["ids"].begin(); it != ref["ids"].end(); ++it)
+      EXPECT_EQ(tok->encode(it.key()), it.value().get<std::vector<int32_t>>()) << "\"" << it.key() << "\"";
+    int pairs = 0;
+    for (const auto& p : ref["pairs"]) {
+      const std::string c = p[0], k = p[1];
+      EXPECT_EQ(ref["ids"][c].size(), ref["ids"][k].size()) << c << " / " << k;
+      EXPECT_EQ(tok->encode(c).size(), tok->encode(k).size()) << c << " / " << k;
+      pairs++;
+    }
+    // The generator keeps the same vocabulary as the reference: over 2000 examples every kept
+    // noun pair is a subject (~34 times each) and the answers are exactly the kept verb pairs.
+    using Pair = std::pair<std::string, std::string>;
+    std::set<Pair> ref_nouns, ref_people, ref_verbs, nouns, distractors;
+    // (a braced {p[0], p[1]} would pick set::insert(initializer_list) and convert each json to a pair)
+    auto pair_of = [](const nlohmann::json& p) { return Pair{p[0].get<std::string>(), p[1].get<std::string>()}; };
+    for (const auto& p : ref["nouns"]) ref_nouns.insert(pair_of(p));
+    for (const auto& p : ref["people"]) ref_people.insert(pair_of(p));
+    std::vector<Pair> verbs_ordered;  // (" is", " are"), ... in the order of the answers
+    for (const auto& p : ref["verbs"]) {
+      ref_verbs.insert(pair_of(p));
+      verbs_ordered.push_back({" " + pair_of(p).first, " " + pair_of(p).second});
+    }
+    TaskOptions o;
+    o.n = 2000;
+    o.seed = 9;
+    for (const Example& ex : make_sva(*tok, o).examples) {
+      const bool sg = ex.correct[0] == verbs_ordered[0].first;
+      const std::string a = words_of(ex.clean)[1], b = words_of(ex.corrupted)[1];
+      const Pair subj = sg ? Pair{a, b} : Pair{b, a};
+      EXPECT_TRUE(ref_nouns.count(subj)) << "subject pair " << a << "/" << b;
+      nouns.insert(subj);
+      ASSERT_EQ(ex.correct.size(), verbs_ordered.size());
+      for (size_t k = 0; k < verbs_ordered.size(); ++k) {
+        EXPECT_EQ(ex.correct[k], sg ? verbs_ordered[k].first : verbs_ordered[k].second);
+        EXPECT_EQ(ex.incorrect[k], sg ? verbs_ordered[k].second : verbs_ordered[k].first);
+      }
+      // The distractor (last word but one in "... that the [D] [V]", last word otherwise) has
+      // the other number.
+      auto w = words_of(ex.clean);
+      const bool relative = ex.clean.find(" that the ") != std::string::npos;
+      if (w.size() > 2) {
+        const std::string d = w[w.size() - (relative ? 2 : 1)];
+        bool found = false;
+        for (const auto& p : relative ? ref_people : ref_nouns)
+          if ((sg ? p.second : p.first) == d) found = true;
+        EXPECT_TRUE(found) << "distractor \"" << d << "\" in \"" << ex.clean << "\"";
+      }
+    }
+    EXPECT_EQ(nouns, ref_nouns);
+    std::printf("%s: %d HF prompt pairs, %zu noun pairs, %zu verb pairs\n", name.c_str(), pairs, ref_nouns.size(),
+                ref_verbs.size());
+    EXPECT_GT(pairs, 300);
+  }
 }
 
 // ---------------------------------------------------------------- user data

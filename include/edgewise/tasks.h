@@ -73,6 +73,9 @@ Dataset make_induction(const Tokenizer& tok, const TaskOptions& opt = {});
 Dataset make_gendered_pronouns(const Tokenizer& tok, const TaskOptions& opt = {});
 /// Docstring (Heimersheim & Janiak 2023): predict the next :param name; random_random corruption.
 Dataset make_docstring(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Subject-verb agreement: "The key near the cabinets" -> " is" (and the other singular verb
+/// forms) over " are"; corrupted = the subject's number flipped ("The keys near the cabinets").
+Dataset make_sva(const Tokenizer& tok, const TaskOptions& opt = {});
 
 /// The single token of `text` in `tok`, or -1 when it encodes to zero or several tokens.
 int32_t single_token(const Tokenizer& tok, const std::string& text);

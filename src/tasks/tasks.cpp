@@ -1,4 +1,5 @@
-// Built-in seeded task generators (IOI, Greater-Than, Induction, Gendered Pronouns, Docstring).
+// Built-in seeded task generators (IOI, Greater-Than, Induction, Gendered Pronouns, Docstring,
+// subject-verb agreement).
 // Each keeps only the names / answers that are single tokens in the loaded tokenizer and fails
 // with an Error naming the task and what was missing when too few remain. Randomness is one
 // std::mt19937_64 per call, seeded by TaskOptions::seed, drawn in a fixed order.
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "edgewise/error.h"
 
@@ -140,6 +142,48 @@ const std::vector<std::string> kDocWords = {
     "dark", "oil", "column", "piece", "table", "window", "door", "river", "tree", "horse", "money",
     "market", "school", "world", "house", "field", "paper", "music", "game", "story", "water", "light"};
 
+// Subject-verb agreement. Word pairs are (singular, plural).
+using WordPair = std::pair<std::string, std::string>;
+// Subject nouns: people and animals (also the distractor of the relative clause, "that the guard
+// likes") and things. Regular and irregular plurals; a pair is dropped per tokenizer when its two
+// forms have different token counts (GPT-2: " painter" is one token, " painters" two), so that
+// clean and corrupted prompts stay aligned.
+const std::vector<WordPair> kSvaPeople = {
+    {"author", "authors"}, {"guard", "guards"}, {"pilot", "pilots"}, {"farmer", "farmers"},
+    {"teacher", "teachers"}, {"doctor", "doctors"}, {"senator", "senators"}, {"dancer", "dancers"},
+    {"lawyer", "lawyers"}, {"singer", "singers"}, {"student", "students"}, {"officer", "officers"},
+    {"driver", "drivers"}, {"painter", "painters"}, {"nurse", "nurses"}, {"manager", "managers"},
+    {"soldier", "soldiers"}, {"customer", "customers"}, {"player", "players"}, {"worker", "workers"},
+    {"artist", "artists"}, {"writer", "writers"}, {"judge", "judges"}, {"neighbor", "neighbors"},
+    {"king", "kings"}, {"boy", "boys"}, {"girl", "girls"}, {"baker", "bakers"}, {"mayor", "mayors"},
+    {"waiter", "waiters"}, {"dog", "dogs"}, {"horse", "horses"}, {"man", "men"}, {"woman", "women"},
+    {"child", "children"}, {"person", "people"}, {"wife", "wives"}, {"thief", "thieves"},
+    {"mouse", "mice"}, {"goose", "geese"}, {"wolf", "wolves"}, {"ox", "oxen"}};
+const std::vector<WordPair> kSvaThings = {
+    {"key", "keys"}, {"cabinet", "cabinets"}, {"table", "tables"}, {"box", "boxes"}, {"book", "books"},
+    {"door", "doors"}, {"window", "windows"}, {"car", "cars"}, {"house", "houses"}, {"picture", "pictures"},
+    {"letter", "letters"}, {"bottle", "bottles"}, {"chair", "chairs"}, {"lamp", "lamps"}, {"tree", "trees"},
+    {"city", "cities"}, {"story", "stories"}, {"knife", "knives"}, {"leaf", "leaves"}, {"tooth", "teeth"},
+    {"foot", "feet"}, {"cactus", "cacti"}};
+// Answers: both forms must be single tokens (with a leading space). Every example is scored on
+// all kept pairs: correct = the forms agreeing with the subject, incorrect = the other forms.
+const std::vector<WordPair> kSvaVerbs = {
+    {"is", "are"}, {"was", "were"}, {"has", "have"}, {"does", "do"},
+    {"seems", "seem"}, {"looks", "look"}, {"needs", "need"}, {"runs", "run"}};
+// Verbs of the relative clause; they agree with the distractor and are the same in both prompts.
+const std::vector<WordPair> kSvaClauseVerbs = {
+    {"likes", "like"}, {"sees", "see"}, {"knows", "know"}, {"hates", "hate"}, {"admires", "admire"},
+    {"follows", "follow"}, {"trusts", "trust"}, {"meets", "meet"}, {"helps", "help"}, {"watches", "watch"},
+    {"visits", "visit"}, {"remembers", "remember"}};
+const std::vector<std::string> kSvaPreps = {"near", "behind", "beside", "next to", "across from", "with", "above", "below"};
+// [S] subject, [D] distractor (the other number), [PREP] preposition, [V] clause verb (agrees with [D]).
+// The prompt ends right before the main verb.
+const std::vector<std::string> kSvaTemplates = {
+    "The [S]",                    // plain
+    "The [S] [PREP] the [D]",     // prepositional distractor
+    "The [S] that the [D] [V]",   // relative clause (object-extracted) distractor
+};
+
 }  // namespace
 
 int32_t single_token(const Tokenizer& tok, const std::string& text) {
@@ -148,7 +192,8 @@ int32_t single_token(const Tokenizer& tok, const std::string& text) {
 }
 
 const std::vector<std::string>& task_names() {
-  static const std::vector<std::string> names = {"ioi", "greater-than", "induction", "gendered-pronouns", "docstring"};
+  static const std::vector<std::string> names = {"ioi", "greater-than", "induction", "gendered-pronouns", "docstring",
+                                                  "sva"};
   return names;
 }
 
@@ -158,6 +203,7 @@ Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptio
   if (name == "induction") return make_induction(tok, opt);
   if (name == "gendered-pronouns") return make_gendered_pronouns(tok, opt);
   if (name == "docstring") return make_docstring(tok, opt);
+  if (name == "sva") return make_sva(tok, opt);
   std::string known;
   for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
   fail("task " + name, "unknown task; built-in tasks are " + known);
@@ -384,6 +430,102 @@ Dataset make_docstring(const Tokenizer& tok, const TaskOptions& opt) {
     ex.corrupted = render(fn, cargs, words[idx[12]], words[idx[13]], desc);
     ex.correct = {" " + args[4]};
     for (int k : {0, 1, 2, 3, 5}) ex.incorrect.push_back(" " + args[k]);
+    ds.examples.push_back(std::move(ex));
+  }
+  return ds;
+}
+
+// ---- Subject-verb agreement ----
+
+namespace {
+
+// Lists up to 5 items, then "... and N more".
+std::string list_some(const std::vector<std::string>& items) {
+  std::string s;
+  for (size_t i = 0; i < items.size() && i < 5; ++i) s += (i ? ", " : "") + items[i];
+  if (items.size() > 5) s += ", ... and " + std::to_string(items.size() - 5) + " more";
+  return s;
+}
+
+// The noun pairs whose " singular" and " plural" have equal token counts; the others are
+// appended to `dropped` as "painter/painters (1 vs 2 tokens)".
+std::vector<WordPair> sva_aligned_nouns(const Tokenizer& tok, const std::vector<WordPair>& pairs,
+                                        std::vector<std::string>& dropped) {
+  std::vector<WordPair> out;
+  for (const auto& [sg, pl] : pairs) {
+    const size_t a = tok.encode(" " + sg).size(), b = tok.encode(" " + pl).size();
+    if (a == b) out.push_back({sg, pl});
+    else dropped.push_back(sg + "/" + pl + " (" + std::to_string(a) + " vs " + std::to_string(b) + " tokens)");
+  }
+  return out;
+}
+
+}  // namespace
+
+Dataset make_sva(const Tokenizer& tok, const TaskOptions& opt) {
+  const std::string task = "sva";
+  check_n(task, opt);
+  std::vector<std::string> dropped;
+  auto people = sva_aligned_nouns(tok, kSvaPeople, dropped);
+  auto nouns = people;
+  for (const auto& p : sva_aligned_nouns(tok, kSvaThings, dropped)) nouns.push_back(p);
+  const size_t total_nouns = kSvaPeople.size() + kSvaThings.size();
+  if (nouns.size() < 10 || people.size() < 5)
+    fail("task " + task, "only " + std::to_string(nouns.size()) + " of " + std::to_string(total_nouns) +
+                             " noun pairs (" + std::to_string(people.size()) + " of " + std::to_string(kSvaPeople.size()) +
+                             " people) have singular and plural forms with equal token counts (with a leading space) in "
+                             "this tokenizer; need at least 10 (5 people); dropped: " + list_some(dropped));
+  std::vector<WordPair> verbs;
+  std::vector<std::string> not_single;
+  for (const auto& [sg, pl] : kSvaVerbs) {
+    const bool a = single_token(tok, " " + sg) >= 0, b = single_token(tok, " " + pl) >= 0;
+    if (a && b) verbs.push_back({sg, pl});
+    if (!a) not_single.push_back("\" " + sg + "\"");
+    if (!b) not_single.push_back("\" " + pl + "\"");
+  }
+  if (verbs.size() < 2)
+    fail("task " + task, "only " + std::to_string(verbs.size()) + " of " + std::to_string(kSvaVerbs.size()) +
+                             " verb pairs have both forms as single tokens (with a leading space) in this tokenizer; "
+                             "need at least 2; not single tokens: " + list_some(not_single));
+  Rng rng(opt.seed);
+  Dataset ds;
+  ds.name = task;
+  ds.description = "Subject-verb agreement: " + std::to_string(kSvaTemplates.size()) +
+                   " templates (plain, prepositional and relative-clause distractor of the other number), "
+                   "corrupted = the subject's number flipped, " + std::to_string(nouns.size()) + " noun pairs, " +
+                   std::to_string(verbs.size()) + " verb pairs as answers, seed " + std::to_string(opt.seed);
+  int64_t attempts = 0;
+  std::string last_unaligned;
+  while ((int64_t)ds.examples.size() < opt.n) {
+    if (++attempts > opt.n * 50)
+      fail("task " + task, "too many prompts whose clean and corrupted versions have different token counts (" +
+                               std::to_string(attempts) + " attempts); last: " + last_unaligned);
+    const bool singular = ds.examples.size() % 2 == 0;  // alternate singular / plural clean subjects
+    // Every draw is made for every template, in a fixed order.
+    const std::string& tpl = kSvaTemplates[pick(rng, kSvaTemplates.size())];
+    const WordPair& subj = nouns[pick(rng, nouns.size())];
+    const bool relative = tpl.find("[V]") != std::string::npos;
+    const auto& pool = relative ? people : nouns;  // "that the key likes" would be odd
+    size_t d;
+    do d = pick(rng, pool.size());
+    while (pool[d] == subj);
+    const std::string& prep = kSvaPreps[pick(rng, kSvaPreps.size())];
+    const WordPair& cverb = kSvaClauseVerbs[pick(rng, kSvaClauseVerbs.size())];
+    // The distractor has the other number than the clean subject; the clause verb agrees with it.
+    std::string s = replace_all(tpl, "[D]", singular ? pool[d].second : pool[d].first);
+    s = replace_all(s, "[V]", singular ? cverb.second : cverb.first);
+    s = replace_all(s, "[PREP]", prep);
+    Example ex;
+    ex.clean = replace_all(s, "[S]", singular ? subj.first : subj.second);
+    ex.corrupted = replace_all(s, "[S]", singular ? subj.second : subj.first);
+    if (tok.encode(ex.clean).size() != tok.encode(ex.corrupted).size()) {
+      last_unaligned = "\"" + ex.clean + "\" vs \"" + ex.corrupted + "\"";
+      continue;
+    }
+    for (const auto& [sg, pl] : verbs) {
+      ex.correct.push_back(" " + (singular ? sg : pl));
+      ex.incorrect.push_back(" " + (singular ? pl : sg));
+    }
     ds.examples.push_back(std::move(ex));
   }
   return ds;

@@ -15,6 +15,14 @@ Writes into --out:
   tokens.json          {"gpt2": {text: ids}, "smollm": {text: ids} or absent}: HF `tokenizers`
                        encodings of probe strings: every word list literal in src/tasks/tasks.cpp
                        (with a leading space), digits, two-digit numbers and year pieces.
+                       "sva": {tokenizer: {...}}: the subject-verb agreement task decided here from
+                       the word lists and templates parsed out of tasks.cpp, with HF `tokenizers`:
+                         nouns / people  kept (singular, plural) pairs: equal token counts
+                         verbs           kept answer pairs: both forms single tokens
+                         pairs           [clean, corrupted] prompts: every template x every kept
+                                         subject pair x both numbers (distractor, preposition and
+                                         clause verb cycled deterministically)
+                         ids             {text: ids} of every prompt and answer above
 """
 import argparse
 import json
@@ -74,17 +82,73 @@ def metrics(out):
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / "metrics.safetensors"))
 
 
+def tasks_src():
+    return (HERE.parent.parent / "src" / "tasks" / "tasks.cpp").read_text(encoding="utf-8")
+
+
+def cpp_list(src, name, pairs):
+    """The literal `const std::vector<...> <name> = {...};` of tasks.cpp: strings or (a, b) pairs."""
+    kind = "WordPair" if pairs else "std::string"
+    m = re.search(r"const std::vector<%s> %s = \{(.*?)\};" % (re.escape(kind), name), src, re.S)
+    if not m:
+        sys.exit(f"tasks_golden: {name} not found in src/tasks/tasks.cpp")
+    body = re.sub(r"//[^\n]*", "", m.group(1))
+    if pairs:
+        return re.findall(r'\{"([^"]*)", "([^"]*)"\}', body)
+    return re.findall(r'"([^"]*)"', body)
+
+
 def probes():
-    src = (HERE.parent.parent / "src" / "tasks" / "tasks.cpp").read_text(encoding="utf-8")
+    src = tasks_src()
     words = set()
     for m in re.finditer(r"const std::vector<std::string> k(\w+) = \{(.*?)\};", src, re.S):
         if "Templates" in m.group(1):
             continue
         words.update(re.findall(r'"([^"]*)"', m.group(2)))
+    for name in ["kSvaPeople", "kSvaThings", "kSvaVerbs", "kSvaClauseVerbs"]:
+        for a, b in cpp_list(src, name, True):
+            words.update([a, b])
     out = sorted(" " + w for w in words)
     out += [" he", " she", "1732", " 1732", " 17", "17", " 11", " 1701"]
     out += [str(d) for d in range(10)] + ["%02d" % v for v in range(100)]
     return out
+
+
+def sva(encode):
+    """The sva task's vocabulary decisions and prompts for one tokenizer (encode: text -> ids)."""
+    src = tasks_src()
+    people, things = cpp_list(src, "kSvaPeople", True), cpp_list(src, "kSvaThings", True)
+    verbs, cverbs = cpp_list(src, "kSvaVerbs", True), cpp_list(src, "kSvaClauseVerbs", True)
+    preps, templates = cpp_list(src, "kSvaPreps", False), cpp_list(src, "kSvaTemplates", False)
+    assert len(templates) == 3 and len(people) >= 30 and len(verbs) >= 3, (templates, people, verbs)
+
+    def aligned(pairs):
+        return [(a, b) for a, b in pairs if len(encode(" " + a)) == len(encode(" " + b))]
+
+    kept_people = aligned(people)
+    nouns = kept_people + aligned(things)
+    kept_verbs = [(a, b) for a, b in verbs if len(encode(" " + a)) == 1 and len(encode(" " + b)) == 1]
+    pairs = []
+    for t, tpl in enumerate(templates):
+        for k, subj in enumerate(nouns):
+            pool = kept_people if "[V]" in tpl else nouns
+            d = pool[(k + 1 + t) % len(pool)]
+            if d == subj:
+                d = pool[(k + 2 + t) % len(pool)]
+            prep, cv = preps[k % len(preps)], cverbs[k % len(cverbs)]
+            for singular in (True, False):
+                # the distractor has the other number; the clause verb agrees with the distractor
+                fill = (tpl.replace("[D]", d[1] if singular else d[0])
+                        .replace("[V]", cv[1] if singular else cv[0]).replace("[PREP]", prep))
+                clean = fill.replace("[S]", subj[0] if singular else subj[1])
+                corrupted = fill.replace("[S]", subj[1] if singular else subj[0])
+                pairs.append([clean, corrupted])
+    texts = {t for p in pairs for t in p} | {" " + w for v in kept_verbs for w in v}
+    ids = {t: encode(t) for t in sorted(texts)}
+    bad = [p for p in pairs if len(ids[p[0]]) != len(ids[p[1]])]
+    if bad:
+        print(f"warning: sva prompts with different token counts: {bad[:3]}", file=sys.stderr)
+    return {"nouns": nouns, "people": kept_people, "verbs": kept_verbs, "pairs": pairs, "ids": ids}
 
 
 def main():
@@ -97,13 +161,17 @@ def main():
     texts = probes()
     gpt2 = tg.gpt2_tokenizer()
     toks = {"gpt2": {t: gpt2.encode(t).ids for t in texts}}
+    toks["sva"] = {"gpt2": sva(lambda t: gpt2.encode(t).ids)}
     gguf = tg.default_model_path()
     if gguf.exists():
         _, smol = tg.smollm_tokenizers(gguf, out)
         toks["smollm"] = {t: smol.encode(t, add_special_tokens=False).ids for t in texts}
         toks["smollm_gguf"] = str(gguf)
+        toks["sva"]["smollm"] = sva(lambda t: smol.encode(t, add_special_tokens=False).ids)
     (out / "tokens.json").write_text(json.dumps(toks, indent=0))
-    print(f"wrote {out}: {len(texts)} probe strings, tokenizers {sorted(k for k in toks if 'gguf' not in k)}")
+    names = sorted(k for k in toks if "gguf" not in k and k != "sva")
+    sva_note = ", ".join(f"{k} {len(v['nouns'])} noun / {len(v['verbs'])} verb pairs" for k, v in toks["sva"].items())
+    print(f"wrote {out}: {len(texts)} probe strings, tokenizers {names}; sva: {sva_note}")
 
 
 if __name__ == "__main__":
