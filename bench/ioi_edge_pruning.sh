@@ -9,6 +9,8 @@
 # Edge Pruning trains on the first 100 of 125 seed-0 prompts (the last 25 are its validation);
 # EAP-IG scores the same 100 and keeps as many edges as each Edge Pruning circuit has; ACDC
 # circuits are passed in (docs/ACDC.md has the command; tau 0.01 on 20 prompts takes ~45 min).
+# The schedule is set by TARGETS, STEPS, WARMUP and TARGET_WARMUP (the published table used
+# TARGETS=0.98,0.99,0.995 STEPS=1000 TARGET_WARMUP=700; the first, 300-step table the defaults).
 set -euo pipefail
 EW=${EW:-build/edgewise}
 OUT=${1:?usage: ioi_edge_pruning.sh OUT_DIR [ACDC_CIRCUIT.json ...]}
@@ -18,13 +20,19 @@ export OMP_WAIT_POLICY=passive
 
 edges_in() { python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(sum(1 for e in c['edges'].values() if e['in_graph']))" "$1"; }
 
-if [ ! -f "$OUT/ep.t0.995.json" ]; then
-  "$EW" discover --task ioi -n 125 --method edge-pruning --target 0.99,0.995 --steps 300 --batch-size 8 \
-    --warmup-steps 30 --target-warmup-steps 200 --init-log-alpha 3 -o "$OUT/ep.json" \
+TARGETS=${TARGETS:-0.99,0.995}
+STEPS=${STEPS:-300}
+WARMUP=${WARMUP:-30}
+TARGET_WARMUP=${TARGET_WARMUP:-200}
+ep=()
+for t in ${TARGETS//,/ }; do ep+=("$OUT/ep.t$t.json"); done
+if [ ! -f "${ep[-1]}" ]; then
+  "$EW" discover --task ioi -n 125 --method edge-pruning --target "$TARGETS" --steps "$STEPS" --batch-size 8 \
+    --warmup-steps "$WARMUP" --target-warmup-steps "$TARGET_WARMUP" --init-log-alpha 3 -o "$OUT/ep.json" \
     --checkpoint "$OUT/ep.ck" --resume | tee "$OUT/ep.out"
 fi
-circuits=("$OUT/ep.t0.99.json" "$OUT/ep.t0.995.json")
-for f in "$OUT/ep.t0.99.json" "$OUT/ep.t0.995.json" "$@"; do
+circuits=("${ep[@]}")
+for f in "${ep[@]}" "$@"; do
   n=$(edges_in "$f")
   g="$OUT/eap-ig.e$n.json"
   [ -f "$g" ] || "$EW" discover --task ioi -n 100 --method eap-ig-inputs --edges "$n" -o "$g" > "$OUT/eap-ig.e$n.out"

@@ -119,6 +119,13 @@ class Model {
   /// right-padded: causal attention keeps the padding from affecting earlier positions.
   at::Tensor forward(const at::Tensor& tokens, const Hooks* hooks = nullptr) const;
 
+  /// This model with other weights: same configuration, tokenizer, source and rotary tables.
+  /// `w` must hold exactly the canonical names of weights() with the same shapes (errors name
+  /// the first mismatch). The tensors are used as given (no copy): they may require grad, which
+  /// is how circuit-tuning trains them (q/k/v and gate/up given as row views of one buffer keep
+  /// the forward's one-matmul path; see fused_weight_groups).
+  Model with_weights(std::map<std::string, at::Tensor> w) const;
+
   /// Rotary tables [n_positions, Dh] in the weights' dtype (undefined without rotary
   /// embeddings); read by the patched forward (graph/patch.cpp).
   const at::Tensor& rope_cos() const { return rope_cos_; }
@@ -136,5 +143,26 @@ class Model {
 
 /// Reads config.json into a ModelConfig. Unsupported model_type -> Error naming the file.
 ModelConfig config_from_hf_json(const std::string& path);
+
+/// The canonical weights the loader packs into one buffer per group, consecutive rows in this
+/// order (per layer: q/k/v weights, q/k/v biases, gate/up weights, gate/up biases; groups whose
+/// tensors the configuration lacks are left out). The forward runs one matmul per group.
+std::vector<std::vector<std::string>> fused_weight_groups(const ModelConfig& c);
+
+/// config.json text for a configuration (transformers' GPT2Config / LlamaConfig / Qwen2Config
+/// keys; config_from_hf_json reads it back to the same ModelConfig). Fails for what config.json
+/// cannot express (a GGUF's rope_freqs factors, Llama q/k/v bias without o bias).
+std::string hf_config_json(const ModelConfig& c);
+
+/// Writes `model` as a Hugging Face directory `dir`: config.json, model.safetensors (the weights
+/// in the checkpoint names and layouts of arch.cpp's HF tables, in the model's dtype; a tied
+/// output is left out), the tokenizer (the source directory's tokenizer files copied when it has
+/// them, otherwise tokenizer.json exported from the loaded tokenizer, e.g. a GGUF vocabulary),
+/// tokenizer_config.json and generation_config.json (no tokenizer files for a model loaded without its
+/// tokenizer). Written into a temporary sibling directory
+/// and renamed over `dir` (an existing `dir` is replaced), so no half-written model is left.
+/// `extra_files` (name -> content) are added, e.g. a training report.
+void save_hf_model(const Model& model, const std::string& dir,
+                   const std::map<std::string, std::string>& extra_files = {});
 
 }  // namespace edgewise

@@ -56,7 +56,7 @@ struct TaskOptions {
   uint64_t seed = 0;   ///< std::mt19937_64 seed: the same seed gives the same data
 };
 
-/// Names of the built-in tasks: "ioi", "greater-than", "induction", "gendered-pronouns", "docstring".
+/// Names of the built-in tasks: "ioi", "greater-than", "induction", "gendered-pronouns", "docstring", "sva".
 const std::vector<std::string>& task_names();
 /// Generates a built-in task by name. Unknown name -> Error listing the known ones.
 Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptions& opt = {});

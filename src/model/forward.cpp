@@ -130,6 +130,14 @@ at::Tensor fused_rows(std::initializer_list<const at::Tensor*> parts) {
   }
   std::vector<int64_t> size = first.sizes().vec();
   size[0] = rows;
+  // Under autograd, as_strided on a row view reaches only the view's own rows (the gradient of
+  // the k and v rows of a packed q/k/v leaf was lost): take the window from the base buffer.
+  if (first.requires_grad() && first.is_view()) {
+    const at::Tensor base(first._base());
+    if (base.is_contiguous() && base.data_ptr() == base.storage().data())
+      return base.as_strided(size, first.strides(), first.storage_offset());
+    return {};
+  }
   return first.as_strided(size, first.strides(), first.storage_offset());
 }
 

@@ -244,11 +244,11 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
 // packed buffer with fused_rows()). The canonical weights stay separate tensors: contiguous row
 // views into the packed buffer.
 void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c) {
-  auto pack = [&](const std::vector<std::string>& names) {
+  for (const auto& names : fused_weight_groups(c)) {
     std::vector<at::Tensor> parts;
     for (const auto& n : names) {
       auto it = w.find(n);
-      if (it == w.end()) return;
+      if (it == w.end()) fail("pack", "missing weight '" + n + "'");  // fused_weight_groups is wrong
       parts.push_back(it->second);
     }
     at::Tensor all = at::cat(parts, 0);
@@ -258,19 +258,45 @@ void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c) {
       w[names[i]] = all.narrow(0, row, n);
       row += n;
     }
-  };
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "blk." + std::to_string(l) + ".";
-    pack({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
-    pack({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
-    pack({p + "ffn_gate.weight", p + "ffn_up.weight"});
-    pack({p + "ffn_gate.bias", p + "ffn_up.bias"});
   }
 }
 
 std::string dtype_name(DType d) { return d == DType::BF16 ? "bf16" : "fp32"; }
 
 }  // namespace
+
+std::vector<std::vector<std::string>> fused_weight_groups(const ModelConfig& c) {
+  std::vector<std::vector<std::string>> r;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    r.push_back({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
+    if (c.qkv_bias) r.push_back({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
+    if (c.gated_mlp) {
+      r.push_back({p + "ffn_gate.weight", p + "ffn_up.weight"});
+      if (c.mlp_bias) r.push_back({p + "ffn_gate.bias", p + "ffn_up.bias"});
+    }
+  }
+  return r;
+}
+
+Model Model::with_weights(std::map<std::string, at::Tensor> w) const {
+  const std::string where = src_.spec.empty() ? src_.dir : src_.spec;
+  for (const auto& [name, t] : weights_) {
+    auto it = w.find(name);
+    if (it == w.end()) fail(where, "replacement weights lack '" + name + "'");
+    if (!it->second.defined() || it->second.sizes() != t.sizes())
+      fail(where, "replacement weight '" + name + "' has shape " +
+                      (it->second.defined() ? shape_str(it->second.sizes().vec()) : std::string("none")) +
+                      ", expected " + shape_str(t.sizes().vec()));
+    if (it->second.scalar_type() != t.scalar_type())
+      fail(where, "replacement weight '" + name + "' has another dtype than the model's");
+  }
+  for (const auto& [name, t] : w)
+    if (!weights_.count(name)) fail(where, "replacement weights have an unknown tensor '" + name + "'");
+  Model m = *this;
+  m.weights_ = std::move(w);
+  return m;
+}
 
 Model Model::load(const std::string& spec, const LoadOptions& opt) {
   return load(resolve_model(spec), opt);

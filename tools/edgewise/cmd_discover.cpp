@@ -233,7 +233,7 @@ void register_discover_command(CLI::App& app) {
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later options override
   add_model_args(cmd, a.m);
   cmd->add_option("--task,-t", a.task,
-                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring) or a dataset file")
+                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva) or a dataset file")
       ->capture_default_str();
   static std::vector<std::string> method_keys = attribution_methods();
   method_keys.push_back("acdc");

@@ -100,7 +100,7 @@ void register_evaluate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("evaluate", "Metric of the full model, a circuit and the empty circuit, and faithfulness");
   add_model_args(cmd, a.m);
   cmd->add_option("--task,-t", a.task,
-                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring) or a dataset "
+                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva) or a dataset "
                   "file (.jsonl, .csv)")
       ->required();
   cmd->add_option("--circuit,-c", a.circuit, "Circuit JSON (edgewise or EAP-IG format)")->required()->check(CLI::ExistingFile);

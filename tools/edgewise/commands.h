@@ -32,5 +32,6 @@ void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
 void register_circuit_commands(CLI::App& app);  // draw
 void register_evaluate_command(CLI::App& app);  // evaluate
 void register_discover_command(CLI::App& app);  // discover
+void register_tune_command(CLI::App& app);      // tune
 
 }  // namespace edgewise::cli

@@ -1,0 +1,714 @@
+// Circuit-tuning (circuit_tuning.h): node scores by EAP through hooks on the plain forward,
+// parameter parts and their masks, the trainable weight buffers, the masked SGD / AdamW, the
+// round loop with checkpoints, the answer loss and perplexity.
+#include "edgewise/circuit_tuning.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "edgewise/attribution.h"
+#include "edgewise/error.h"
+#include "edgewise/graph.h"
+#include "edgewise/safetensors.h"
+
+namespace edgewise {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kFormat = "edgewise-circuit-tuning-checkpoint";
+
+// Neuron group j of G over F neurons: [j F / G, (j + 1) F / G).
+int64_t group_lo(int64_t F, int64_t G, int64_t j) { return j * F / G; }
+
+std::string blk(int64_t l, const char* name) { return "blk." + std::to_string(l) + "." + name; }
+
+const char* kind_name(ParamPart::Kind k) {
+  switch (k) {
+    case ParamPart::Q: return "q";
+    case ParamPart::K: return "k";
+    case ParamPart::V: return "v";
+    case ParamPart::O: return "o";
+    case ParamPart::MlpIn: return "in";
+    case ParamPart::MlpOut: return "out";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string part_name(const ParamPart& p) {
+  const std::string l = std::to_string(p.layer), i = std::to_string(p.index);
+  switch (p.kind) {
+    case ParamPart::Q: case ParamPart::O: return "a" + l + ".h" + i + "." + kind_name(p.kind);
+    case ParamPart::K: case ParamPart::V: return "a" + l + ".kv" + i + "." + kind_name(p.kind);
+    case ParamPart::MlpIn: case ParamPart::MlpOut: return "m" + l + ".g" + i + "." + kind_name(p.kind);
+  }
+  return "?";
+}
+
+std::string tune_node_name(const TuneNode& n, int64_t mlp_heads) {
+  if (!n.mlp) return "a" + std::to_string(n.layer) + ".h" + std::to_string(n.index);
+  if (mlp_heads <= 1) return "m" + std::to_string(n.layer);
+  return "m" + std::to_string(n.layer) + ".g" + std::to_string(n.index);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node scores
+
+NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation ablation, Metric metric,
+                            int64_t mlp_heads, int64_t batch_size) {
+  const ModelConfig& c = model.config();
+  const int64_t L = c.n_layers, H = c.n_heads, F = c.d_mlp, G = mlp_heads;
+  if (G < 1 || G > F) fail("circuit-tuning", "MLP heads must be between 1 and the MLP width " + std::to_string(F));
+  const int64_t N = data.size();
+  if (N == 0) fail("circuit-tuning", "no examples to score nodes on");
+  if (ablation == Ablation::Resample && !data.aligned)
+    fail("circuit-tuning", "resample ablation needs clean and corrupted prompts of equal token counts");
+  std::vector<std::string> zname(L), pname(L);
+  std::set<std::string> names;
+  for (int64_t l = 0; l < L; ++l) {
+    zname[l] = "blocks." + std::to_string(l) + ".attn.hook_z";
+    pname[l] = "blocks." + std::to_string(l) + ".mlp.hook_post";
+    names.insert(zname[l]);
+    names.insert(pname[l]);
+  }
+  const int64_t T = data.clean.size(1);
+  auto real = [&](const at::Tensor& len, int64_t t) {  // [B, t] 1 for real tokens
+    return (at::arange(t, at::kLong).unsqueeze(0) < len.unsqueeze(1)).to(at::kDouble);
+  };
+
+  // Mean ablation: the dataset mean of each hook over real tokens (per position if asked).
+  std::vector<at::Tensor> zmean(L), pmean(L);
+  if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition) {
+    const bool per_pos = ablation == Ablation::MeanPerPosition;
+    at::Tensor count = at::zeros({per_pos ? T : 1}, at::kDouble);
+    for (int64_t l = 0; l < L; ++l) {
+      zmean[l] = at::zeros({per_pos ? T : 1, H, c.d_head}, at::kDouble);
+      pmean[l] = at::zeros({per_pos ? T : 1, F}, at::kDouble);
+    }
+    at::NoGradGuard ng;
+    for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
+      const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
+      std::map<std::string, at::Tensor> cap;
+      Hooks hooks = Hooks::capture(names, &cap);
+      model.forward(b.clean, &hooks);
+      const at::Tensor m = real(b.clean_len, b.clean.size(1));  // [B, T]
+      if (per_pos) count += m.sum(0);
+      else count += m.sum();
+      for (int64_t l = 0; l < L; ++l) {
+        const at::Tensor z = cap.at(zname[l]).to(at::kDouble) * m.view({m.size(0), m.size(1), 1, 1});
+        const at::Tensor p = cap.at(pname[l]).to(at::kDouble) * m.unsqueeze(-1);
+        zmean[l] += per_pos ? z.sum(0) : z.sum({0, 1}).unsqueeze(0);
+        pmean[l] += per_pos ? p.sum(0) : p.sum({0, 1}).unsqueeze(0);
+      }
+    }
+    const at::Tensor cnt = count.clamp_min(1);
+    for (int64_t l = 0; l < L; ++l) {
+      zmean[l] = (zmean[l] / cnt.view({-1, 1, 1})).unsqueeze(0);  // [1, T or 1, H, Dh]
+      pmean[l] = (pmean[l] / cnt.view({-1, 1})).unsqueeze(0);     // [1, T or 1, F]
+    }
+  }
+
+  at::Tensor heads = at::zeros({L, H}, at::kDouble), mlps = at::zeros({L, G}, at::kDouble);
+  for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
+    const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
+    const int64_t Tb = b.clean.size(1);
+    std::vector<at::Tensor> zab(L), pab(L);  // ablated values for this batch
+    if (ablation == Ablation::Resample) {
+      at::NoGradGuard ng;
+      std::map<std::string, at::Tensor> cap;
+      Hooks hooks = Hooks::capture(names, &cap);
+      model.forward(b.corrupted, &hooks);
+      for (int64_t l = 0; l < L; ++l) zab[l] = cap.at(zname[l]).to(at::kDouble), pab[l] = cap.at(pname[l]).to(at::kDouble);
+    } else if (ablation == Ablation::Zero) {
+      for (int64_t l = 0; l < L; ++l) zab[l] = at::zeros({1}, at::kDouble), pab[l] = at::zeros({1}, at::kDouble);
+    } else {
+      for (int64_t l = 0; l < L; ++l) {
+        zab[l] = ablation == Ablation::MeanPerPosition ? zmean[l].narrow(1, 0, Tb) : zmean[l];
+        pab[l] = ablation == Ablation::MeanPerPosition ? pmean[l].narrow(1, 0, Tb) : pmean[l];
+      }
+    }
+    // The embedding output is made a leaf so that every later tensor is in the autograd graph;
+    // the hooked values are read where they are (replacing them by leaves would cut the paths
+    // through later heads and MLPs out of the earlier ones' gradients).
+    std::map<std::string, at::Tensor> leaf;
+    std::set<std::string> with_embed = names;
+    with_embed.insert("hook_embed");
+    Hooks hooks(with_embed, [&](const std::string& name, at::Tensor& t) {
+      if (name == "hook_embed") t = t.detach().requires_grad_(true);
+      else leaf[name] = t;
+    });
+    const at::Tensor logits = model.forward(b.clean, &hooks);
+    at::Tensor clean_last;
+    if (metric == Metric::KL) clean_last = logits_at(logits, b.clean_pos).detach();
+    const at::Tensor M = metric_per_example(metric, logits_at(logits, b.clean_pos), b, clean_last).sum();
+    std::vector<at::Tensor> inputs;
+    for (int64_t l = 0; l < L; ++l) inputs.push_back(leaf.at(zname[l])), inputs.push_back(leaf.at(pname[l]));
+    const auto grads = torch::autograd::grad({M}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                             /*create_graph=*/false, /*allow_unused=*/true);
+    for (int64_t l = 0; l < L; ++l) {
+      const at::Tensor z = inputs[2 * l].detach().to(at::kDouble), p = inputs[2 * l + 1].detach().to(at::kDouble);
+      const at::Tensor gz = grads[2 * l].defined() ? grads[2 * l].to(at::kDouble) : at::zeros_like(z);
+      const at::Tensor gp = grads[2 * l + 1].defined() ? grads[2 * l + 1].to(at::kDouble) : at::zeros_like(p);
+      heads[l] += ((zab[l] - z) * gz).sum({0, 1, 3});
+      const at::Tensor per_neuron = ((pab[l] - p) * gp).sum({0, 1});  // [F]
+      for (int64_t j = 0; j < G; ++j) {
+        const int64_t lo = group_lo(F, G, j), hi = group_lo(F, G, j + 1);
+        mlps[l][j] += per_neuron.narrow(0, lo, hi - lo).sum();
+      }
+    }
+  }
+  return {heads / static_cast<double>(N), mlps / static_cast<double>(N)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts and masks
+
+std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<TuneNode>& nodes, int64_t) {
+  std::set<ParamPart> s;
+  const int64_t R = c.n_heads / c.n_kv_heads;
+  for (const TuneNode& n : nodes) {
+    if (n.mlp) {
+      s.insert({ParamPart::MlpIn, n.layer, n.index});
+      s.insert({ParamPart::MlpOut, n.layer, n.index});
+    } else {
+      s.insert({ParamPart::Q, n.layer, n.index});
+      s.insert({ParamPart::K, n.layer, n.index / R});
+      s.insert({ParamPart::V, n.layer, n.index / R});
+      s.insert({ParamPart::O, n.layer, n.index});
+    }
+  }
+  return {s.begin(), s.end()};
+}
+
+std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std::vector<ParamPart>& parts,
+                                                  int64_t mlp_heads, bool embeddings, bool norms) {
+  const ModelConfig& c = model.config();
+  const auto& w = model.weights();
+  const int64_t Dh = c.d_head, F = c.d_mlp, G = std::max<int64_t>(1, mlp_heads);
+  std::map<std::string, at::Tensor> m;
+  auto mask = [&](const std::string& name) -> at::Tensor* {
+    auto it = w.find(name);
+    if (it == w.end()) return nullptr;
+    auto [mi, fresh] = m.try_emplace(name);
+    if (fresh) mi->second = at::zeros(it->second.sizes(), it->second.options().requires_grad(false));
+    return &mi->second;
+  };
+  auto rows = [&](const std::string& name, int64_t lo, int64_t n) {
+    if (at::Tensor* t = mask(name)) t->narrow(0, lo, n).fill_(1);
+  };
+  auto cols = [&](const std::string& name, int64_t lo, int64_t n) {
+    if (at::Tensor* t = mask(name)) t->narrow(1, lo, n).fill_(1);
+  };
+  auto whole = [&](const std::string& name) {
+    if (at::Tensor* t = mask(name)) t->fill_(1);
+  };
+  for (const ParamPart& p : parts) {
+    const int64_t l = p.layer;
+    if (l < 0 || l >= c.n_layers) fail("circuit-tuning", "part " + part_name(p) + " is outside the model's layers");
+    switch (p.kind) {
+      case ParamPart::Q:
+        rows(blk(l, "attn_q.weight"), p.index * Dh, Dh), rows(blk(l, "attn_q.bias"), p.index * Dh, Dh);
+        break;
+      case ParamPart::K:
+        rows(blk(l, "attn_k.weight"), p.index * Dh, Dh), rows(blk(l, "attn_k.bias"), p.index * Dh, Dh);
+        break;
+      case ParamPart::V:
+        rows(blk(l, "attn_v.weight"), p.index * Dh, Dh), rows(blk(l, "attn_v.bias"), p.index * Dh, Dh);
+        break;
+      case ParamPart::O:
+        cols(blk(l, "attn_output.weight"), p.index * Dh, Dh), whole(blk(l, "attn_output.bias"));
+        break;
+      case ParamPart::MlpIn: {
+        const int64_t lo = group_lo(F, G, p.index), n = group_lo(F, G, p.index + 1) - lo;
+        rows(blk(l, "ffn_gate.weight"), lo, n), rows(blk(l, "ffn_gate.bias"), lo, n);
+        rows(blk(l, "ffn_up.weight"), lo, n), rows(blk(l, "ffn_up.bias"), lo, n);
+        break;
+      }
+      case ParamPart::MlpOut: {
+        const int64_t lo = group_lo(F, G, p.index), n = group_lo(F, G, p.index + 1) - lo;
+        cols(blk(l, "ffn_down.weight"), lo, n), whole(blk(l, "ffn_down.bias"));
+        break;
+      }
+    }
+  }
+  if (embeddings)
+    for (const char* n : {"token_embd.weight", "position_embd.weight", "output.weight"}) whole(n);
+  if (norms) {
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      for (const char* n : {"attn_norm.weight", "attn_norm.bias", "ffn_norm.weight", "ffn_norm.bias"}) whole(blk(l, n));
+    whole("output_norm.weight"), whole("output_norm.bias");
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss and perplexity
+
+at::Tensor answer_loss(const at::Tensor& logits, const Batch& b) {
+  const at::Tensor last = logits_at(logits, b.clean_pos);  // [B, V]
+  const at::Tensor target = b.correct.select(1, 0);        // [B]
+  return at::nll_loss(at::log_softmax(last.to(at::kFloat), -1), target);
+}
+
+double perplexity(const Model& model, const std::string& text, int64_t context, int64_t batch_size) {
+  if (context < 2) fail("perplexity", "the context must be at least 2 tokens");
+  const std::vector<int32_t> ids = model.tokenizer().encode(text);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n < 2) fail("perplexity", "the text has fewer than 2 tokens");
+  at::NoGradGuard ng;
+  double nll = 0;
+  int64_t count = 0;
+  std::vector<std::pair<int64_t, int64_t>> windows;  // [start, length]
+  for (int64_t s = 0; s + 1 < n; s += context) windows.emplace_back(s, std::min(context, n - s));
+  for (size_t w0 = 0; w0 < windows.size(); w0 += batch_size) {
+    const size_t w1 = std::min(windows.size(), w0 + static_cast<size_t>(batch_size));
+    // Windows of one batch have the same length except possibly the last one; run them apart.
+    for (size_t i = w0; i < w1;) {
+      size_t j = i;
+      while (j < w1 && windows[j].second == windows[i].second) ++j;
+      const int64_t len = windows[i].second;
+      if (len >= 2) {
+        std::vector<int64_t> flat;
+        for (size_t k = i; k < j; ++k)
+          flat.insert(flat.end(), ids.begin() + windows[k].first, ids.begin() + windows[k].first + len);
+        const at::Tensor tok = at::tensor(flat, at::kLong).view({static_cast<int64_t>(j - i), len});
+        const at::Tensor logp = at::log_softmax(model.forward(tok).narrow(1, 0, len - 1), -1);  // [B, len-1, V]
+        const at::Tensor tgt = tok.narrow(1, 1, len - 1).unsqueeze(-1);
+        nll -= logp.gather(-1, tgt).to(at::kDouble).sum().item<double>();
+        count += (j - i) * (len - 1);
+      }
+      i = j;
+    }
+  }
+  return std::exp(nll / static_cast<double>(count));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+namespace {
+
+// The trainable copy of the weights: owned buffers ("leaves"); a fused group (q/k/v, gate/up) is
+// one leaf whose rows are the canonical tensors, a tied output shares the embedding's leaf.
+struct Trainable {
+  std::vector<at::Tensor> leaf;
+  std::vector<std::string> leaf_name;  // the first canonical name of each leaf
+  struct Ref {
+    size_t leaf;
+    int64_t row, rows;
+  };
+  std::map<std::string, Ref> ref;     // canonical name -> its rows of a leaf
+  std::map<std::string, at::Tensor> fixed;  // canonical weights that are never trained (shared)
+
+  std::map<std::string, at::Tensor> weights(bool detach) const {
+    std::map<std::string, at::Tensor> w = fixed;
+    for (const auto& [name, r] : ref) {
+      const at::Tensor& b = detach ? leaf[r.leaf].detach() : leaf[r.leaf];
+      w[name] = r.rows == b.size(0) && r.row == 0 ? b : b.narrow(0, r.row, r.rows);
+    }
+    return w;
+  }
+};
+
+Trainable make_trainable(const Model& model, const std::set<std::string>& trainable) {
+  Trainable tr;
+  const auto& w = model.weights();
+  std::set<std::string> done;
+  for (const auto& group : fused_weight_groups(model.config())) {
+    bool any = false;
+    for (const auto& n : group) any = any || trainable.count(n);
+    if (!any) continue;
+    std::vector<at::Tensor> parts;
+    for (const auto& n : group) parts.push_back(w.at(n));
+    tr.leaf.push_back(at::cat(parts, 0).contiguous());
+    tr.leaf_name.push_back(group[0]);
+    int64_t row = 0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      tr.ref[group[i]] = {tr.leaf.size() - 1, row, parts[i].size(0)};
+      row += parts[i].size(0);
+      done.insert(group[i]);
+    }
+  }
+  std::map<const void*, size_t> by_ptr;  // a tied output shares its embedding's leaf
+  for (const auto& [name, t] : w) {
+    if (done.count(name)) continue;
+    if (!trainable.count(name)) {
+      tr.fixed[name] = t;
+      continue;
+    }
+    auto it = by_ptr.find(t.data_ptr());
+    if (it != by_ptr.end() && tr.leaf[it->second].sizes() == t.sizes()) {
+      tr.ref[name] = {it->second, 0, t.size(0)};
+      continue;
+    }
+    tr.leaf.push_back(t.clone().contiguous());
+    tr.leaf_name.push_back(name);
+    by_ptr[t.data_ptr()] = tr.leaf.size() - 1;
+    tr.ref[name] = {tr.leaf.size() - 1, 0, t.size(0)};
+  }
+  return tr;
+}
+
+// Leaf masks from canonical masks (0/1; an entry of a shared leaf is in when any name has it).
+std::vector<at::Tensor> leaf_masks(const Trainable& tr, const std::map<std::string, at::Tensor>& masks) {
+  std::vector<at::Tensor> m(tr.leaf.size());
+  for (const auto& [name, mk] : masks) {
+    auto it = tr.ref.find(name);
+    if (it == tr.ref.end()) fail("circuit-tuning", "internal: a mask for the untrainable weight '" + name + "'");
+    const auto& r = it->second;
+    if (!m[r.leaf].defined()) m[r.leaf] = at::zeros_like(tr.leaf[r.leaf]);
+    at::Tensor rows = m[r.leaf].narrow(0, r.row, r.rows);
+    rows.copy_(at::maximum(rows, mk));
+  }
+  return m;
+}
+
+struct OptState {
+  at::Tensor a, b;  // SGD: momentum buffer; AdamW: m, v
+};
+
+// The batch of step k: examples k*B .. k*B+B-1 of the stream of per-epoch seeded permutations.
+at::Tensor batch_index(int64_t N, int64_t B, int64_t k, uint64_t seed) {
+  at::Tensor idx = at::empty({B}, at::kLong);
+  int64_t epoch = -1;
+  std::vector<int64_t> perm(N);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t pos = k * B + i, e = pos / N;
+    if (e != epoch) {
+      epoch = e;
+      std::iota(perm.begin(), perm.end(), 0);
+      std::mt19937_64 g(seed * 1000003ull + static_cast<uint64_t>(e) + 17);
+      std::shuffle(perm.begin(), perm.end(), g);
+    }
+    idx[i] = perm[pos % N];
+  }
+  return idx;
+}
+
+at::Tensor discovery_index(int64_t N, int64_t n, int64_t round, uint64_t seed) {
+  std::vector<int64_t> perm(N);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::mt19937_64 g(seed * 7919ull + static_cast<uint64_t>(round) * 104729ull + 5);
+  std::shuffle(perm.begin(), perm.end(), g);
+  perm.resize(std::min(N, n));
+  std::sort(perm.begin(), perm.end());
+  return at::tensor(perm, at::kLong);
+}
+
+std::string options_key(const TuneOptions& o) {
+  std::ostringstream s;
+  s.precision(17);
+  s << "nodes=" << o.nodes << " edges=" << o.edges << " mlp_heads=" << o.mlp_heads
+    << " ablation=" << ablation_name(o.ablation) << " metric=" << metric_name(o.metric)
+    << " discovery=" << o.discovery_examples << " emb=" << o.train_embeddings << " norms=" << o.train_norms
+    << " full=" << o.full << " opt=" << o.optimizer << " lr=" << o.lr << " momentum=" << o.momentum
+    << " wd=" << o.weight_decay << " rounds=" << o.rounds << " steps=" << o.steps_per_round
+    << " batch=" << o.batch_size << " warmup=" << o.warmup_steps << " clip=" << o.max_grad_norm << " seed=" << o.seed
+    << " parts=";
+  for (const auto& p : o.parts) s << part_name(p) << ",";
+  return s.str();
+}
+
+void check_options(const TuneOptions& o) {
+  auto bad = [](const std::string& m) { fail("circuit-tuning", m); };
+  if (o.optimizer != "sgd" && o.optimizer != "adamw") bad("unknown optimiser '" + o.optimizer + "' (sgd, adamw)");
+  if (!(o.lr > 0)) bad("the learning rate must be > 0");
+  if (o.momentum < 0 || o.momentum >= 1) bad("momentum must be in [0, 1)");
+  if (o.weight_decay < 0) bad("weight decay must be >= 0");
+  if (o.rounds < 1) bad("rounds must be >= 1");
+  if (o.steps_per_round < 1) bad("steps per round must be >= 1");
+  if (o.batch_size < 1) bad("the batch size must be >= 1");
+  if (o.warmup_steps < 0) bad("warm-up steps must be >= 0");
+  if (o.max_grad_norm < 0) bad("the gradient norm limit must be >= 0");
+  if (!o.full && o.parts.empty() && o.edges <= 0 && o.nodes <= 0) bad("choose a circuit size: nodes > 0 or edges > 0");
+  if (o.mlp_heads < 1) bad("MLP heads must be >= 1");
+  if (o.mlp_heads > 1 && o.edges > 0) bad("MLP heads need node selection (the graph's edges end at whole MLPs)");
+  if (o.discovery_examples < 1) bad("discovery examples must be >= 1");
+}
+
+// The round's circuit on the current weights.
+TuneRound discover_round(const Model& current, const Batch& train, const TuneOptions& opt, int64_t round) {
+  TuneRound r;
+  r.round = round;
+  const auto t0 = Clock::now();
+  const ModelConfig& c = current.config();
+  const Batch data = train.select(discovery_index(train.size(), opt.discovery_examples, round, opt.seed));
+  if (opt.edges > 0) {
+    const Graph graph = model_graph(current, true);
+    AttributionOptions ao;
+    ao.ablation = opt.ablation;
+    ao.metric = opt.metric;
+    const at::Tensor s = attribute("eap", current, graph, data, ao).abs();  // [n_src, n_dst]
+    const int64_t R = graph.n_readers();
+    const auto top = std::get<1>(s.flatten().topk(std::min<int64_t>(opt.edges, graph.n_edges())));
+    const auto* idx = top.data_ptr<int64_t>();
+    std::set<ParamPart> parts;
+    for (int64_t i = 0; i < top.numel(); ++i) {
+      const int64_t src = idx[i] / R, dst = idx[i] % R;
+      if (!graph.is_edge(src, dst)) continue;
+      const auto& so = graph.source(src);
+      if (so.kind == Graph::SourceKind::Head) parts.insert({ParamPart::O, so.layer, so.head});
+      if (so.kind == Graph::SourceKind::Mlp) parts.insert({ParamPart::MlpOut, so.layer, 0});
+      const auto& rd = graph.reader(dst);
+      switch (rd.kind) {
+        case Graph::ReaderKind::Q: parts.insert({ParamPart::Q, rd.layer, rd.head}); break;
+        case Graph::ReaderKind::K: parts.insert({ParamPart::K, rd.layer, rd.head}); break;  // key/value head
+        case Graph::ReaderKind::V: parts.insert({ParamPart::V, rd.layer, rd.head}); break;
+        case Graph::ReaderKind::Mlp: parts.insert({ParamPart::MlpIn, rd.layer, 0}); break;
+        default: break;
+      }
+    }
+    r.parts.assign(parts.begin(), parts.end());
+  } else {
+    const NodeScores ns = tune_node_scores(current, data, opt.ablation, opt.metric, opt.mlp_heads);
+    std::vector<TuneNode> all;
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      for (int64_t h = 0; h < c.n_heads; ++h) all.push_back({false, l, h, ns.heads[l][h].item<double>()});
+      for (int64_t j = 0; j < opt.mlp_heads; ++j) all.push_back({true, l, j, ns.mlps[l][j].item<double>()});
+    }
+    std::stable_sort(all.begin(), all.end(),
+                     [](const TuneNode& a, const TuneNode& b) { return std::abs(a.score) > std::abs(b.score); });
+    all.resize(std::min<size_t>(all.size(), static_cast<size_t>(opt.nodes)));
+    r.nodes = all;
+    r.parts = parts_of_nodes(c, all, opt.mlp_heads);
+  }
+  r.discovery_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+nlohmann::json round_json(const TuneRound& r) {
+  nlohmann::json nodes = nlohmann::json::array(), parts = nlohmann::json::array();
+  for (const auto& n : r.nodes) nodes.push_back({n.mlp, n.layer, n.index, n.score});
+  for (const auto& p : r.parts) parts.push_back({static_cast<int>(p.kind), p.layer, p.index});
+  return {{"round", r.round}, {"nodes", nodes}, {"parts", parts}, {"params", r.params}, {"seconds", r.discovery_seconds}};
+}
+
+TuneRound round_from_json(const nlohmann::json& j) {
+  TuneRound r;
+  r.round = j.at("round");
+  for (const auto& n : j.at("nodes")) r.nodes.push_back({n.at(0).get<bool>(), n.at(1), n.at(2), n.at(3)});
+  for (const auto& p : j.at("parts"))
+    r.parts.push_back({static_cast<ParamPart::Kind>(p.at(0).get<int>()), p.at(1).get<int64_t>(), p.at(2).get<int64_t>()});
+  r.params = j.at("params");
+  r.discovery_seconds = j.at("seconds");
+  return r;
+}
+
+}  // namespace
+
+TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt,
+                        const std::function<void(const TuneLog&)>& progress) {
+  check_options(opt);
+  if (train.size() == 0) fail("circuit-tuning", "the training set is empty");
+  if (model.dtype() != DType::F32) fail("circuit-tuning", "training needs fp32 weights (load the model without bf16)");
+  const ModelConfig& c = model.config();
+  const int64_t N = train.size(), total_steps = opt.rounds * opt.steps_per_round;
+
+  // Which canonical weights may ever be trained.
+  std::set<std::string> trainable;
+  {
+    std::vector<ParamPart> every;
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      for (int64_t h = 0; h < c.n_heads; ++h) every.push_back({ParamPart::Q, l, h}), every.push_back({ParamPart::O, l, h});
+      for (int64_t g = 0; g < c.n_kv_heads; ++g) every.push_back({ParamPart::K, l, g}), every.push_back({ParamPart::V, l, g});
+      every.push_back({ParamPart::MlpIn, l, 0}), every.push_back({ParamPart::MlpOut, l, 0});
+    }
+    const bool emb = opt.train_embeddings || opt.full, norms = opt.train_norms || opt.full;
+    for (const auto& [n, m] : parameter_masks(model, every, 1, emb, norms)) trainable.insert(n);
+  }
+  Trainable tr = make_trainable(model, trainable);
+  const size_t NL = tr.leaf.size();
+  std::vector<OptState> st(NL);
+  std::vector<at::Tensor> ever(NL);  // entries inside some round's circuit
+  for (size_t i = 0; i < NL; ++i) ever[i] = at::zeros(tr.leaf[i].sizes(), at::kBool);
+
+  TuneResult res;
+  res.params_total = model.n_params();
+  const std::string key = opt.fingerprint + " | " + options_key(opt);
+  int64_t start = 0;
+  double seconds_before = 0;
+  std::vector<TuneRound> rounds;
+  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
+    SafetensorsFile f = SafetensorsFile::open(opt.checkpoint);
+    const auto& md = f.metadata();
+    auto meta = [&](const std::string& k) {
+      auto it = md.find(k);
+      if (it == md.end()) fail(opt.checkpoint, "not an edgewise circuit-tuning checkpoint (no " + k + ")");
+      return it->second;
+    };
+    if (meta("format") != kFormat) fail(opt.checkpoint, "not an edgewise circuit-tuning checkpoint");
+    if (meta("run") != key)
+      fail(opt.checkpoint, "belongs to another run (checkpoint: " + meta("run") + "; this run: " + key + ")");
+    auto get = [&](const std::string& name, const at::Tensor& like, at::ScalarType dt) {
+      const StTensor* t = f.find(name);
+      if (!t || t->shape != like.sizes().vec())
+        fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
+      const StDType want = dt == at::kFloat ? StDType::F32 : StDType::U8;
+      if (t->dtype != want) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' of another dtype");
+      return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, dt == at::kFloat ? at::kFloat : at::kByte).clone();
+    };
+    try {
+      start = std::stoll(meta("step"));
+      seconds_before = std::stod(meta("seconds"));
+      for (const auto& j : nlohmann::json::parse(meta("rounds"))) rounds.push_back(round_from_json(j));
+      for (const auto& row : nlohmann::json::parse(meta("log")))
+        res.log.push_back({row.at(0), row.at(1), row.at(2), row.at(3), row.at(4), row.at(5)});
+    } catch (const std::exception& e) {
+      fail(opt.checkpoint, std::string("damaged checkpoint metadata (") + e.what() + ")");
+    }
+    if (start > total_steps) fail(opt.checkpoint, "has more steps than this run asks for");
+    for (size_t i = 0; i < NL; ++i) {
+      const std::string& n = tr.leaf_name[i];
+      tr.leaf[i] = get(n, tr.leaf[i], at::kFloat);
+      ever[i] = get(n + ".ever", tr.leaf[i], at::kByte).to(at::kBool);
+      if (f.find(n + ".a")) st[i].a = get(n + ".a", tr.leaf[i], at::kFloat);
+      if (f.find(n + ".b")) st[i].b = get(n + ".b", tr.leaf[i], at::kFloat);
+    }
+  }
+  auto save = [&](int64_t step, double secs) {
+    if (opt.checkpoint.empty()) return;
+    std::vector<at::Tensor> keep;
+    std::vector<StWriteTensor> ts;
+    auto add = [&](const std::string& name, const at::Tensor& t) {
+      at::Tensor cpy = t.detach().contiguous();
+      if (cpy.scalar_type() == at::kBool) cpy = cpy.to(at::kByte);
+      keep.push_back(cpy);
+      ts.push_back({name, cpy.scalar_type() == at::kByte ? StDType::U8 : StDType::F32, cpy.sizes().vec(),
+                    cpy.data_ptr(), static_cast<uint64_t>(cpy.nbytes())});
+    };
+    for (size_t i = 0; i < NL; ++i) {
+      add(tr.leaf_name[i], tr.leaf[i]);
+      add(tr.leaf_name[i] + ".ever", ever[i]);
+      if (st[i].a.defined()) add(tr.leaf_name[i] + ".a", st[i].a);
+      if (st[i].b.defined()) add(tr.leaf_name[i] + ".b", st[i].b);
+    }
+    nlohmann::json rj = nlohmann::json::array(), lj = nlohmann::json::array();
+    for (const auto& r : rounds) rj.push_back(round_json(r));
+    for (const auto& l : res.log) lj.push_back({l.round, l.step, l.loss, l.lr, l.seconds, l.params_trained});
+    safetensors_write(opt.checkpoint, ts,
+                      {{"format", kFormat}, {"run", key}, {"step", std::to_string(step)},
+                       {"seconds", std::to_string(secs)}, {"rounds", rj.dump()}, {"log", lj.dump()}});
+  };
+
+  const auto t0 = Clock::now();
+  auto last_save = t0;
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t0).count(); };
+  std::vector<at::Tensor> masks;  // per leaf, this round (undefined: frozen this round)
+  int64_t mask_round = -1;
+  int64_t step = start;
+  bool stopped = false;
+  for (; step < total_steps; ++step) {
+    const int64_t round = step / opt.steps_per_round;
+    if (round != mask_round) {
+      // A new round discovers its circuit; a resumed run reuses the one it recorded.
+      if (static_cast<int64_t>(rounds.size()) <= round) {
+        if (opt.full || !opt.parts.empty()) {
+          TuneRound r;
+          r.round = round;
+          r.parts = opt.parts;
+          rounds.push_back(r);
+        } else {
+          rounds.push_back(discover_round(model.with_weights(tr.weights(true)), train, opt, round));
+        }
+      }
+      TuneRound& r = rounds[round];
+      std::map<std::string, at::Tensor> cm;
+      if (opt.full) {
+        for (const auto& [name, ref] : tr.ref) cm[name] = at::ones(model.weight(name).sizes(), at::kFloat);
+      } else {
+        cm = parameter_masks(model, r.parts, opt.mlp_heads, opt.train_embeddings, opt.train_norms);
+      }
+      masks = leaf_masks(tr, cm);
+      r.params = 0;
+      for (size_t i = 0; i < NL; ++i) {
+        const bool on = masks[i].defined() && masks[i].any().item<bool>();
+        if (!on) masks[i] = at::Tensor();
+        else r.params += masks[i].sum().item<int64_t>(), ever[i] |= masks[i].to(at::kBool);
+        tr.leaf[i].requires_grad_(on);
+      }
+      mask_round = round;
+    }
+    const double lr = opt.lr * (opt.warmup_steps > 0 ? std::min(1.0, static_cast<double>(step + 1) / opt.warmup_steps) : 1.0);
+    const Batch b = train.select(batch_index(N, std::min(opt.batch_size, N), step, opt.seed));
+    for (auto& l : tr.leaf) l.mutable_grad() = at::Tensor();
+    const at::Tensor loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b);
+    loss.backward();
+    {
+      at::NoGradGuard ng;
+      std::vector<at::Tensor> g(NL);
+      double sq = 0;
+      for (size_t i = 0; i < NL; ++i) {
+        if (!masks[i].defined()) continue;
+        const at::Tensor& gr = tr.leaf[i].grad();
+        g[i] = gr.defined() ? gr * masks[i] : at::zeros_like(tr.leaf[i]);
+        if (opt.max_grad_norm > 0) sq += g[i].pow(2).sum().item<double>();
+      }
+      const double scale = opt.max_grad_norm > 0 && std::sqrt(sq) > opt.max_grad_norm
+                               ? opt.max_grad_norm / (std::sqrt(sq) + 1e-6) : 1.0;
+      for (size_t i = 0; i < NL; ++i) {
+        if (!masks[i].defined()) continue;
+        at::Tensor p = tr.leaf[i].detach();
+        const at::Tensor in = masks[i].to(at::kBool);
+        at::Tensor gi = scale == 1.0 ? g[i] : g[i] * scale;
+        OptState& s = st[i];
+        if (!s.a.defined()) s.a = at::zeros_like(p);
+        at::Tensor next;
+        if (opt.optimizer == "sgd") {
+          // torch.optim.SGD (dampening 0, no Nesterov): g += wd p; buf = mu buf + g; p -= lr buf
+          if (opt.weight_decay != 0) gi = gi + opt.weight_decay * p;
+          const at::Tensor buf = opt.momentum != 0 ? s.a * opt.momentum + gi : gi;
+          s.a = at::where(in, buf, s.a);
+          next = p - lr * s.a;
+        } else {
+          // torch.optim.AdamW (betas 0.9 / 0.999, eps 1e-8), bias correction by the steps taken
+          if (!s.b.defined()) s.b = at::zeros_like(p);
+          const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+          const double t = static_cast<double>(step + 1);
+          const at::Tensor decayed = p * (1 - lr * opt.weight_decay);
+          s.a = at::where(in, s.a * b1 + gi * (1 - b1), s.a);
+          s.b = at::where(in, s.b * b2 + gi * gi * (1 - b2), s.b);
+          const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
+          const at::Tensor denom = s.b.sqrt() / std::sqrt(bc2) + eps;
+          next = decayed - (lr / bc1) * (s.a / denom);
+        }
+        p.copy_(at::where(in, next, p));
+      }
+    }
+    for (auto& l : tr.leaf) l.mutable_grad() = at::Tensor();
+    TuneLog row;
+    row.round = round, row.step = step + 1, row.loss = loss.item<double>(), row.lr = lr, row.seconds = elapsed();
+    row.params_trained = rounds[round].params;
+    res.log.push_back(row);
+    if (progress) progress(row);
+    if (opt.stop && opt.stop()) {
+      stopped = true;
+      ++step;
+      break;
+    }
+    if (!opt.checkpoint.empty() && step + 1 < total_steps &&
+        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds) {
+      save(step + 1, elapsed());
+      last_save = Clock::now();
+    }
+  }
+  res.steps_done = step;
+  res.complete = !stopped && step >= total_steps;
+  res.seconds = elapsed();
+  save(step, res.seconds);
+  for (size_t i = 0; i < NL; ++i) tr.leaf[i].requires_grad_(false), res.params_updated += ever[i].sum().item<int64_t>();
+  res.weights = tr.weights(true);
+  res.rounds = rounds;
+  return res;
+}
+
+}  // namespace edgewise
