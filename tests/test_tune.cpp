@@ -94,7 +94,7 @@ TEST(Tune, MasksCoverTheParts) {
   const Model model = ewtest::load_patch_model("llama");
   const auto& c = model.config();
   const int64_t Dh = c.d_head, R = c.n_heads / c.n_kv_heads;
-  const auto parts = parts_of_nodes(c, {{false, 1, R + 1, 0}}, 1);  // head R+1 of layer 1: key/value head 1
+  const auto parts = parts_of_nodes(c, {{false, 1, R + 1, 0}});  // head R+1 of layer 1: key/value head 1
   ASSERT_EQ(parts.size(), 4u);
   const auto m = parameter_masks(model, parts, 1, false, false);
   auto ones = [&](const std::string& n) { return m.at(n).sum().item<int64_t>(); };
@@ -107,7 +107,7 @@ TEST(Tune, MasksCoverTheParts) {
   EXPECT_EQ(ones("blk.1.attn_output.weight"), Dh * c.d_model);
   EXPECT_EQ(m.size(), 4u);  // nothing else
   // An MLP head: its rows of gate and up, its columns of down.
-  const auto mm = parameter_masks(model, parts_of_nodes(c, {{true, 0, 1, 0}}, 4), 4, false, false);
+  const auto mm = parameter_masks(model, parts_of_nodes(c, {{true, 0, 1, 0}}), 4, false, false);
   const int64_t F = c.d_mlp, lo = F / 4, n = 2 * F / 4 - lo;
   EXPECT_EQ(mm.at("blk.0.ffn_gate.weight").narrow(0, lo, n).min().item<double>(), 1.0);
   EXPECT_EQ(mm.at("blk.0.ffn_up.weight").sum().item<int64_t>(), n * c.d_model);

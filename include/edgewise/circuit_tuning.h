@@ -56,8 +56,6 @@ struct TuneNode {
   int64_t layer = 0;
   int64_t index = 0;  ///< head, or neuron group (0 when the MLP is whole)
   double score = 0;
-  auto operator<=>(const TuneNode& o) const { return std::tie(mlp, layer, index) <=> std::tie(o.mlp, o.layer, o.index); }
-  bool operator==(const TuneNode& o) const { return mlp == o.mlp && layer == o.layer && index == o.index; }
 };
 /// "a3.h2", "m5" (whole MLP) or "m5.g7".
 std::string tune_node_name(const TuneNode& n, int64_t mlp_heads);
@@ -134,7 +132,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
                             int64_t mlp_heads, int64_t batch_size = 16);
 
 /// The parameter parts of nodes (head: Q, K, V of its key/value head, O; MLP group: MlpIn, MlpOut).
-std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<TuneNode>& nodes, int64_t mlp_heads);
+std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<TuneNode>& nodes);
 
 /// 0/1 masks (canonical name -> tensor shaped like the weight, the weight's dtype) of the
 /// parts, plus whole tensors for embeddings / norms when asked. Weights without any trainable

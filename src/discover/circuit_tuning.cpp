@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common.h"
 #include "edgewise/attribution.h"
 #include "edgewise/error.h"
 #include "edgewise/graph.h"
@@ -30,6 +31,15 @@ constexpr const char* kFormat = "edgewise-circuit-tuning-checkpoint";
 int64_t group_lo(int64_t F, int64_t G, int64_t j) { return j * F / G; }
 
 std::string blk(int64_t l, const char* name) { return "blk." + std::to_string(l) + "." + name; }
+
+// The weights parts can reach (per layer), and the ones only the embedding / norm flags add.
+constexpr const char* kPartWeights[] = {
+    "attn_q.weight",   "attn_q.bias",   "attn_k.weight",      "attn_k.bias",      "attn_v.weight",
+    "attn_v.bias",     "attn_output.weight", "attn_output.bias", "ffn_gate.weight", "ffn_gate.bias",
+    "ffn_up.weight",   "ffn_up.bias",   "ffn_down.weight",    "ffn_down.bias"};
+constexpr const char* kEmbeddingWeights[] = {"token_embd.weight", "position_embd.weight", "output.weight"};
+constexpr const char* kLayerNormWeights[] = {"attn_norm.weight", "attn_norm.bias", "ffn_norm.weight", "ffn_norm.bias"};
+constexpr const char* kFinalNormWeights[] = {"output_norm.weight", "output_norm.bias"};
 
 const char* kind_name(ParamPart::Kind k) {
   switch (k) {
@@ -173,7 +183,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
 // ---------------------------------------------------------------------------------------------
 // Parts and masks
 
-std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<TuneNode>& nodes, int64_t) {
+std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<TuneNode>& nodes) {
   std::set<ParamPart> s;
   const int64_t R = c.n_heads / c.n_kv_heads;
   for (const TuneNode& n : nodes) {
@@ -242,11 +252,11 @@ std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std:
     }
   }
   if (embeddings)
-    for (const char* n : {"token_embd.weight", "position_embd.weight", "output.weight"}) whole(n);
+    for (const char* n : kEmbeddingWeights) whole(n);
   if (norms) {
     for (int64_t l = 0; l < c.n_layers; ++l)
-      for (const char* n : {"attn_norm.weight", "attn_norm.bias", "ffn_norm.weight", "ffn_norm.bias"}) whole(blk(l, n));
-    whole("output_norm.weight"), whole("output_norm.bias");
+      for (const char* n : kLayerNormWeights) whole(blk(l, n));
+    for (const char* n : kFinalNormWeights) whole(n);
   }
   return m;
 }
@@ -480,7 +490,7 @@ TuneRound discover_round(const Model& current, const Batch& train, const TuneOpt
                      [](const TuneNode& a, const TuneNode& b) { return std::abs(a.score) > std::abs(b.score); });
     all.resize(std::min<size_t>(all.size(), static_cast<size_t>(opt.nodes)));
     r.nodes = all;
-    r.parts = parts_of_nodes(c, all, opt.mlp_heads);
+    r.parts = parts_of_nodes(c, all);
   }
   r.discovery_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return r;
@@ -514,17 +524,21 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   const ModelConfig& c = model.config();
   const int64_t N = train.size(), total_steps = opt.rounds * opt.steps_per_round;
 
-  // Which canonical weights may ever be trained.
+  // Which canonical weights may ever be trained (by name: no masks needed to know).
   std::set<std::string> trainable;
   {
-    std::vector<ParamPart> every;
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      for (int64_t h = 0; h < c.n_heads; ++h) every.push_back({ParamPart::Q, l, h}), every.push_back({ParamPart::O, l, h});
-      for (int64_t g = 0; g < c.n_kv_heads; ++g) every.push_back({ParamPart::K, l, g}), every.push_back({ParamPart::V, l, g});
-      every.push_back({ParamPart::MlpIn, l, 0}), every.push_back({ParamPart::MlpOut, l, 0});
+    auto add = [&](const std::string& n) {
+      if (model.weights().count(n)) trainable.insert(n);
+    };
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      for (const char* n : kPartWeights) add(blk(l, n));
+    if (opt.train_embeddings || opt.full)
+      for (const char* n : kEmbeddingWeights) add(n);
+    if (opt.train_norms || opt.full) {
+      for (int64_t l = 0; l < c.n_layers; ++l)
+        for (const char* n : kLayerNormWeights) add(blk(l, n));
+      for (const char* n : kFinalNormWeights) add(n);
     }
-    const bool emb = opt.train_embeddings || opt.full, norms = opt.train_norms || opt.full;
-    for (const auto& [n, m] : parameter_masks(model, every, 1, emb, norms)) trainable.insert(n);
   }
   Trainable tr = make_trainable(model, trainable);
   const size_t NL = tr.leaf.size();
@@ -539,16 +553,9 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   double seconds_before = 0;
   std::vector<TuneRound> rounds;
   if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    SafetensorsFile f = SafetensorsFile::open(opt.checkpoint);
-    const auto& md = f.metadata();
-    auto meta = [&](const std::string& k) {
-      auto it = md.find(k);
-      if (it == md.end()) fail(opt.checkpoint, "not an edgewise circuit-tuning checkpoint (no " + k + ")");
-      return it->second;
-    };
-    if (meta("format") != kFormat) fail(opt.checkpoint, "not an edgewise circuit-tuning checkpoint");
-    if (meta("run") != key)
-      fail(opt.checkpoint, "belongs to another run (checkpoint: " + meta("run") + "; this run: " + key + ")");
+    const discover::RunCheckpoint ck = discover::open_run_checkpoint(opt.checkpoint, kFormat, key, "circuit-tuning");
+    const SafetensorsFile& f = ck.file;
+    auto meta = [&](const std::string& k) { return ck.meta(k); };
     auto get = [&](const std::string& name, const at::Tensor& like, at::ScalarType dt) {
       const StTensor* t = f.find(name);
       if (!t || t->shape != like.sizes().vec())
@@ -640,7 +647,6 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     }
     const double lr = opt.lr * (opt.warmup_steps > 0 ? std::min(1.0, static_cast<double>(step + 1) / opt.warmup_steps) : 1.0);
     const Batch b = train.select(batch_index(N, std::min(opt.batch_size, N), step, opt.seed));
-    for (auto& l : tr.leaf) l.mutable_grad() = at::Tensor();
     const at::Tensor loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b);
     loss.backward();
     {

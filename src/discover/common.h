@@ -5,6 +5,8 @@
 #include <string>
 
 #include "edgewise/attribution.h"
+#include "edgewise/error.h"
+#include "edgewise/safetensors.h"
 
 namespace edgewise::discover {
 
@@ -43,6 +45,29 @@ void for_each_circuit_batch(const Model& model, const Graph& graph, const Batch&
 
 /// [n_src, n_dst] float64 of the real edges.
 at::Tensor real_edge_mask(const Graph& graph);
+
+/// A training run's safetensors checkpoint (Edge Pruning, circuit-tuning): its metadata must
+/// name `format` and the run `key`; anything else fails naming the file. `what` names the
+/// method in messages ("Edge Pruning").
+struct RunCheckpoint {
+  SafetensorsFile file;
+  std::string path, what;
+  /// The metadata value of k; a missing key means a foreign or damaged file.
+  const std::string& meta(const std::string& k) const {
+    const auto& md = file.metadata();
+    auto it = md.find(k);
+    if (it == md.end()) fail(path, "not an edgewise " + what + " checkpoint (no " + k + ")");
+    return it->second;
+  }
+};
+inline RunCheckpoint open_run_checkpoint(const std::string& path, const std::string& format, const std::string& key,
+                                         const std::string& what) {
+  RunCheckpoint ck{SafetensorsFile::open(path), path, what};
+  if (ck.meta("format") != format) fail(path, "not an edgewise " + what + " checkpoint");
+  if (ck.meta("run") != key)
+    fail(path, "belongs to another run (checkpoint: " + ck.meta("run") + "; this run: " + key + ")");
+  return ck;
+}
 
 using MethodFn = std::function<at::Tensor(const Model&, const Graph&, const Batch&, const AttributionOptions&)>;
 /// Edge scores [n_src, n_dst] of each method (exact also serves node level itself).

@@ -217,16 +217,9 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     if (opt.node_masks) nla = at::normal(opt.init_mean, opt.init_std, {S}, g);
   }
   if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    SafetensorsFile f = SafetensorsFile::open(opt.checkpoint);
-    const auto& md = f.metadata();
-    auto meta = [&](const std::string& k) {
-      auto it = md.find(k);
-      if (it == md.end()) fail(opt.checkpoint, "not an edgewise Edge Pruning checkpoint (no " + k + ")");
-      return it->second;
-    };
-    if (meta("format") != kFormat) fail(opt.checkpoint, "not an edgewise Edge Pruning checkpoint");
-    if (meta("run") != key)
-      fail(opt.checkpoint, "belongs to another run (checkpoint: " + meta("run") + "; this run: " + key + ")");
+    const discover::RunCheckpoint ck = discover::open_run_checkpoint(opt.checkpoint, kFormat, key, "Edge Pruning");
+    const SafetensorsFile& f = ck.file;
+    auto meta = [&](const std::string& k) { return ck.meta(k); };
     auto get = [&](const std::string& name, std::vector<int64_t> shape) {
       const StTensor* t = f.find(name);
       if (!t || t->shape != shape) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");

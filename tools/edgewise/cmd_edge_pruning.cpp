@@ -58,20 +58,10 @@ void run_edge_pruning(const DiscoverArgs& a) {
 
   // The data and its split.
   Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
-  const bool has_split = std::any_of(ds.examples.begin(), ds.examples.end(),
-                                     [](const Example& e) { return !e.split.empty(); });
-  Dataset train_ds, val_ds;
-  if (has_split) {
-    train_ds = ds.select_split("train");
-    val_ds = ds.select_split("validation");
-  } else {
-    const int64_t n = static_cast<int64_t>(ds.examples.size());
-    const int64_t n_val = std::min<int64_t>(n - 1, std::llround(a.validation_fraction * n));
-    train_ds = ds, val_ds = ds;
-    train_ds.examples.assign(ds.examples.begin(), ds.examples.end() - n_val);
-    val_ds.examples.assign(ds.examples.end() - n_val, ds.examples.end());
-  }
-  if (train_ds.examples.empty()) fail(ds.name, "no training examples");
+  TrainValidation tv = split_train_validation(ds, a.validation_fraction, 0);
+  const bool has_split = tv.from_file;
+  Dataset& train_ds = tv.train;
+  Dataset& val_ds = tv.validation;
   if (val_ds.examples.empty()) {
     std::fprintf(stderr, "edge-pruning: no validation examples (--validation-fraction 0): measuring on the training set\n");
     val_ds = train_ds;

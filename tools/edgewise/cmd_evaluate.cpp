@@ -3,6 +3,7 @@
 // (circuit_metrics, attribution.h).
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -37,6 +38,23 @@ Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint
   o.n = n;
   o.seed = seed;
   return make_task(task, tok, o);
+}
+
+TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation) {
+  TrainValidation r;
+  r.from_file = std::any_of(ds.examples.begin(), ds.examples.end(), [](const Example& e) { return !e.split.empty(); });
+  if (r.from_file) {
+    r.train = ds.select_split("train");
+    r.validation = ds.select_split("validation");
+  } else {
+    const int64_t n = static_cast<int64_t>(ds.examples.size());
+    const int64_t n_val = std::max<int64_t>(min_validation, std::min<int64_t>(n - 1, std::llround(fraction * n)));
+    r.train = ds, r.validation = ds;
+    r.train.examples.assign(ds.examples.begin(), ds.examples.end() - n_val);
+    r.validation.examples.assign(ds.examples.end() - n_val, ds.examples.end());
+  }
+  if (r.train.examples.empty()) fail(ds.name, "no training examples");
+  return r;
 }
 
 Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,

@@ -100,18 +100,10 @@ void run_tune(const TuneArgs& a) {
   const Ablation ablation = ablation_from_string(a.ablation);
 
   Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
-  const bool has_split = std::any_of(ds.examples.begin(), ds.examples.end(), [](const Example& e) { return !e.split.empty(); });
-  Dataset train_ds = ds, val_ds = ds;
-  if (has_split) {
-    train_ds = ds.select_split("train");
-    val_ds = ds.select_split("validation");
-  } else {
-    const int64_t n = static_cast<int64_t>(ds.examples.size());
-    const int64_t n_val = std::max<int64_t>(1, std::min<int64_t>(n - 1, std::llround(a.validation_fraction * n)));
-    train_ds.examples.assign(ds.examples.begin(), ds.examples.end() - n_val);
-    val_ds.examples.assign(ds.examples.end() - n_val, ds.examples.end());
-  }
-  if (train_ds.examples.empty()) fail(ds.name, "no training examples");
+  const TrainValidation tv = split_train_validation(ds, a.validation_fraction, 1);
+  const bool has_split = tv.from_file;
+  const Dataset& train_ds = tv.train;
+  const Dataset& val_ds = tv.validation;
   if (val_ds.examples.empty()) fail(ds.name, "no validation examples (the file's split has none)");
   BatchOptions bo;
   bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
