@@ -116,6 +116,9 @@ namespace {
 void run_discover(const DiscoverArgs& a) {
   if (a.method == "acdc") return run_acdc(a);
   if (a.method == "edge-pruning") return run_edge_pruning(a);
+  if (a.method == "path-patching") return run_path_patching(a);
+  if (a.method == "flap") return run_flap(a);
+  if (a.method == "app") return run_app(a);
   if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
   Model model = load_model(a.m);
   const Metric metric = parse_metric(a.metric);
@@ -238,6 +241,9 @@ void register_discover_command(CLI::App& app) {
   static std::vector<std::string> method_keys = attribution_methods();
   method_keys.push_back("acdc");
   method_keys.push_back("edge-pruning");
+  method_keys.push_back("path-patching");
+  method_keys.push_back("flap");
+  method_keys.push_back("app");
   std::string methods;
   for (const auto& k : method_keys) methods += (methods.empty() ? "" : ", ") + k;
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
@@ -320,6 +326,7 @@ void register_discover_command(CLI::App& app) {
   ep->add_option("--cache-mb", a.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
       ->capture_default_str();
   ep->add_option("--train-log", a.train_log, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
+  add_path_patching_options(cmd, a, false);
   cmd->footer(
       "Scores estimate M(edge ablated) - M(full model) (exact computes it). The circuit keeps the\n"
       "best-ranked edges, then drops edges on no input -> logits path. Example:\n"
@@ -330,7 +337,12 @@ void register_discover_command(CLI::App& app) {
       "  edgewise discover --task ioi -n 20 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv\n"
       "Edge Pruning learns a hard-concrete mask per edge (KL to the model + a Lagrangian pull to --target\n"
       "sparsity), on the training split, and reports the circuits on the validation split:\n"
-      "  edgewise discover --task ioi -n 200 --method edge-pruning --target 0.99,0.995 --steps 500 -o ep.json");
+      "  edgewise discover --task ioi -n 200 --method edge-pruning --target 0.99,0.995 --steps 500 -o ep.json\n"
+      "Path patching grows a head circuit from the logits: each sweep patches every earlier head's\n"
+      "corrupted output into one receiver and keeps the heads whose effect stands out (thresholds in SDs);\n"
+      "APP runs it only over the heads a FLAP pruning keeps, and compares with plain path patching:\n"
+      "  edgewise discover --task ioi -n 20 --method path-patching -o pp.json\n"
+      "  edgewise discover --task ioi -n 20 --method app --pruning hybrid --pp-circuit pp.json -o app.json");
   cmd->callback([metric_opt, steps_opt, batch_opt] {
     a.metric_given = metric_opt->count() > 0;
     a.steps_given = steps_opt->count() > 0;

@@ -41,5 +41,6 @@ void register_circuit_commands(CLI::App& app);  // draw
 void register_evaluate_command(CLI::App& app);  // evaluate
 void register_discover_command(CLI::App& app);  // discover
 void register_tune_command(CLI::App& app);      // tune
+void register_prune_command(CLI::App& app);     // prune (FLAP)
 
 }  // namespace edgewise::cli

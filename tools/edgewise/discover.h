@@ -36,6 +36,13 @@ struct DiscoverArgs {
   int64_t warmup_steps = 200, target_warmup_steps = 2500, cache_mb = 4096;
   std::string train_log;
   bool steps_given = false, batch_given = false;
+  // Path patching, FLAP, APP
+  double importance_threshold = 2.0, min_value_threshold = 0.02;
+  std::string threshold_mode = "linear", paths = "direct", pp_circuit;
+  int64_t save_every = 5, max_masks = 64;
+  bool calc_flops = false, flap_mlp = false;
+  std::string flap_kind = "vanilla", pruning = "contrastive", flap_metric, cliff = "first", eval_ablation = "mean";
+  double lowest = 0.60, highest = 0.98, step = 0.01, sparsity = 0.75;
 };
 
 /// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
@@ -49,6 +56,12 @@ std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y
 void run_acdc(const DiscoverArgs& a);
 /// `discover --method edge-pruning` (cmd_edge_pruning.cpp).
 void run_edge_pruning(const DiscoverArgs& a);
+/// `discover --method path-patching | flap | app` and `edgewise prune` (cmd_path_patching.cpp).
+void run_path_patching(const DiscoverArgs& a);
+void run_flap(const DiscoverArgs& a);
+void run_app(const DiscoverArgs& a);
+/// The path-patching / FLAP / APP options of `discover` and `prune` (cmd_path_patching.cpp).
+void add_path_patching_options(CLI::App* cmd, DiscoverArgs& a, bool flap_only);
 /// "dir/a.json" + ".t0.9" -> "dir/a.t0.9.json" (one output per sweep value).
 std::string with_suffix(const std::string& path, const std::string& suffix);
 /// %g of v.

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   edgewise::cli::register_evaluate_command(app);
   edgewise::cli::register_discover_command(app);
   edgewise::cli::register_tune_command(app);
+  edgewise::cli::register_prune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
