@@ -329,4 +329,49 @@ TEST(Cli, DiscoverEdgePruningAndResume) {
   EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
+TEST(Cli, PathPatchingFlapAndApp) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const std::vector<std::string> base = {model, "--task", "ioi", "-n", "8", "--batch-size", "4",
+                                         "--importance-threshold", "1", "--min-value-threshold", "0.001"};
+  auto cmd = [&](std::vector<std::string> head, std::vector<std::string> extra) {
+    head.insert(head.end(), base.begin(), base.end());
+    head.insert(head.end(), extra.begin(), extra.end());
+    return head;
+  };
+  Result r = run_cli(cmd({"discover", "--method", "path-patching"}, {"--calc-flops", "-o", dir + "/pp.json"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("GFLOPs"), std::string::npos) << r.out;
+  edgewise::Circuit pp = edgewise::circuit_read(dir + "/pp.json");
+  EXPECT_EQ(pp.meta.at("method"), "path-patching");
+  EXPECT_TRUE(ewtest::exists(dir + "/pp.report.json"));
+  // prune: the sweep's curve and the circuit at the cliff.
+  r = run_cli({"prune", model, "--task", "ioi", "-n", "8", "--flap", "hybrid", "--lowest", "0.5", "--highest", "0.9",
+               "--step", "0.1", "-o", dir + "/flap.json"}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"flap.json", "flap.flap.csv", "flap.flap.svg", "flap.report.json"})
+    EXPECT_TRUE(ewtest::exists(dir + "/" + f)) << f;
+  // app against the plain run.
+  r = run_cli(cmd({"discover", "--method", "app"}, {"--pruning", "contrastive", "--lowest", "0.5", "--highest", "0.9",
+                                                    "--step", "0.1", "--pp-circuit", dir + "/pp.json", "-o", dir + "/app.json"}), {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  edgewise::Circuit app = edgewise::circuit_read(dir + "/app.json");
+  EXPECT_EQ(app.meta.at("method"), "app");
+  EXPECT_TRUE(app.meta.contains("tpr"));
+  EXPECT_NE(r.out.find("FLOP ratio"), std::string::npos) << r.out;
+  // Bad input: one line naming the problem, exit 1.
+  r = run_cli(cmd({"discover", "--method", "app"}, {"--pp-circuit", dir + "/missing.json", "-o", dir + "/app_bad.json"}), {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing.report.json"), std::string::npos) << r.err;
+  r = run_cli(cmd({"discover", "--method", "path-patching"}, {"--edges", "10", "-o", dir + "/pp_bad.json"}), {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--edges"), std::string::npos) << r.err;
+  r = run_cli({"prune", model, "--task", "ioi", "-n", "8", "--lowest", "0.9", "--highest", "0.5", "-o", dir + "/f_bad.json"}, {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--lowest"), std::string::npos) << r.err;
+  EXPECT_FALSE(ewtest::exists(dir + "/app_bad.json") || ewtest::exists(dir + "/pp_bad.json") ||
+               ewtest::exists(dir + "/f_bad.json"));
+}
+
 }  // namespace

@@ -109,9 +109,9 @@ TEST(PathPatching, WritesReferenceCases) {
     const FlapStats sc = flap_stats(m, p.clean, p.clean_len, 3);
     const FlapStats sk = flap_stats(m, p.corrupted, p.corrupted_len, 3);
     EXPECT_EQ(sc.tokens, p.clean_len.sum().item<int64_t>());
-    nlohmann::json fj = {{"tokens", int_rows(p.clean)}, {"lengths", int_rows(p.clean_len.unsqueeze(1))},
+    nlohmann::json fj = {{"tokens", int_rows(p.clean)}, {"lengths", int_rows(p.clean_len.unsqueeze(0))[0]},
                          {"corrupted_tokens", int_rows(p.corrupted)},
-                         {"corrupted_lengths", int_rows(p.corrupted_len.unsqueeze(1))}};
+                         {"corrupted_lengths", int_rows(p.corrupted_len.unsqueeze(0))[0]}};
     for (FlapMetric fm : {FlapMetric::IFV, FlapMetric::WIFV, FlapMetric::WIFN}) {
       auto [a, f] = flap_channel_metric(m, sc, fm);
       fj["channel"][flap_metric_name(fm)] = {{"attn", rows(a)}, {"mlp", rows(f)}};

@@ -4,7 +4,10 @@ writes the cases).
 
 For each subdirectory <dir>/<name>/ holding case.json (a small random GPT-2 or grouped-query Llama
 saved by Hugging Face, the prompts, and edgewise's results), the model is loaded in transformers
-in float64 (eager attention, eval mode), so the reference's own rounding is negligible, and:
+in float64 (eager attention, eval mode), so the reference's own rounding is negligible (GPT-2 is
+float64 throughout; transformers' Llama keeps RMSNorm, the attention softmax and the rotary angles
+in float32 whatever the dtype, which leaves ~1e-7 relative error: still 100x below the tolerances
+below), and:
 
   1. path patching (Wang et al.'s two passes, plain forward hooks / pre-hooks on the HF modules):
      the clean and corrupted prompts are run once, caching every layer's per-head attention output
@@ -45,6 +48,8 @@ from transformers import AutoModelForCausalLM
 
 PATH_TOL = 1e-4
 FLAP_TOL = 1e-5
+REQUIRED_FLAP = {"channel": ("ifv", "wifv", "wifn"), "heads": ("ifv", "wifv", "wifn"), "mlp_scores": ("wifv",),
+                 "contrastive_heads": ("wifn",), "contrastive_mlp": ("wifn",)}
 
 
 class Arch:
@@ -239,22 +244,39 @@ def check_case(d, bad):
     print(f"pp_check: {name}: clean metric {logit_diff(clean_logits, correct, incorrect):.6f}, "
           f"corrupted {logit_diff(corr_logits, correct, incorrect):.6f}")
 
-    worst = 0.0
+    for section in ("path_cases", "flap", "flops"):
+        if not case.get(section):
+            bad.append(f"{name}: case.json has no {section}: nothing to compare")
+    worst, failed = 0.0, len(bad)
+    clean_metric = logit_diff(clean_logits, correct, incorrect)
+    by_paths = {}
     for pc in case.get("path_cases", []):
         logits = path_patch(a, clean, corr_z, clean_z, clean_m, pc["sender"], pc["receiver"], pc["paths"])
         ref = logit_diff(logits, correct, incorrect)
+        by_paths.setdefault(json.dumps([pc["sender"], pc["receiver"]]), {})[pc["paths"]] = ref
+        # A case whose patch changes nothing could not catch a wrong edgewise value.
+        if not abs(ref - clean_metric) > 1e-4:
+            bad.append(f"{name}: path {pc['sender']} -> {pc['receiver']} ({pc['paths']}) leaves the clean metric "
+                       f"unchanged: the case checks nothing")
         diff = abs(pc["metric"] - ref)
         worst = max(worst, diff)
         if not diff <= PATH_TOL:
             bad.append(f"{name}: path {pc['sender']} -> {pc['receiver']} ({pc['paths']}): edgewise "
                        f"{pc['metric']:.8g} != reference {ref:.8g} (|diff| {diff:.3g} > {PATH_TOL})")
+    if by_paths and not any(abs(v.get("direct", 0) - v.get("via-mlps", 0)) > 1e-4 for v in by_paths.values()):
+        bad.append(f"{name}: direct and via-mlps paths never differ: the cases cannot tell them apart")
     if case.get("path_cases"):
-        print(f"pp_check: {name}: ok {len(case['path_cases'])} path cases, max |diff| {worst:.2e}")
+        print(f"pp_check: {name}: {'ok' if len(bad) == failed else 'FAILED'} {len(case['path_cases'])} path cases, "
+              f"max |diff| {worst:.2e}")
 
     if "flap" in case:
         flap = case["flap"]
         ref = flap_reference(a, flap)
-        n, worst = 0, 0.0
+        for field, metrics in REQUIRED_FLAP.items():
+            for metric in metrics:
+                if metric not in flap.get(field, {}):
+                    bad.append(f"{name}: flap.{field}.{metric} missing")
+        n, worst, failed = 0, 0.0, len(bad)
         for field in ("channel", "heads", "mlp_scores", "contrastive_heads", "contrastive_mlp"):
             for metric, val in flap.get(field, {}).items():
                 if metric not in ref[field]:
@@ -270,9 +292,9 @@ def check_case(d, bad):
                         bad.append(f"{name}: {label}: shape {list(torch.as_tensor(ours).shape)} != reference {list(r.shape)}")
                     elif not rd <= FLAP_TOL:
                         bad.append(f"{name}: {label}: relative difference {rd:.3g} > {FLAP_TOL}")
-                    else:
-                        worst = max(worst, rd)
-        print(f"pp_check: {name}: ok {n} FLAP arrays, max relative diff {worst:.2e}")
+                    worst = max(worst, rd or 0.0)
+        print(f"pp_check: {name}: {'ok' if len(bad) == failed else 'FAILED'} {n} FLAP arrays, "
+              f"max relative diff {worst:.2e}")
 
     for fl in case.get("flops", []):
         ref, breakdown = count_flops(case["model_dir"], fl["rows"], fl["tokens"])
@@ -288,6 +310,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     root = ap.parse_args().dir
+    torch.set_num_threads(1)  # tiny models: threading costs ~100x here, and single-threaded is deterministic
     bad = []
     cases = sorted(e for e in os.listdir(root) if os.path.isfile(os.path.join(root, e, "case.json")))
     if not cases:
