@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
 #include "../model/internal.h"
@@ -475,14 +476,6 @@ class Engine {
   at::Tensor O_, X_;
 };
 
-uint64_t fnv1a(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kLong).contiguous();
-  uint64_t h = 1469598103934665603ull;
-  const auto* p = reinterpret_cast<const unsigned char*>(c.data_ptr());
-  for (int64_t i = 0; i < c.numel() * 8; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 }  // namespace
 
 AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const AcdcOptions& opt) {
@@ -538,23 +531,12 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
                        {"double", opt.double_precision},
                        {"graph", {graph.shape().n_layers, graph.shape().n_heads, graph.shape().n_kv_heads, graph.split_qkv()}},
                        {"examples", data.size()},
-                       {"tokens", std::to_string(fnv1a(data.clean)) + "/" + std::to_string(fnv1a(data.corrupted))}};
+                       {"tokens", std::to_string(discover::fnv1a(data.clean)) + "/" + std::to_string(discover::fnv1a(data.corrupted))}};
   int64_t next = 0;  // readers visited (in visiting order)
   double seconds_before = 0;
   std::vector<uint8_t>& keep = e.keep();
-  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    nlohmann::json ck;
-    try {
-      std::ifstream f(opt.checkpoint);
-      ck = nlohmann::json::parse(f);
-    } catch (const std::exception& ex) {
-      fail(opt.checkpoint, std::string("not a readable ACDC checkpoint (") + ex.what() + ")");
-    }
-    if (!ck.is_object() || ck.value("format", "") != "edgewise-acdc-checkpoint" || !ck.contains("fingerprint"))
-      fail(opt.checkpoint, "not an edgewise ACDC checkpoint");
-    if (ck["fingerprint"] != fp)
-      fail(opt.checkpoint, "belongs to another run (checkpoint " + ck["fingerprint"].dump() + ", this run " +
-                               fp.dump() + "); delete it or drop --resume");
+  if (nlohmann::json ck = discover::open_json_checkpoint(opt.checkpoint, opt.resume, "edgewise-acdc-checkpoint", fp, "ACDC");
+      !ck.is_null()) {
     try {
       next = ck.at("next").get<int64_t>();
       for (int64_t i : ck.at("removed").get<std::vector<int64_t>>()) keep.at(i) = 0;

@@ -1,8 +1,12 @@
 // Private to src/discover: the data loop every attribution method shares (sub-batches, their
 // ablated values, the clean logits KL needs) and the gradient pass the gradient methods share.
 #pragma once
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "edgewise/attribution.h"
 #include "edgewise/error.h"
@@ -66,6 +70,36 @@ inline RunCheckpoint open_run_checkpoint(const std::string& path, const std::str
   if (ck.meta("format") != format) fail(path, "not an edgewise " + what + " checkpoint");
   if (ck.meta("run") != key)
     fail(path, "belongs to another run (checkpoint: " + ck.meta("run") + "; this run: " + key + ")");
+  return ck;
+}
+
+/// FNV-1a over a tensor's values as int64: identifies a run's prompts in its checkpoint.
+inline uint64_t fnv1a(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kLong).contiguous();
+  uint64_t h = 1469598103934665603ull;
+  const auto* p = reinterpret_cast<const unsigned char*>(c.data_ptr());
+  for (int64_t i = 0; i < c.numel() * 8; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+/// A search's JSON checkpoint (ACDC, path patching) to resume from: parsed, its "format" must be
+/// `format` and its "fingerprint" equal `fp`, else the error names the file. Empty (null) when
+/// there is nothing to resume: resume off, no path, or no file yet. `what` names the method.
+inline nlohmann::json open_json_checkpoint(const std::string& path, bool resume, const std::string& format,
+                                           const nlohmann::json& fp, const std::string& what) {
+  if (!resume || path.empty() || !std::filesystem::exists(path)) return nullptr;
+  nlohmann::json ck;
+  try {
+    std::ifstream f(path);
+    ck = nlohmann::json::parse(f);
+  } catch (const std::exception& ex) {
+    fail(path, "not a readable " + what + " checkpoint (" + ex.what() + ")");
+  }
+  if (!ck.is_object() || ck.value("format", "") != format || !ck.contains("fingerprint"))
+    fail(path, "not an edgewise " + what + " checkpoint");
+  if (ck["fingerprint"] != fp)
+    fail(path, "belongs to another run (checkpoint " + ck["fingerprint"].dump() + ", this run " + fp.dump() +
+                   "); delete it or drop --resume");
   return ck;
 }
 

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
 #include "edgewise/flops.h"
@@ -194,18 +195,6 @@ std::vector<int64_t> select_senders(const Graph& graph, const std::vector<int64_
   return out;
 }
 
-namespace {
-
-uint64_t fnv1a(const at::Tensor& t) {
-  at::Tensor c = t.contiguous().to(at::kLong);
-  const auto* p = reinterpret_cast<const unsigned char*>(c.data_ptr());
-  uint64_t h = 1469598103934665603ull;
-  for (int64_t i = 0; i < c.numel() * 8; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
-
 PathPatchingResult path_patching(const Model& model, const Graph& graph, const Batch& data,
                                  const PathPatchingOptions& opt) {
   check_options(graph, data, opt);
@@ -245,7 +234,7 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
                        {"min_value", opt.min_value_threshold},
                        {"graph", {L, H, G}},
                        {"examples", data.size()},
-                       {"tokens", std::to_string(fnv1a(data.clean)) + "/" + std::to_string(fnv1a(data.corrupted))}};
+                       {"tokens", std::to_string(discover::fnv1a(data.clean)) + "/" + std::to_string(discover::fnv1a(data.corrupted))}};
   if (opt.allowed.defined()) {
     std::vector<int> al;
     at::Tensor a = opt.allowed.to(at::kInt).contiguous();
@@ -259,19 +248,9 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
   std::set<int64_t> swept;
   double seconds_before = 0;
   bool started = false;
-  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    nlohmann::json ck;
-    try {
-      std::ifstream f(opt.checkpoint);
-      ck = nlohmann::json::parse(f);
-    } catch (const std::exception& ex) {
-      fail(opt.checkpoint, std::string("not a readable path-patching checkpoint (") + ex.what() + ")");
-    }
-    if (!ck.is_object() || ck.value("format", "") != "edgewise-path-patching-checkpoint" || !ck.contains("fingerprint"))
-      fail(opt.checkpoint, "not an edgewise path-patching checkpoint");
-    if (ck["fingerprint"] != fp)
-      fail(opt.checkpoint, "belongs to another run (checkpoint " + ck["fingerprint"].dump() + ", this run " + fp.dump() +
-                               "); delete it or drop --resume");
+  if (nlohmann::json ck = discover::open_json_checkpoint(opt.checkpoint, opt.resume, "edgewise-path-patching-checkpoint",
+                                                       fp, "path-patching");
+      !ck.is_null()) {
     try {
       for (const auto& q : ck.at("queue")) queue.push_back({q.at(0).get<int64_t>(), q.at(1).get<int64_t>()});
       for (const auto& q : ck.at("expanded")) expanded.insert({q.at(0).get<int64_t>(), q.at(1).get<int64_t>()});
