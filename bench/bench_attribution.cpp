@@ -8,13 +8,15 @@
 // Sections: floor, eap, eap-ig-inputs (5 steps). Times are medians over `iters` runs after a
 // warm-up, each paired with a floor run just before it (the ratio is the median of the pairs'
 // ratios: a shared machine drifts). Peak memory: each section once more in a child process
-// (this binary with `section`), VmHWM minus the resident memory before it.
+// (this binary with `section`), VmHWM minus the resident memory before it. BENCH_SECTIONS
+// (environment, comma-separated, e.g. "eap"): time and measure only those sections.
 #include <ATen/Parallel.h>
 #include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -81,8 +83,13 @@ int main(int argc, char** argv) {
     std::printf("{\"task\": \"%s\", \"N\": %lld, \"batch\": %lld, \"T\": %lld, \"threads\": %d, \"n_edges\": %lld",
                 task.c_str(), (long long)N, (long long)batch, (long long)b.clean.size(1), at::get_num_threads(),
                 (long long)g.n_edges());
+    const char* pick = std::getenv("BENCH_SECTIONS");
+    auto wanted = [&](const std::string& name) {
+      return !pick || ("," + std::string(pick) + ",").find("," + name + ",") != std::string::npos;
+    };
     for (size_t k = 1; k < sections.size(); ++k) {
       auto& [name, f] = sections[k];
+      if (!wanted(name)) continue;
       f();
       floor();
       std::vector<double> tf, ts, r;
@@ -96,6 +103,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     for (auto& [name, f] : sections) {
+      if (name != "floor" && !wanted(name)) continue;
       const std::string cmd = std::string("'") + argv[0] + "' '" + spec + "' " + task + " " + std::to_string(N) + " " +
                               std::to_string(batch) + " 1 " + std::to_string(at::get_num_threads()) + " " + name;
       const long long kb = bench::child_peak_kib(cmd);

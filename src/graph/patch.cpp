@@ -22,6 +22,7 @@
 
 #include "edgewise/error.h"
 #include "../model/internal.h"
+#include "reader_norm.h"
 
 namespace edgewise {
 
@@ -129,12 +130,14 @@ struct Mix : public torch::autograd::Function<Mix> {
     const int64_t K = w.size(0), n = rows.size(0), BTD = rows.size(2);
     torch::autograd::variable_list out(sizes.size() + 2);
     if (ctx->needs_input_grad(0)) {
-      at::Tensor gw = at::empty_like(w, at::MemoryFormat::Contiguous);  // [K, n, nr]
+      // Computed transposed, [nr, BTD] @ [BTD, n]: with few readers (nr ~ 15) MKL runs this
+      // orientation about twice as fast as [n, BTD] @ [BTD, nr] (docs/BENCHMARKS.md).
+      at::Tensor gwt = at::empty({K, w.size(2), n}, w.options());  // [K, nr, n]
       for (int64_t k = 0; k < K; ++k) {
-        at::Tensor gk = gw.select(0, k);
-        at::mm_out(gk, rows.select(1, k), g.select(0, k).t());  // [n, BTD] @ [BTD, nr]
+        at::Tensor gk = gwt.select(0, k);
+        at::mm_out(gk, g.select(0, k), rows.select(1, k).t());
       }
-      out[0] = gw;
+      out[0] = gwt.transpose(1, 2);  // [K, n, nr]
     }
     bool any = false;
     for (size_t i = 0; i < sizes.size(); ++i) any = any || ctx->needs_input_grad(i + 1);
@@ -178,6 +181,7 @@ class Pass {
     Dh_ = c_.d_head;
     BTD_ = B_ * T_ * D_;
     K_ = keep.defined() ? keep.size(0) : 1;
+    fusable_ = dt == at::kFloat || dt == at::kDouble;
     grad_ = mode == Mode::Dense && at::GradMode::is_enabled() &&
             (keep.requires_grad() || (abl.defined() && abl.requires_grad()) ||
              (embeddings.defined() && embeddings.requires_grad()));
@@ -295,23 +299,27 @@ class Pass {
     return Mix::apply(w, at::TensorList(sub), BufRef{rows, zero_keep_});
   }
 
-  // Inputs [nr, K * B * T, D] of readers r0 .. r0 + nr - 1 (or r0 + idx[i]) of layer `layer`
-  // (L: the logits), which read the sources [0, S): x minus each reader's correction.
-  // Dense: the rows before the current chunk of layers come from one GEMM for all the chunk's
-  // readers (acc_), computed when the chunk starts; the rows produced inside the chunk from a
-  // small GEMM here. Sparse: one small GEMM over the kept rows.
-  at::Tensor reader_inputs(int64_t layer, int64_t S, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) {
-    const int64_t hi = rows_before_[S], Kx = x_.size(0);
+  // The corrections [K, nr, BTD] of readers r0 .. r0 + nr - 1 (or r0 + idx[i]) of layer `layer`
+  // (L: the logits), which read the sources [0, S): the sum over those sources of keep * (o - õ);
+  // undefined when there is nothing to subtract. Call once per reader group and layer (the
+  // chunk state advances). Dense: the rows before the current chunk of layers come from one
+  // GEMM for all the chunk's readers (acc_), computed when the chunk starts; the rows produced
+  // inside the chunk from a small GEMM here. Sparse: one small GEMM over the kept rows.
+  // Without gradients the result belongs to the caller (it may overwrite it). With gradients and
+  // every mask 1 (EAP's point), the corrections are a broadcast zero whose gradient is the
+  // masks': *zero is set.
+  at::Tensor corrections(int64_t layer, int64_t S, int64_t r0, int64_t nr, const std::vector<int64_t>& idx,
+                         bool* zero = nullptr) {
+    const int64_t hi = rows_before_[S];
+    if (zero) *zero = false;
+    if (grad_ && zero_keep_) {
+      // No chunks: nothing to add up in the forward; one Mix over all rows, its backward the
+      // scores' GEMM.
+      if (zero) *zero = true;
+      return mix(0, hi, r0, nr, idx);
+    }
     int64_t lo = 0;
     at::Tensor acc;  // [K, nr, BTD]
-    if (grad_ && zero_keep_) {
-      // Every mask 1 (EAP): the corrections are 0 and only their gradient matters; one Mix over
-      // all rows (no chunks: nothing to add up in the forward), its backward the scores' GEMM.
-      at::Tensor corr = mix(0, hi, r0, nr, idx);
-      const at::Tensor xv = x_.reshape({1, Kx, BTD_});
-      if (!corr.defined()) return xv.expand({nr, Kx, BTD_}).reshape({nr, Kx * B_ * T_, D_});
-      return (xv - corr.transpose(0, 1)).reshape({nr, K_ * B_ * T_, D_});
-    }
     if (mode_ == Mode::Dense) {
       if (layer < c_.n_layers && layer >= chunk_end_) {
         // A new chunk: enough layers that their readers fill ~chunk_columns_ GEMM rows (the
@@ -345,28 +353,68 @@ class Pass {
       }
       lo = chunk_n0_;
     }
-    if (!acc.defined() && hi <= lo) return x_.reshape({1, Kx * B_ * T_, D_}).expand({nr, Kx * B_ * T_, D_});
-    const at::Tensor xv = x_.reshape({1, Kx, BTD_});
     if (grad_) {
       at::Tensor corr = mix(lo, hi, r0, nr, idx);
       if (acc.defined()) corr = corr.defined() ? acc + corr : acc;
-      return (xv - corr.transpose(0, 1)).reshape({nr, K_ * B_ * T_, D_});
+      return corr;
     }
+    if (hi <= lo) return acc;
+    const at::Tensor w = weights(lo, hi, r0, nr, idx);  // [K, n, nr]
+    const at::Tensor rows = buf_.narrow(0, lo, hi - lo);
+    if (!acc.defined()) return mix_forward(w, rows);
+    // acc is this group's slice of the chunk's GEMM, used by no one else: add in place.
+    for (int64_t k = 0; k < K_; ++k) acc.select(0, k).addmm_(w.select(0, k).t(), rows.select(1, k));
+    return acc;
+  }
+
+  // The readers' inputs x - c [nr, K * B * T, D] (x repeated when c is undefined: [nr, Kx * B * T, D]).
+  at::Tensor subtract(const at::Tensor& c, int64_t nr) const {
+    const int64_t Kx = x_.size(0);
+    const at::Tensor xv = x_.reshape({1, Kx, BTD_});
+    if (!c.defined()) return xv.expand({nr, Kx, BTD_}).reshape({nr, Kx * B_ * T_, D_});
+    if (grad_) return (xv - c.transpose(0, 1)).reshape({nr, K_ * B_ * T_, D_});
     at::Tensor out = at::empty({nr, K_, BTD_}, x_.options());
-    if (acc.defined()) at::sub_out(out, xv, acc.transpose(0, 1));
-    else out.copy_(xv.expand({nr, K_, BTD_}));
-    if (hi > lo) {
-      const at::Tensor w = weights(lo, hi, r0, nr, idx);  // [K, n, nr]
-      const at::Tensor rows = buf_.narrow(0, lo, hi - lo);
-      for (int64_t k = 0; k < K_; ++k) out.select(1, k).addmm_(w.select(0, k).t(), rows.select(1, k), 1, -1);
-    }
+    at::sub_out(out, xv, c.transpose(0, 1));
     return out.view({nr, K_ * B_ * T_, D_});
+  }
+
+  fused::NormSpec norm_spec(const at::Tensor& w, const at::Tensor& b) const {
+    fused::NormSpec n;
+    n.w = w;
+    n.b = b;
+    n.eps = c_.norm_eps;
+    n.layer_norm = c_.norm == Norm::LayerNorm;
+    return n;
+  }
+
+  // norm(x - c) for nr readers: [nr, K * B * T, D] ([nr, Kx * B * T, D] when c is undefined).
+  // Without gradients one fused pass (src/graph/reader_norm.cpp), in place over c when it
+  // allows; with gradients ATen's ops (autograd).
+  at::Tensor normed(const at::Tensor& c, int64_t nr, const at::Tensor& nw, const at::Tensor& nb) {
+    if (grad_ || !fusable_ || !c.defined()) return norm(c_, subtract(c, nr), nw, nb);
+    const int64_t Kx = x_.size(0), BT = B_ * T_;
+    const at::Tensor c4 = c.view({K_, nr, BT, D_});
+    const at::Tensor out = K_ == 1 && c4.is_contiguous() ? c4 : at::empty({nr, K_, BT, D_}, x_.options());
+    fused::sub_norm(x_.reshape({Kx, BT, D_}).contiguous(), c4, norm_spec(nw, nb), out, {});
+    return out.view({nr, K_ * BT, D_});
+  }
+
+  // Inputs [nr, K * B * T, D] of readers r0 .. r0 + nr - 1 (or r0 + idx[i]) of layer `layer`.
+  at::Tensor reader_inputs(int64_t layer, int64_t S, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) {
+    return subtract(corrections(layer, S, r0, nr, idx), nr);
   }
 
   // One reader's input [Kx, B, T, D]: x itself unless it has an ablated edge.
   at::Tensor reader_input(int64_t layer, int64_t S, int64_t r) {
     if (!touched_[r]) return x_;
     at::Tensor in = reader_inputs(layer, S, r, 1, {});  // [1, Kx or K * B * T, D]
+    return in.view({in.size(1) / (B_ * T_), B_, T_, D_});
+  }
+
+  // One reader's normalised input [Kx or K, B, T, D].
+  at::Tensor normed_input(int64_t layer, int64_t S, int64_t r, const at::Tensor& nw, const at::Tensor& nb) {
+    if (!touched_[r]) return norm(c_, x_, nw, nb);
+    at::Tensor in = normed(corrections(layer, S, r, 1, {}), 1, nw, nb);
     return in.view({in.size(1) / (B_ * T_), B_, T_, D_});
   }
 
@@ -448,11 +496,25 @@ class Pass {
     int64_t N;
     if (static_cast<int64_t>(tl.size()) == nr) {
       // Every reader its own input (the dense path).
-      at::Tensor xn = norm(c_, reader_inputs(l, S, r0, nr, {}), w.an_w, w.an_b);  // [nr, N*T, D]
-      N = xn.size(1) / T;
+      bool zero = false;
+      const at::Tensor corr = corrections(l, S, r0, nr, {}, &zero);
       const at::Tensor b = bqkv.defined() ? bqkv.view({H + 2 * G, Dh}) : at::Tensor();
+      const bool weights_grad = w.an_w.requires_grad() || (w.an_b.defined() && w.an_b.requires_grad()) ||
+                                Wqkv.requires_grad() || (b.defined() && b.requires_grad());
+      at::Tensor xn, yf;  // the normalised inputs [nr, N*T, D]; split and fused: the projections [nr, N*T, Dh]
+      if (split && grad_ && fusable_ && corr.defined() && !weights_grad) {
+        // Norm and projection as one autograd node (src/graph/reader_norm.cpp): at EAP's point
+        // (every correction 0) one norm and one GEMM for all readers.
+        const int64_t Kx = x_.size(0);
+        yf = fused::norm_project(x_.reshape({Kx, B_ * T, D_}).contiguous(), corr.view({K_, nr, B_ * T, D_}), zero,
+                                 norm_spec(w.an_w, w.an_b), Wqkv, b);
+        N = yf.size(1) / T;
+      } else {
+        xn = normed(corr, nr, w.an_w, w.an_b);
+        N = xn.size(1) / T;
+      }
       if (split) {
-        at::Tensor y = project(xn, Wqkv, b).view({nr, N, T, Dh}).transpose(0, 1);  // [N, nr, T, Dh]
+        at::Tensor y = (yf.defined() ? yf : project(xn, Wqkv, b)).view({nr, N, T, Dh}).transpose(0, 1);  // [N, nr, T, Dh]
         q = y.narrow(1, 0, H);
         k = y.narrow(1, H, G);
         v = y.narrow(1, H + G, G);
@@ -476,7 +538,8 @@ class Pass {
         k = q4.narrow(2, H, G).transpose(1, 2);
         v = q4.narrow(2, H + G, G).transpose(1, 2);
       } else {
-        at::Tensor xn = norm(c_, reader_inputs(l, S, r0, static_cast<int64_t>(tl.size()), tl), w.an_w, w.an_b);
+        const int64_t ntl = static_cast<int64_t>(tl.size());
+        at::Tensor xn = normed(corrections(l, S, r0, ntl, tl), ntl, w.an_w, w.an_b);
         if (Kx != K_) qkv = qkv.repeat({K_, 1, 1});
         N = K_ * B_;
         at::Tensor q4 = qkv.view({N, T, H + 2 * G, Dh});
@@ -544,8 +607,8 @@ class Pass {
 
   void mlp(int64_t l, const LayerWeights& w) {
     const int64_t r = ri_.mlp[l];
-    at::Tensor xm = reader_input(l, g_.sources_before_mlp(l), r);  // [Km, B, T, D]
-    at::Tensor out = at::linear(mlp_hidden(c_, w, norm(c_, xm, w.fn_w, w.fn_b), nullptr), w.down_w, w.down_b);
+    at::Tensor xn = normed_input(l, g_.sources_before_mlp(l), r, w.fn_w, w.fn_b);  // [Km, B, T, D]
+    at::Tensor out = at::linear(mlp_hidden(c_, w, xn, nullptr), w.down_w, w.down_b);
     const int64_t s = g_.mlp_source(l);
     if (detached(s)) out = out.detach();
     x_ = x_ + out;
@@ -565,6 +628,7 @@ class Pass {
   bool detached(int64_t s) const { return !detach_.empty() && detach_[s]; }
   int64_t B_ = 0, T_ = 0, D_ = 0, H_ = 0, G_ = 0, Dh_ = 0, BTD_ = 0, K_ = 1;
   bool grad_ = false;
+  bool fusable_ = false;  // float32 / float64: the fused norms (reader_norm.h) apply
   std::vector<int64_t> slot_, rows_before_;
   std::vector<uint8_t> touched_;
   at::Tensor keep_rows_, buf_, x_, cos_, sin_;
