@@ -331,6 +331,8 @@ class Pass {
         const int64_t r_hi = l1 == c_.n_layers ? g_.n_readers() : ri_.attn_first[l1];
         chunk_n0_ = rows_before_[g_.sources_before_attn(layer)];
         acc_ = mix(0, chunk_n0_, chunk_r0_, r_hi - chunk_r0_, {});
+        chunk_nr_ = r_hi - chunk_r0_;
+        acc_fresh_ = !acc_.defined();  // no rows before the chunk: the per-layer GEMMs write, not add
         chunk_end_ = l1;
         acc_parts_.clear();
         if (grad_ && acc_.defined()) {
@@ -347,11 +349,32 @@ class Pass {
           for (size_t i = 0; i < parts.size(); ++i) acc_parts_[starts[i]] = parts[i];
         }
       }
+      if (!grad_ && layer < c_.n_layers && layer != layer_done_) {
+        // Second level (no gradients): at a layer's first reader group, the rows from the chunk's
+        // start to this layer's attention, for all the layer's readers (and the logits at the
+        // last layer) in one GEMM of ~16 rows, instead of one for the attention readers and a
+        // matrix-vector product for the MLP (5 GMAC/s against 20-35).
+        const int64_t hi_l = rows_before_[g_.sources_before_attn(layer)];
+        const int64_t ra = ri_.attn_first[layer], rb = layer == c_.n_layers - 1 ? g_.n_readers() : ri_.mlp[layer] + 1;
+        if (hi_l > chunk_n0_) {
+          if (!acc_.defined()) acc_ = at::empty({K_, chunk_nr_, BTD_}, x_.options());
+          at::Tensor part = acc_.narrow(1, ra - chunk_r0_, rb - ra);
+          const at::Tensor w = weights(chunk_n0_, hi_l, ra, rb - ra, {});
+          const at::Tensor rows = buf_.narrow(0, chunk_n0_, hi_l - chunk_n0_);
+          for (int64_t k = 0; k < K_; ++k) {
+            at::Tensor pk = part.select(0, k);
+            if (acc_fresh_) at::mm_out(pk, w.select(0, k).t(), rows.select(1, k));
+            else pk.addmm_(w.select(0, k).t(), rows.select(1, k));
+          }
+        }
+        layer_lo_ = hi_l;
+        layer_done_ = layer;
+      }
       if (acc_.defined()) {
         auto it = acc_parts_.find(r0);
         acc = it != acc_parts_.end() && it->second.size(1) == nr ? it->second : acc_.narrow(1, r0 - chunk_r0_, nr);
       }
-      lo = chunk_n0_;
+      lo = grad_ ? chunk_n0_ : layer_lo_;
     }
     if (grad_) {
       at::Tensor corr = mix(lo, hi, r0, nr, idx);
@@ -634,7 +657,9 @@ class Pass {
   at::Tensor keep_rows_, buf_, x_, cos_, sin_;
   at::Tensor acc_;  // dense: the current chunk's corrections from the rows before it [K, n, BTD]
   std::map<int64_t, at::Tensor> acc_parts_;  // with gradients: acc_ split by first reader of each group
-  int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0;
+  int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0, chunk_nr_ = 0;
+  bool acc_fresh_ = false;                    // acc_ allocated empty (first chunk): written, not added to
+  int64_t layer_done_ = -1, layer_lo_ = 0;  // no gradients: the last layer whose per-layer GEMM ran, its end row
 
  public:
   int64_t chunk_columns_ = 64;
