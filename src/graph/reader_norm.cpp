@@ -74,7 +74,7 @@ struct Geometry {
   bool has_c = false;
 };
 
-Geometry geometry(const at::Tensor& x, const at::Tensor& c, const at::Tensor& u_like) {
+Geometry geometry(const at::Tensor& x, const at::Tensor& c) {
   Geometry g{};
   if (x.dim() != 3 || !x.is_contiguous()) fail("fused norm", "internal: x must be a contiguous [Kx, BT, D] tensor");
   g.Kx = x.size(0);
@@ -88,9 +88,6 @@ Geometry geometry(const at::Tensor& x, const at::Tensor& c, const at::Tensor& u_
     g.nr = c.size(1);
     g.cs0 = c.stride(0);
     g.cs1 = c.stride(1);
-  } else if (u_like.defined()) {
-    g.nr = u_like.size(0);
-    g.K = u_like.size(1);
   } else {
     g.nr = 1;
     g.K = g.Kx;
@@ -102,13 +99,14 @@ Geometry geometry(const at::Tensor& x, const at::Tensor& c, const at::Tensor& u_
 template <typename T>
 void sub_norm_impl(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const at::Tensor& out,
                    const at::Tensor& stats) {
-  const Geometry g = geometry(x, c, {});
+  const Geometry g = geometry(x, c);
   const int64_t rows = g.has_c ? g.nr * g.K * g.BT : g.Kx * g.BT, D = g.D;
   if (!out.is_contiguous() || out.numel() != rows * D) fail("fused norm", "internal: output of the wrong size");
   const T* xp = x.const_data_ptr<T>();
   const T* cp = g.has_c ? c.const_data_ptr<T>() : nullptr;
-  const at::Tensor wc = n.w.contiguous(), bc = n.b.defined() ? n.b.contiguous() : at::Tensor();
-  const T* wp = wc.const_data_ptr<T>();
+  const at::Tensor wc = n.w.defined() ? n.w.contiguous() : at::Tensor();
+  const at::Tensor bc = n.w.defined() && n.b.defined() ? n.b.contiguous() : at::Tensor();
+  const T* wp = wc.defined() ? wc.const_data_ptr<T>() : nullptr;
   const T* bp = bc.defined() ? bc.const_data_ptr<T>() : nullptr;
   T* op = out.data_ptr<T>();
   T* sp = stats.defined() ? stats.data_ptr<T>() : nullptr;
@@ -131,13 +129,17 @@ void sub_norm_impl(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, 
       if (cr) {
         if (bp)
           for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - cr[i] - mean) * rstd * wp[i] + bp[i];
-        else
+        else if (wp)
           for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - cr[i] - mean) * rstd * wp[i];
+        else
+          for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - cr[i] - mean) * rstd;
       } else {
         if (bp)
           for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - mean) * rstd * wp[i] + bp[i];
-        else
+        else if (wp)
           for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - mean) * rstd * wp[i];
+        else
+          for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - mean) * rstd;
       }
       if (sp) {
         sp[2 * row] = mean;
@@ -148,59 +150,56 @@ void sub_norm_impl(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, 
 }
 
 template <typename T>
-at::Tensor sub_norm_backward_impl(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const at::Tensor& stats,
-                                  const at::Tensor& u) {
-  const Geometry g = geometry(x, c, u);
-  const int64_t D = g.D, BT = g.BT;
-  if (!u.is_contiguous() || u.dim() != 4 || u.size(0) != g.nr || u.size(1) != g.K || u.size(2) != BT || u.size(3) != D)
+at::Tensor norm_backward_impl(const at::Tensor& x, const at::Tensor& xhat, bool ln, const at::Tensor& stats,
+                              const at::Tensor& g) {
+  if (x.dim() != 3 || !x.is_contiguous()) fail("fused norm", "internal: x must be a contiguous [Kx, BT, D] tensor");
+  const int64_t Kx = x.size(0), BT = x.size(1), D = x.size(2);
+  if (!g.is_contiguous() || g.dim() != 4 || g.size(2) != BT || g.size(3) != D)
     fail("fused norm", "internal: gradient of the wrong shape");
-  at::Tensor gx = at::empty({g.Kx, BT, D}, x.options());
+  const int64_t nr = g.size(0), K = g.size(1);
+  if ((Kx != 1 && Kx != K) || (xhat.defined() && (!xhat.is_contiguous() || !xhat.sizes().equals(g.sizes()))))
+    fail("fused norm", "internal: inconsistent shapes");
+  at::Tensor gx = at::empty({Kx, BT, D}, x.options());
   const T* xp = x.const_data_ptr<T>();
-  const T* cp = g.has_c ? c.const_data_ptr<T>() : nullptr;
-  const at::Tensor wc = n.w.contiguous();
-  const T* wp = wc.const_data_ptr<T>();
+  const T* hp = xhat.defined() ? xhat.const_data_ptr<T>() : nullptr;
   const T* sp = stats.const_data_ptr<T>();
-  T* up = u.data_ptr<T>();
+  T* up = g.data_ptr<T>();
   T* gp = gx.data_ptr<T>();
-  const bool ln = n.layer_norm;
   // One task per row of gx (kx, t): it owns that row and every reader row that sums into it.
-  at::parallel_for(0, g.Kx * BT, 4, [&](int64_t lo, int64_t hi) {
-    std::vector<T> v(D);
+  at::parallel_for(0, Kx * BT, 4, [&](int64_t lo, int64_t hi) {
+    std::vector<T> xh_shared(hp ? 0 : D);
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t kx = row / BT, t = row % BT;
-      const T* xr = xp + row * D;
       T* gr = gp + row * D;
       for (int64_t i = 0; i < D; ++i) gr[i] = 0;
-      const int64_t k0 = g.Kx == 1 ? 0 : kx, k1 = g.Kx == 1 ? g.K : kx + 1;
-      for (int64_t r = 0; r < g.nr; ++r)
+      if (!hp) {  // every reader's xhat is the residual's
+        const T mean = sp[2 * row], rstd = sp[2 * row + 1];
+        const T* xr = xp + row * D;
+        for (int64_t i = 0; i < D; ++i) xh_shared[i] = (xr[i] - mean) * rstd;
+      }
+      const int64_t k0 = Kx == 1 ? 0 : kx, k1 = Kx == 1 ? K : kx + 1;
+      for (int64_t r = 0; r < nr; ++r)
         for (int64_t k = k0; k < k1; ++k) {
-          const T* cr = cp ? cp + k * g.cs0 + r * g.cs1 + t * D : nullptr;
-          const int64_t srow = cp ? (r * g.K + k) * BT + t : row;
-          const T mean = sp[2 * srow], rstd = sp[2 * srow + 1];
-          T* ur = up + ((r * g.K + k) * BT + t) * D;
-          // v = w * u; xhat = (y - mean) * rstd; d(input) = rstd * (v - mean(v) [LN] - xhat * mean(xhat * v)).
+          const int64_t rrow = (r * K + k) * BT + t;
+          const T* xh = hp ? hp + rrow * D : xh_shared.data();
+          const T rstd = hp ? sp[2 * rrow + 1] : sp[2 * row + 1];
+          T* ur = up + rrow * D;
+          // d(input) = rstd * (v - mean(v) [LayerNorm] - xhat * mean(xhat * v)), v = d(xhat).
           T dot[kLanes] = {}, sv[kLanes] = {};
           int64_t i = 0;
           for (; i + kLanes <= D; i += kLanes)
             for (int j = 0; j < kLanes; ++j) {
-              const T vi = wp[i + j] * ur[i + j];
-              const T xh = ((cr ? xr[i + j] - cr[i + j] : xr[i + j]) - mean) * rstd;
-              v[i + j] = vi;
-              dot[j] += xh * vi;
-              sv[j] += vi;
+              dot[j] += xh[i + j] * ur[i + j];
+              sv[j] += ur[i + j];
             }
           T dt = 0, st = 0;
           for (; i < D; ++i) {
-            const T vi = wp[i] * ur[i];
-            const T xh = ((cr ? xr[i] - cr[i] : xr[i]) - mean) * rstd;
-            v[i] = vi;
-            dt += xh * vi;
-            st += vi;
+            dt += xh[i] * ur[i];
+            st += ur[i];
           }
           const T md = (lane_sum(dot) + dt) / T(D), mv = ln ? (lane_sum(sv) + st) / T(D) : T(0);
           for (int64_t i2 = 0; i2 < D; ++i2) {
-            const T xh = ((cr ? xr[i2] - cr[i2] : xr[i2]) - mean) * rstd;
-            const T gi = rstd * (v[i2] - mv - xh * md);
+            const T gi = rstd * (ur[i2] - mv - xh[i2] * md);
             gr[i2] += gi;
             ur[i2] = -gi;
           }
@@ -215,57 +214,60 @@ void check_dtype(const at::Tensor& x) {
     fail("fused norm", "internal: float32 or float64 only");
 }
 
-// The autograd node of norm_project.
+// The autograd node of norm_project. The norm's weight w and bias b are folded into the
+// projection: W_r (w * xhat + b) + bias_r = (W_r diag(w)) xhat + (W_r b + bias_r).
 struct NormProject : public torch::autograd::Function<NormProject> {
-  // W and bias travel outside the tensor arguments: they get no gradient, and an undefined
-  // bias would not pass as an autograd input.
+  // Outside the tensor arguments: they get no gradient, and an undefined bias would not pass as
+  // an autograd input.
   struct Projection {
     at::Tensor W, bias;
   };
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& c,
                             Projection p, NormSpec n, bool c_zero) {
-    const at::Tensor &W = p.W, &bias = p.bias;
-    const int64_t Kx = x.size(0), BT = x.size(1), D = x.size(2), K = c.size(0), nr = c.size(1), P = W.size(1);
-    at::Tensor y, stats;
+    const int64_t Kx = x.size(0), BT = x.size(1), D = x.size(2), K = c.size(0), nr = c.size(1), P = p.W.size(1);
+    const at::Tensor Wf = p.W * n.w.view({1, 1, D});  // [nr, P, D]
+    at::Tensor bf = p.bias;                             // [nr, P] or undefined
+    if (n.b.defined()) {
+      const at::Tensor Wb = at::matmul(p.W, n.b);  // [nr, P]
+      bf = bf.defined() ? bf + Wb : Wb;
+    }
+    NormSpec plain = n;  // xhat only
+    plain.w = at::Tensor();
+    plain.b = at::Tensor();
+    at::Tensor y, stats, xhat;
     if (c_zero) {
       // Every reader's input is x: one norm, one GEMM for all readers' projections.
-      at::Tensor xn = at::empty({1, Kx, BT, D}, x.options());
+      at::Tensor xh = at::empty({1, Kx, BT, D}, x.options());
       stats = at::empty({Kx * BT, 2}, x.options());
-      sub_norm(x, {}, n, xn, stats);
-      const at::Tensor Wf = W.reshape({nr * P, D});
-      at::Tensor yf = bias.defined() ? at::addmm(bias.reshape({nr * P}), xn.view({Kx * BT, D}), Wf.t())
-                                     : at::mm(xn.view({Kx * BT, D}), Wf.t());  // [Kx*BT, nr*P]
+      sub_norm(x, {}, plain, xh, stats);
+      const at::Tensor W2 = Wf.reshape({nr * P, D});
+      at::Tensor yf = bf.defined() ? at::addmm(bf.reshape({nr * P}), xh.view({Kx * BT, D}), W2.t())
+                                   : at::mm(xh.view({Kx * BT, D}), W2.t());  // [Kx*BT, nr*P]
       y = yf.view({Kx, BT, nr, P}).permute({2, 0, 1, 3}).expand({nr, K, BT, P}).contiguous().view({nr, K * BT, P});
     } else {
-      at::Tensor xn = at::empty({nr, K, BT, D}, x.options());
+      xhat = at::empty({nr, K, BT, D}, x.options());
       stats = at::empty({nr * K * BT, 2}, x.options());
-      sub_norm(x, c, n, xn, stats);
-      const at::Tensor xv = xn.view({nr, K * BT, D}), Wt = W.transpose(1, 2);
-      y = bias.defined() ? at::baddbmm(bias.unsqueeze(1), xv, Wt) : at::bmm(xv, Wt);
+      sub_norm(x, c, plain, xhat, stats);
+      const at::Tensor xv = xhat.view({nr, K * BT, D}), Wt = Wf.transpose(1, 2);
+      y = bf.defined() ? at::baddbmm(bf.unsqueeze(1), xv, Wt) : at::bmm(xv, Wt);
     }
-    ctx->save_for_backward({x, c_zero ? at::Tensor() : c, W});
+    ctx->save_for_backward({x});
+    ctx->saved_data["xhat"] = xhat;
     ctx->saved_data["stats"] = stats;
-    ctx->saved_data["w"] = n.w;
-    ctx->saved_data["b"] = n.b;
-    ctx->saved_data["eps"] = n.eps;
+    ctx->saved_data["W"] = Wf;
     ctx->saved_data["ln"] = n.layer_norm;
     ctx->saved_data["K"] = K;
     return y;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &c = saved[1], &W = saved[2];
-    NormSpec n;
-    n.w = ctx->saved_data["w"].toTensor();
-    if (ctx->saved_data["b"].isTensor()) n.b = ctx->saved_data["b"].toTensor();
-    n.eps = ctx->saved_data["eps"].toDouble();
-    n.layer_norm = ctx->saved_data["ln"].toBool();
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    const at::Tensor xhat = ctx->saved_data["xhat"].toTensor(), stats = ctx->saved_data["stats"].toTensor();
+    const at::Tensor W = ctx->saved_data["W"].toTensor();
     const int64_t K = ctx->saved_data["K"].toInt(), nr = W.size(0), BT = x.size(1), D = x.size(2);
-    const at::Tensor stats = ctx->saved_data["stats"].toTensor();
-    at::Tensor u = at::bmm(grad[0].reshape({nr, K * BT, W.size(1)}), W).view({nr, K, BT, D});  // d/d(normed input)
-    at::Tensor gx = sub_norm_backward(x, c, n, stats, u);
-    return {gx, u.transpose(0, 1), at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor g = at::bmm(grad[0].reshape({nr, K * BT, W.size(1)}), W).view({nr, K, BT, D});  // d/d(xhat)
+    at::Tensor gx = norm_backward(x, xhat, ctx->saved_data["ln"].toBool(), stats, g);
+    return {gx, g.transpose(0, 1), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -279,12 +281,12 @@ void sub_norm(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const
   else sub_norm_impl<float>(x, c, n, out, stats);
 }
 
-at::Tensor sub_norm_backward(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const at::Tensor& stats,
-                             const at::Tensor& u) {
-  RECORD_FUNCTION("edgewise::sub_norm_backward", std::vector<c10::IValue>());
+at::Tensor norm_backward(const at::Tensor& x, const at::Tensor& xhat, bool layer_norm, const at::Tensor& stats,
+                         const at::Tensor& g) {
+  RECORD_FUNCTION("edgewise::norm_backward", std::vector<c10::IValue>());
   check_dtype(x);
-  if (x.scalar_type() == at::kDouble) return sub_norm_backward_impl<double>(x, c, n, stats, u);
-  return sub_norm_backward_impl<float>(x, c, n, stats, u);
+  if (x.scalar_type() == at::kDouble) return norm_backward_impl<double>(x, xhat, layer_norm, stats, g);
+  return norm_backward_impl<float>(x, xhat, layer_norm, stats, g);
 }
 
 at::Tensor norm_project(const at::Tensor& x, const at::Tensor& c, bool c_is_zero, const NormSpec& n,

@@ -21,7 +21,8 @@ namespace edgewise::fused {
 ///      contiguous and K = 1;
 ///   stats [rows, 2] (mean, 1/sigma) in the same row order as out; the mean is 0 for RMSNorm.
 /// The norm: RMSNorm (w * y / sqrt(mean(y^2) + eps)) or LayerNorm (w * (y - mean) / sqrt(var +
-/// eps) + b), as transformers computes them in fp32 or double.
+/// eps) + b), as transformers computes them in fp32 or double. With w undefined the output is
+/// the normalised y alone (xhat: no weight, no bias).
 struct NormSpec {
   at::Tensor w, b;  // [D]; b undefined for RMSNorm (and for a LayerNorm without bias)
   double eps = 1e-5;
@@ -32,22 +33,23 @@ struct NormSpec {
 void sub_norm(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const at::Tensor& out,
               const at::Tensor& stats);
 
-/// Backward of sub_norm: u [nr, K, BT, D] (or [1, Kx, BT, D] without c) holds the gradient of the
-/// output and is overwritten with the gradient of c (the negative of each reader input's
-/// gradient; a reader's input is x - c). Returns the gradient of x [Kx, BT, D]: the sum over
-/// readers (and over K when Kx = 1) of the readers' input gradients. With c undefined, u may
-/// hold nr > 1 readers that share one row of stats per (Kx, BT): the gradient of each reader's
-/// (identical) input. Norm weights get no gradient.
-at::Tensor sub_norm_backward(const at::Tensor& x, const at::Tensor& c, const NormSpec& n, const at::Tensor& stats,
-                             const at::Tensor& u);
+/// Backward of xhat = (x - c - mean) / sigma for nr readers: g [nr, K, BT, D] holds the gradient
+/// of each reader's xhat and is overwritten with the gradient of c (the negative of the reader
+/// input's gradient; a reader's input is x - c). The readers' xhat come from `xhat` [nr, K, BT,
+/// D] when defined (stats then per reader row), or are recomputed from x and stats per (Kx, BT)
+/// row when every correction is 0. Returns the gradient of x [Kx, BT, D]: the sum over readers
+/// (and over K when Kx = 1) of the readers' input gradients.
+at::Tensor norm_backward(const at::Tensor& x, const at::Tensor& xhat, bool layer_norm, const at::Tensor& stats,
+                         const at::Tensor& g);
 
 /// The attention readers' projections with gradients, y_r = W_r norm(x - c_r) + bias_r, as one
-/// autograd node: x [Kx, BT, D], c as above (a tensor with gradients, or undefined for "every
-/// correction is 0", EAP's clean point: the norm is then computed once and the projection is one
-/// GEMM), W [nr, P, D], bias [nr, P] or undefined. Returns [nr, K * BT, P]. Gradients flow to x
-/// and c (not to W, bias or the norm weights: callers check that those need none). c_zero: the
-/// expanded zero [K, nr, BT, D] that stands for c in the autograd graph when every correction is
-/// 0 (so that its gradient reaches the mask).
+/// autograd node: x [Kx, BT, D], c [K, nr, BT, D] as above (a tensor with gradients), W [nr, P,
+/// D], bias [nr, P] or undefined. Returns [nr, K * BT, P]. The norm's weight and bias are folded
+/// into W and bias, so the node keeps each reader's xhat (a tensor of its own, never a view of
+/// the chunk's correction buffer) and two numbers per row. c_is_zero: c is the broadcast zero
+/// that stands for "every correction is 0" (EAP's point): the norm is computed once and the
+/// projection is one GEMM; only the backward is per reader. Gradients flow to x and c, not to
+/// W, bias or the norm's weights (callers check that those need none).
 at::Tensor norm_project(const at::Tensor& x, const at::Tensor& c, bool c_is_zero, const NormSpec& n,
                         const at::Tensor& W, const at::Tensor& bias);
 
