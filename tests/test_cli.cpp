@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdlib>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -28,9 +29,10 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-Result run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+Result run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+               const std::string& cwd = "") {
   std::string err_file = std::string(EW_GOLDEN_DIR) + "/badfiles/stderr.txt";
-  std::string cmd = "env";
+  std::string cmd = cwd.empty() ? "env" : "cd " + shell_quote(cwd) + " && env";
   for (const auto& [k, v] : env) cmd += " " + shell_quote(k + "=" + v);
   cmd += " " + shell_quote(EW_CLI);
   for (const auto& a : args) cmd += " " + shell_quote(a);
@@ -138,6 +140,14 @@ TEST(Cli, EvaluateAndDrawEndToEnd) {
   r = run_cli({"evaluate", model, "--task", "ioi", "-n", "8", "--circuit", dir + "/none.json", "-a", "zero"}, {});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NEAR(field(r.out, "circuit"), field(r.out, "empty"), 1e-5) << r.out;
+
+  // A folder named like a built-in task in the working directory does not shadow the task
+  // (it once made --task fail with "unknown dataset format"); the same numbers come out.
+  std::filesystem::create_directories(dir + "/cwd/ioi");
+  Result shadow = run_cli({"evaluate", model, "--task", "ioi", "-n", "8", "--circuit", dir + "/none.json", "-a", "zero"},
+                          {}, dir + "/cwd");
+  ASSERT_EQ(shadow.status, 0) << shadow.err;
+  EXPECT_EQ(field(shadow.out, "circuit"), field(r.out, "circuit")) << shadow.out;
 
   // The default model's graph does not fit this model: one-line error naming the circuit file.
   std::string big = ewtest::golden("circuit", "rt_12_12_qkv.json");

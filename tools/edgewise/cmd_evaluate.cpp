@@ -33,7 +33,13 @@ struct EvalArgs {
 
 Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed) {
   namespace fs = std::filesystem;
-  if (fs::exists(task) || task.find('.') != std::string::npos) return load_dataset(task).head(n);
+  // A built-in task's name wins over a file or folder of the same name in the working
+  // directory (a folder called "docstring" next to the run once made --task docstring fail);
+  // "./name" reads such a file.
+  const auto& names = task_names();
+  const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
+  const bool pathlike = task.find('.') != std::string::npos || task.find('/') != std::string::npos;
+  if (pathlike || (!builtin && fs::exists(task))) return load_dataset(task).head(n);
   TaskOptions o;
   o.n = n;
   o.seed = seed;
