@@ -304,7 +304,9 @@ class Pass {
   // undefined when there is nothing to subtract. Call once per reader group and layer (the
   // chunk state advances). Dense: the rows before the current chunk of layers come from one
   // GEMM for all the chunk's readers (acc_), computed when the chunk starts; the rows produced
-  // inside the chunk from a small GEMM here. Sparse: one small GEMM over the kept rows.
+  // inside the chunk from smaller GEMMs (without gradients: one per layer for all the layer's
+  // readers, then the MLP's own layer's heads; with gradients: one per reader group). Sparse:
+  // one small GEMM over the kept rows.
   // Without gradients the result belongs to the caller (it may overwrite it). With gradients and
   // every mask 1 (EAP's point), the corrections are a broadcast zero whose gradient is the
   // masks': *zero is set.
