@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "test_helpers.h"
@@ -362,6 +363,32 @@ TEST(Cli, PathPatchingFlapAndApp) {
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* f : {"flap.json", "flap.flap.csv", "flap.flap.svg", "flap.report.json"})
     EXPECT_TRUE(ewtest::exists(dir + "/" + f)) << f;
+  {
+    // The report's per-head scores are the ones that chose the heads: hybrid keeps the union of
+    // each kind's best round(n x (1 - sparsity)) heads (ties: lower index first).
+    std::ifstream in(dir + "/flap.report.json");
+    const nlohmann::json fl = nlohmann::json::parse(in).at("flap");
+    std::set<std::string> want;
+    for (const char* kind : {"vanilla", "contrastive"}) {
+      const nlohmann::json& cv = fl.at("curves").at(kind);
+      std::vector<std::pair<double, std::string>> order;
+      for (const auto& [name, s] : cv.at("head_scores").items()) order.push_back({s.get<double>(), name});
+      const size_t n = order.size();
+      EXPECT_EQ(n, static_cast<size_t>(pp.shape.n_layers * pp.shape.n_heads)) << kind;
+      auto index = [](const std::string& nm) {  // a{l}.h{h} -> (l, h)
+        const size_t dot = nm.find(".h");
+        return std::make_pair(std::stoi(nm.substr(1, dot - 1)), std::stoi(nm.substr(dot + 2)));
+      };
+      std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+        return x.first != y.first ? x.first > y.first : index(x.second) < index(y.second);
+      });
+      const auto keep = static_cast<size_t>(std::llround(n * (1 - cv.at("sparsity").get<double>())));
+      for (size_t i = 0; i < keep; ++i) want.insert(order[i].second);
+    }
+    std::set<std::string> got;
+    for (const auto& h : fl.at("heads")) got.insert(h.get<std::string>());
+    EXPECT_EQ(got, want);
+  }
   // app against the plain run.
   r = run_cli(cmd({"discover", "--method", "app"}, {"--pruning", "contrastive", "--lowest", "0.5", "--highest", "0.9",
                                                     "--step", "0.1", "--pp-circuit", dir + "/pp.json", "-o", dir + "/app.json"}), {});

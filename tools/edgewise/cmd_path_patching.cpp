@@ -45,6 +45,16 @@ nlohmann::json heads_json(const at::Tensor& heads) {
   return j;
 }
 
+// Every head's standardised FLAP score by name, so a reader can rank heads or plot them.
+nlohmann::json head_scores_json(const at::Tensor& scores) {
+  nlohmann::json j = nlohmann::json::object();
+  const at::Tensor s = scores.to(at::kDouble).contiguous();
+  const double* p = s.data_ptr<double>();
+  for (int64_t l = 0; l < s.size(0); ++l)
+    for (int64_t h = 0; h < s.size(1); ++h) j["a" + std::to_string(l) + ".h" + std::to_string(h)] = p[l * s.size(1) + h];
+  return j;
+}
+
 // A head set as a circuit over the split graph: edges among input, the kept heads, every MLP and
 // the logits. `scores` [n_src, n_dst] (float64) go into the file as they are.
 Circuit head_circuit(const Model& model, const Graph& graph, const at::Tensor& heads, const at::Tensor& scores) {
@@ -128,6 +138,7 @@ struct FlapRun {
   std::map<std::string, int64_t> cliff;
   std::map<std::string, double> chosen;
   std::map<std::string, PruneSet> sets;
+  std::map<std::string, at::Tensor> head_scores;  // [L, H] float64, standardised
   PruneSet result;
   double metric_model = 0;
   int64_t flops = 0;
@@ -170,6 +181,7 @@ FlapRun flap_run(const Model& model, const Batch& b, const DiscoverArgs& a, cons
     const FlapMetric metric = flap_metric_from_string(fm);
     FlapScores sc = k == "vanilla" ? flap_scores(model, f.clean, metric)
                                    : flap_contrastive_scores(model, f.clean, f.corrupted, metric);
+    f.head_scores[k] = sc.heads;
     for (size_t i = 0; i < f.levels.size(); ++i) {
       PruneSet ps = flap_select(model, sc, f.levels[i], a.flap_mlp);
       f.perf[k].push_back(percent(pruned_metric(model, b, ps, f.clean, eval, pm, a.batch_size), f.metric_model));
@@ -198,7 +210,7 @@ nlohmann::json flap_json(const FlapRun& f, const std::string& kind, const Discov
   for (const auto& [k, p] : f.perf)
     j["curves"][k] = {{"flap_metric", a.flap_metric.empty() ? default_flap_metric(k) : a.flap_metric},
                       {"performance", p}, {"heads", f.n_heads.at(k)}, {"cliff_index", f.cliff.at(k)},
-                      {"sparsity", f.chosen.at(k)}};
+                      {"sparsity", f.chosen.at(k)}, {"head_scores", head_scores_json(f.head_scores.at(k))}};
   return j;
 }
 
