@@ -39,9 +39,16 @@ std::vector<std::pair<int64_t, int64_t>> head_list(const at::Tensor& heads) {
   return out;
 }
 
+// "a{l}.h{h}", the graph's name of a head.
+std::string head_name(int64_t l, int64_t h) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "a%lld.h%lld", static_cast<long long>(l), static_cast<long long>(h));
+  return buf;
+}
+
 nlohmann::json heads_json(const at::Tensor& heads) {
   nlohmann::json j = nlohmann::json::array();
-  for (auto [l, h] : head_list(heads)) j.push_back("a" + std::to_string(l) + ".h" + std::to_string(h));
+  for (auto [l, h] : head_list(heads)) j.push_back(head_name(l, h));
   return j;
 }
 
@@ -51,7 +58,7 @@ nlohmann::json head_scores_json(const at::Tensor& scores) {
   const at::Tensor s = scores.to(at::kDouble).contiguous();
   const double* p = s.data_ptr<double>();
   for (int64_t l = 0; l < s.size(0); ++l)
-    for (int64_t h = 0; h < s.size(1); ++h) j["a" + std::to_string(l) + ".h" + std::to_string(h)] = p[l * s.size(1) + h];
+    for (int64_t h = 0; h < s.size(1); ++h) j[head_name(l, h)] = p[l * s.size(1) + h];
   return j;
 }
 
