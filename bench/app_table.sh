@@ -47,6 +47,6 @@ for t in tasks:
             continue
         r = json.load(open(a))
         app, c, f = r["app"], r["comparison"], r["flap"]
-        print(f"| {t} | APP {k} | {f['n_heads']} | {app['n_heads']} | {app['performance_percent']:.1f} | {c['tpr']:.2f} | "
+        print(f"| {t} | APP {k} | {f['n_heads']} | {app['n_heads']} | {app['performance_percent']:.1f} | {c['tpr']:.3f} | "
               f"{app['flops']/1e9:.0f} | {c['flop_ratio']:.2f} | {c['flop_ratio_with_flap']:.2f} | {app['seconds']:.0f} | {c['time_ratio']:.2f} |")
 PY
