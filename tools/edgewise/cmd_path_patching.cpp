@@ -39,26 +39,24 @@ std::vector<std::pair<int64_t, int64_t>> head_list(const at::Tensor& heads) {
   return out;
 }
 
-// "a{l}.h{h}", the graph's name of a head.
-std::string head_name(int64_t l, int64_t h) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "a%lld.h%lld", static_cast<long long>(l), static_cast<long long>(h));
-  return buf;
+// A head's name as the graph spells it ("a{l}.h{h}").
+std::string head_name(const Graph& graph, int64_t l, int64_t h) {
+  return graph.source_name(graph.head_source(l, h));
 }
 
-nlohmann::json heads_json(const at::Tensor& heads) {
+nlohmann::json heads_json(const Graph& graph, const at::Tensor& heads) {
   nlohmann::json j = nlohmann::json::array();
-  for (auto [l, h] : head_list(heads)) j.push_back(head_name(l, h));
+  for (auto [l, h] : head_list(heads)) j.push_back(head_name(graph, l, h));
   return j;
 }
 
 // Every head's standardised FLAP score by name, so a reader can rank heads or plot them.
-nlohmann::json head_scores_json(const at::Tensor& scores) {
+nlohmann::json head_scores_json(const Graph& graph, const at::Tensor& scores) {
   nlohmann::json j = nlohmann::json::object();
   const at::Tensor s = scores.to(at::kDouble).contiguous();
   const double* p = s.data_ptr<double>();
   for (int64_t l = 0; l < s.size(0); ++l)
-    for (int64_t h = 0; h < s.size(1); ++h) j[head_name(l, h)] = p[l * s.size(1) + h];
+    for (int64_t h = 0; h < s.size(1); ++h) j[head_name(graph, l, h)] = p[l * s.size(1) + h];
   return j;
 }
 
@@ -207,17 +205,17 @@ FlapRun flap_run(const Model& model, const Batch& b, const DiscoverArgs& a, cons
   return f;
 }
 
-nlohmann::json flap_json(const FlapRun& f, const std::string& kind, const DiscoverArgs& a) {
+nlohmann::json flap_json(const FlapRun& f, const Graph& graph, const std::string& kind, const DiscoverArgs& a) {
   nlohmann::json j = {{"kind", kind}, {"levels", f.levels}, {"cliff_rule", a.cliff}, {"fixed_sparsity", a.sparsity},
                       {"include_mlp", a.flap_mlp}, {"eval_ablation", a.eval_ablation},
                       {"metric_model", f.metric_model}, {"flops", f.flops}, {"seconds", f.seconds},
-                      {"heads", heads_json(f.result.heads)},
+                      {"heads", heads_json(graph, f.result.heads)},
                       {"n_heads", f.result.heads.sum().item<int64_t>()},
                       {"channels_kept", f.result.channels.sum().item<int64_t>()}};
   for (const auto& [k, p] : f.perf)
     j["curves"][k] = {{"flap_metric", a.flap_metric.empty() ? default_flap_metric(k) : a.flap_metric},
                       {"performance", p}, {"heads", f.n_heads.at(k)}, {"cliff_index", f.cliff.at(k)},
-                      {"sparsity", f.chosen.at(k)}, {"head_scores", head_scores_json(f.head_scores.at(k))}};
+                      {"sparsity", f.chosen.at(k)}, {"head_scores", head_scores_json(graph, f.head_scores.at(k))}};
   return j;
 }
 
@@ -260,7 +258,7 @@ nlohmann::json pp_json(const PathPatchingResult& r, const Graph& graph, double p
     for (int64_t i : p.selected) s["selected"].push_back(graph.source_name(p.senders[i]));
     sweeps.push_back(s);
   }
-  return {{"heads", heads_json(r.heads)}, {"n_heads", r.heads.sum().item<int64_t>()},
+  return {{"heads", heads_json(graph, r.heads)}, {"n_heads", r.heads.sum().item<int64_t>()},
           {"performance_percent", performance}, {"metric_clean", r.metric_clean},
           {"metric_corrupted", r.metric_corrupted}, {"steps", r.steps}, {"evaluations", r.evaluations},
           {"passes", r.passes}, {"flops", r.flops}, {"seconds", r.seconds}, {"complete", r.complete},
@@ -336,7 +334,7 @@ void run_flap(const DiscoverArgs& a) {
   // Head scores on every out-edge of the head would mislead; the circuit carries no scores.
   Circuit circ = head_circuit(model, graph, f.result.heads, at::zeros({graph.n_sources(), graph.n_readers()}, at::kDouble));
   const double perf = head_set_performance(model, b, f.result.heads, f.clean, a, f.metric_model);
-  nlohmann::json fj = flap_json(f, a.flap_kind, a);
+  nlohmann::json fj = flap_json(f, graph, a.flap_kind, a);
   fj["performance_percent"] = perf;
   circ.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "flap"},
                {"seed", a.seed}, {"flap", fj}};
@@ -437,7 +435,7 @@ void run_app(const DiscoverArgs& a) {
 
   Circuit circ = head_circuit(model, graph, r.heads, sweep_scores(graph, r));
   nlohmann::json aj = pp_json(r, graph, perf);
-  nlohmann::json cmp = {{"path_patching_heads", heads_json(pp_heads)}, {"path_patching_n_heads", n_pp},
+  nlohmann::json cmp = {{"path_patching_heads", heads_json(graph, pp_heads)}, {"path_patching_n_heads", n_pp},
                         {"path_patching_performance_percent", pp_perf}, {"path_patching_flops", pp_flops},
                         {"path_patching_seconds", pp_seconds}, {"path_patching_from", pp_from},
                         {"tpr", tpr}, {"flop_ratio", flop_ratio}, {"flop_ratio_with_flap", flop_ratio_flap},
@@ -461,7 +459,7 @@ void run_app(const DiscoverArgs& a) {
   std::printf("\nFLOP ratio %.2fx (%.2fx with FLAP's cost), wall-time ratio %.2fx (%.2fx)\ncircuit    %s\n", flop_ratio,
               flop_ratio_flap, time_ratio, time_ratio_flap, a.out.c_str());
   write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
-                       {"settings", pp_settings(a)}, {"pruning", a.pruning}, {"flap", flap_json(f, a.pruning, a)},
+                       {"settings", pp_settings(a)}, {"pruning", a.pruning}, {"flap", flap_json(f, graph, a.pruning, a)},
                        {"app", aj}, {"comparison", cmp}});
 }
 
