@@ -5,12 +5,16 @@
 //
 //   bench_patch [MODEL] [B] [T] [iters] [threads] [section]
 //
+// EDGEWISE_BENCH_DEVICE=cuda runs it on the GPU (every section synchronised before its clock
+// stops; no peak-memory figures there: VmHWM measures host memory).
+//
 // Times are medians over `iters` runs after one warm-up; the plain forward is timed again
 // before every section so that drift of the machine shows instead of skewing the ratios.
 // Peak memory: each section runs once more in a child process (this binary with `section`
 // given), which reports its peak resident memory (VmHWM) minus its resident memory before the
 // section, per token of the batch.
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/core/grad_mode.h>
 #include <malloc.h>
 
@@ -41,7 +45,10 @@ int main(int argc, char** argv) {
   try {
     edgewise::LoadOptions lo;
     lo.load_tokenizer = false;
+    const char* dev_env = std::getenv("EDGEWISE_BENCH_DEVICE");
+    if (dev_env && *dev_env) lo.device = dev_env;
     edgewise::Model m = edgewise::Model::load(spec, lo);
+    const c10::Device dev = m.device();
     edgewise::Graph g = edgewise::model_graph(m, true);
     at::manual_seed(0);
     at::Tensor clean = at::randint(m.config().vocab_size, {B, T}, at::kLong);
@@ -55,11 +62,14 @@ int main(int argc, char** argv) {
     at::Tensor frac = at::rand({S, R});
     at::Tensor few = at::ones({S, R});
     for (int e = 0; e < 10; ++e) few[1 + 7 * e][R - 1 - 11 * e] = 0.0;
+    clean = clean.to(dev);
+    frac = frac.to(dev);
+    few = few.to(dev);
     edgewise::PatchOptions dense, sparse;
     dense.path = edgewise::PatchOptions::Path::Dense;
     sparse.path = edgewise::PatchOptions::Path::Sparse;
     std::map<int64_t, at::Tensor> kmasks;
-    for (int64_t K : {8, 32}) kmasks[K] = at::rand({K, S, R});
+    for (int64_t K : {8, 32}) kmasks[K] = at::rand({K, S, R}).to(dev);
 
     // Each section: one call of the thing measured.
     std::vector<std::pair<std::string, std::function<void()>>> sections = {
@@ -69,7 +79,7 @@ int main(int argc, char** argv) {
         {"plain_grad",
          [&] {
            // The plain forward and a backward to the embeddings: the floor for gradient methods.
-           at::Tensor x = at::randn({1}).requires_grad_(true);
+           at::Tensor x = at::randn({1}).to(dev).requires_grad_(true);
            edgewise::Hooks h({"hook_embed"}, [&](const std::string&, at::Tensor& t) { t = t * x; });
            m.forward(clean, &h).select(1, T - 1).sum().backward();
          }},
@@ -82,6 +92,13 @@ int main(int argc, char** argv) {
         {"K32", [&] { at::NoGradGuard ng; edgewise::patched_forward(m, g, clean, abl, kmasks[32], dense); }},
     };
 
+    if (dev.is_cuda())  // kernels run asynchronously: each call ends when the GPU is done
+      for (auto& [name, f] : sections)
+        f = [f, dev] {
+          f();
+          at::detail::getCUDAHooks().deviceSynchronize(dev.index());
+        };
+
     if (!only.empty()) {  // child: one section, its peak memory
       for (auto& [name, f] : sections)
         if (name == only) {
@@ -91,8 +108,8 @@ int main(int argc, char** argv) {
       return 1;
     }
 
-    std::printf("{\"B\": %lld, \"T\": %lld, \"threads\": %d, \"n_edges\": %lld", (long long)B, (long long)T,
-                at::get_num_threads(), (long long)g.n_edges());
+    std::printf("{\"device\": \"%s\", \"B\": %lld, \"T\": %lld, \"threads\": %d, \"n_edges\": %lld", dev.str().c_str(),
+                (long long)B, (long long)T, at::get_num_threads(), (long long)g.n_edges());
     // Each section against the plain forward run just before it, `iters` times: the median of
     // the section's times, of the plain times, and of the per-pair ratios (this cancels most
     // of the drift of a shared machine, where the plain forward alone varies by +-20%).
@@ -121,8 +138,9 @@ int main(int argc, char** argv) {
     // apart drift with the machine: at 25 x 20 tokens they read 1.43 where the pairs read 1.07.
     std::printf(", \"K8_per_circuit_vs_dense\": %.2f, \"K32_per_circuit_vs_dense\": %.2f",
                 ratio["K8"] / 8 / ratio["dense"], ratio["K32"] / 32 / ratio["dense"]);
-    // Peak memory per token, each section in a fresh process.
+    // Peak memory per token, each section in a fresh process (host memory: not on a GPU).
     for (auto& [name, f] : sections) {
+      if (dev.is_cuda()) break;
       const std::string cmd = std::string("'") + argv[0] + "' '" + spec + "' " + std::to_string(B) + " " +
                               std::to_string(T) + " 1 " + std::to_string(at::get_num_threads()) + " " + name;
       const long long kb = bench::child_peak_kib(cmd);

@@ -158,7 +158,7 @@ TEST(Patch, SingleEdgesMatchTransformersHooks) {
         EXPECT_LE(d, 1e-4) << name << " " << names[i];
       }
       // The edge must matter, or the comparison proves nothing: its logits move off the clean run.
-      const double moved = (want - c.g.at("clean_logits").unsqueeze(0)).abs().amax({1, 2, 3}).min().item<double>();
+      const double moved = (want - c.g.at("clean_logits").unsqueeze(0)).abs().amax(at::IntArrayRef{1, 2, 3}).min().item<double>();
       std::printf("%s %s: %zu single edges, max |diff| vs transformers %.3g (smallest effect %.3g)\n", name,
                   split ? "split" : "head-level", names.size(), worst, moved);
       EXPECT_GT(moved, 1e-3);
@@ -401,7 +401,7 @@ TEST(Patch, MeanAndZeroAblationShapes) {
   EXPECT_EQ(mean.sizes(), (std::vector<int64_t>{g.n_sources(), 1, 1, D}));
   EXPECT_EQ(pos.sizes(), (std::vector<int64_t>{g.n_sources(), 1, T, D}));
   EXPECT_EQ(zero.sizes(), (std::vector<int64_t>{g.n_sources(), 1, 1, D}));
-  EXPECT_LE(max_diff(mean.squeeze(1).squeeze(1), src.mean({1, 2})), 1e-6);
+  EXPECT_LE(max_diff(mean.squeeze(1).squeeze(1), src.mean(at::IntArrayRef{1, 2})), 1e-6);
   // Ablating with the clean run's own outputs changes nothing, whatever the mask.
   at::Tensor m = at::rand({2, g.n_sources(), g.n_readers()});
   EXPECT_LE(max_diff(patched_forward(c.model, g, clean, src, m), patched_forward(c.model, g, clean, src, full_mask(g, 2))),
@@ -421,7 +421,7 @@ TEST(Patch, MeanAndZeroAblationShapes) {
   at::Tensor lengths = at::tensor(std::vector<int64_t>{len0, T});
   at::Tensor s0 = source_outputs(c.model, g, clean.narrow(0, 0, 1).narrow(1, 0, len0));  // [n, 1, 5, D]
   at::Tensor s1 = source_outputs(c.model, g, clean.narrow(0, 1, 1));                     // [n, 1, T, D]
-  at::Tensor want = (s0.sum({1, 2}) + s1.sum({1, 2})) / static_cast<double>(len0 + T);
+  at::Tensor want = (s0.sum(at::IntArrayRef{1, 2}) + s1.sum(at::IntArrayRef{1, 2})) / static_cast<double>(len0 + T);
   at::Tensor got = ablated_values(c.model, g, Ablation::Mean, clean, {}, lengths);
   // Sums of 13 fp32 terms of size ~1, in another order: 1e-6.
   EXPECT_LE(max_diff(got.squeeze(1).squeeze(1), want), 1e-6);

@@ -64,7 +64,15 @@ struct LoadOptions {
   DType dtype = DType::F32;
   /// Load the tokenizer too (info/tokenize need it; tests of weights alone may skip it).
   bool load_tokenizer = true;
+  /// Where the weights live and every pass computes: "cpu", "cuda", "cuda:N", or "auto" (the
+  /// first GPU when libtorch has CUDA and one is visible, else the CPU). A GPU asked for that
+  /// is not there is an error saying so. Inputs given on another device are moved.
+  std::string device = "cpu";
 };
+
+/// The device a LoadOptions::device string names (resolving "auto"); errors name the string
+/// and what was expected.
+c10::Device parse_device(const std::string& s);
 
 /// Names and replaces intermediates of the forward pass.
 /// `fn(name, t)` is called with each requested hook name ("blocks.3.hook_resid_post") and the
@@ -108,6 +116,9 @@ class Model {
   const Tokenizer& tokenizer() const;
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   DType dtype() const { return dtype_; }
+  /// The device of the weights: where forward and the patched forward compute and what their
+  /// results are on.
+  c10::Device device() const;
   /// Canonical weights (name -> tensor), e.g. "blk.0.attn_q.weight".
   const std::map<std::string, at::Tensor>& weights() const { return weights_; }
   const at::Tensor& weight(const std::string& canonical) const;

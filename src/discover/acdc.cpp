@@ -86,11 +86,12 @@ class Engine {
     G_ = c_.n_kv_heads;
     Dh_ = c_.d_head;
     D_ = c_.d_model;
-    tokens_ = data.clean;
+    dev_ = model.device();
+    tokens_ = data.clean.to(dev_);
     B_ = tokens_.size(0);
     T_ = tokens_.size(1);
-    pos_ = data.clean_pos.to(at::kLong);
-    abl_ = ablated.to(dt);
+    pos_ = data.clean_pos.to(dev_, at::kLong);
+    abl_ = ablated.to(dev_, dt);
     const auto& W = model.weights();
     for (int64_t l = 0; l < L_; ++l) lw_.push_back(layer_weights_as(layer_weights(W, l), dt));
     emb_ = at::embedding(W.at("token_embd.weight").to(dt), tokens_);
@@ -191,8 +192,8 @@ class Engine {
   // prediction positions [B, V].
   at::Tensor full_pass() {
     at::NoGradGuard ng;
-    O_ = at::empty({S_, B_, T_, D_}, at::TensorOptions().dtype(dt_));
-    X_ = at::empty({R_, B_, T_, D_}, at::TensorOptions().dtype(dt_));
+    O_ = at::empty({S_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
+    X_ = at::empty({R_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
     O_.select(0, 0).copy_(emb_);
     at::Tensor resid = emb_.clone();  // [B, T, D]
     for (int64_t l = 0; l < L_; ++l) {
@@ -234,7 +235,7 @@ class Engine {
                       rd.kind == Graph::ReaderKind::Head;
     const bool d_full = d_kv || change_needs_all(d);
     if (!change_needs_all(d) && rd.kind != Graph::ReaderKind::Logits) last_only_evaluations += K;
-    at::Tensor idx = at::tensor(cand, at::kLong), wt = w.to(dt_);
+    at::Tensor idx = at::tensor(cand, at::kLong).to(dev_), wt = w.to(dev_, dt_);
     Evaluated ev;
     std::map<int64_t, Val>& in = ev.readers;    // changed reader inputs
     std::map<int64_t, Val>& dsrc = ev.sources;  // changed source outputs: new minus current
@@ -322,7 +323,7 @@ class Engine {
   // Makes mask j of `ev` the current circuit's state (keep_ is updated by the caller).
   void accept(const Evaluated& ev, int64_t j) {
     at::NoGradGuard ng;
-    at::Tensor rows = at::arange(B_, at::kLong);
+    at::Tensor rows = at::arange(B_, pos_.options());
     for (const auto& [s, v] : ev.sources) {
       at::Tensor o = O_.select(0, s);
       if (v.full) o.add_(v.t.select(0, j));
@@ -359,7 +360,7 @@ class Engine {
     at::Tensor dst = X_.narrow(0, r0, nr);
     dst.copy_(resid.unsqueeze(0).expand({nr, B_, T_, D_}));
     if (!any) return;
-    at::Tensor w = at::tensor(wv, at::kDouble).view({nr, S}).to(dt_);
+    at::Tensor w = at::tensor(wv, at::kDouble).view({nr, S}).to(dev_, dt_);
     at::Tensor diff = (O_.narrow(0, 0, S) - abl_.narrow(0, 0, S)).reshape({S, -1});
     dst.view({nr, -1}).sub_(at::mm(w, diff));
   }
@@ -389,7 +390,7 @@ class Engine {
     };
     std::vector<int64_t> gidx;
     for (int64_t h : hs) gidx.push_back(h / (H_ / G_));
-    at::Tensor hi = at::tensor(hs, at::kLong), gi = at::tensor(gidx, at::kLong);
+    at::Tensor hi = at::tensor(hs, at::kLong).to(dev_), gi = at::tensor(gidx, at::kLong).to(dev_);
     // [nh, N, D] -> [N / p, nh, p, Dh] with this head's (or kv head's) rows of wt.
     auto project = [&](const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b, int64_t rows,
                        const at::Tensor& which, int64_t p) {
@@ -420,7 +421,7 @@ class Engine {
     at::Tensor z;  // [K*B, nh, P, Dh]
     if (last_only) {
       const double scale = 1.0 / std::sqrt(static_cast<double>(Dh_));
-      at::Tensor mask = (at::arange(T_, at::kLong).view({1, T_}) <= pos_.view({B_, 1}))  // [B, T]
+      at::Tensor mask = (at::arange(T_, pos_.options()).view({1, T_}) <= pos_.view({B_, 1}))  // [B, T]
                             .view({1, B_, 1, 1, T_})
                             .expand({K, B_, 1, 1, T_})
                             .reshape({K * B_, 1, 1, T_});
@@ -467,6 +468,7 @@ class Engine {
   const Batch& data_;
   Metric metric_;
   at::ScalarType dt_;
+  c10::Device dev_ = c10::kCPU;  // the model's
   int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
   at::Tensor tokens_, pos_, abl_, emb_, cos_, sin_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
   std::vector<LayerWeights> lw_;
@@ -499,7 +501,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
       fail("acdc", "resample ablation needs clean and corrupted prompts of equal token counts");
     ablated = source_outputs(model, graph, data.corrupted, dt);
   } else if (opt.ablation == Ablation::Zero) {
-    ablated = at::zeros({graph.n_sources(), 1, 1, c.d_model}, at::TensorOptions().dtype(dt));
+    ablated = at::zeros({graph.n_sources(), 1, 1, c.d_model}, at::TensorOptions().dtype(dt).device(model.device()));
   } else {
     ablated = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, data.size());
   }

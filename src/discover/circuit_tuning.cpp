@@ -117,8 +117,8 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       for (int64_t l = 0; l < L; ++l) {
         const at::Tensor z = cap.at(zname[l]).to(at::kDouble) * m.view({m.size(0), m.size(1), 1, 1});
         const at::Tensor p = cap.at(pname[l]).to(at::kDouble) * m.unsqueeze(-1);
-        zmean[l] += per_pos ? z.sum(0) : z.sum({0, 1}).unsqueeze(0);
-        pmean[l] += per_pos ? p.sum(0) : p.sum({0, 1}).unsqueeze(0);
+        zmean[l] += per_pos ? z.sum(0) : z.sum(at::IntArrayRef{0, 1}).unsqueeze(0);
+        pmean[l] += per_pos ? p.sum(0) : p.sum(at::IntArrayRef{0, 1}).unsqueeze(0);
       }
     }
     const at::Tensor cnt = count.clamp_min(1);
@@ -169,8 +169,8 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       const at::Tensor z = inputs[2 * l].detach().to(at::kDouble), p = inputs[2 * l + 1].detach().to(at::kDouble);
       const at::Tensor gz = grads[2 * l].defined() ? grads[2 * l].to(at::kDouble) : at::zeros_like(z);
       const at::Tensor gp = grads[2 * l + 1].defined() ? grads[2 * l + 1].to(at::kDouble) : at::zeros_like(p);
-      heads[l] += ((zab[l] - z) * gz).sum({0, 1, 3});
-      const at::Tensor per_neuron = ((pab[l] - p) * gp).sum({0, 1});  // [F]
+      heads[l] += ((zab[l] - z) * gz).sum(at::IntArrayRef{0, 1, 3});
+      const at::Tensor per_neuron = ((pab[l] - p) * gp).sum(at::IntArrayRef{0, 1});  // [F]
       for (int64_t j = 0; j < G; ++j) {
         const int64_t lo = group_lo(F, G, j), hi = group_lo(F, G, j + 1);
         mlps[l][j] += per_neuron.narrow(0, lo, hi - lo).sum();

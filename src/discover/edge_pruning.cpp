@@ -290,7 +290,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     const Batch b = train.select(rows);
     at::Tensor ablated;
     if (cache_all.defined()) {
-      ablated = cache_all.index_select(1, rows);
+      ablated = cache_all.index_select(1, rows.to(cache_all.device()));
     } else if (shared_ablated.defined()) {
       ablated = shared_ablated;
     } else {
@@ -305,7 +305,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     const double target = target_at(opt.edge_target, step, opt.target_warmup_steps);
     const double ntarget = target_at(opt.node_target, step, opt.target_warmup_steps);
     at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
-    EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows), valid,
+    EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows.to(clean_last.device())), valid,
                                                       la, u, nla, nu, lam_used, target, ntarget,
                                                       opt.keep_embedding_edges);
     obj.loss.backward();

@@ -94,13 +94,13 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
     count += real.sum().item<double>();
     Hooks hk(names, [&](const std::string& name, at::Tensor& x) {
       const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));
-      at::Tensor v = x.to(at::kDouble).reshape({j - i, T, -1}) * real;
+      at::Tensor v = x.to(at::kCPU, at::kDouble).reshape({j - i, T, -1}) * real;  // the statistics are small: CPU
       if (name.find("hook_z") != std::string::npos) {
-        as[l] += v.sum({0, 1});
-        aq[l] += (v * v).sum({0, 1});
+        as[l] += v.sum(at::IntArrayRef{0, 1});
+        aq[l] += (v * v).sum(at::IntArrayRef{0, 1});
       } else {
-        ms[l] += v.sum({0, 1});
-        mq[l] += (v * v).sum({0, 1});
+        ms[l] += v.sum(at::IntArrayRef{0, 1});
+        mq[l] += (v * v).sum(at::IntArrayRef{0, 1});
       }
     });
     model.forward(t, &hk);
@@ -122,8 +122,8 @@ std::pair<at::Tensor, at::Tensor> flap_channel_metric(const Model& model, const 
   std::vector<at::Tensor> attn, mlp;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    at::Tensor wo = model.weight(p + "attn_output.weight").to(at::kDouble);  // [D, H*Dh]
-    at::Tensor wd = model.weight(p + "ffn_down.weight").to(at::kDouble);     // [D, F]
+    at::Tensor wo = model.weight(p + "attn_output.weight").to(at::kCPU, at::kDouble);  // [D, H*Dh]
+    at::Tensor wd = model.weight(p + "ffn_down.weight").to(at::kCPU, at::kDouble);     // [D, F]
     switch (m) {
       case FlapMetric::IFV:
         attn.push_back(s.attn_var[l]);
@@ -214,10 +214,11 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
   std::set<std::string> names;
   for (int64_t l = 0; l < L; ++l) names.insert(zname(l)), names.insert(pname(l));
   const auto dt = model.weight("blk.0.attn_output.weight").scalar_type();
-  at::Tensor keep_h = keep.heads.to(dt).view({L, 1, 1, H, 1});
-  at::Tensor keep_c = keep.channels.to(dt).view({L, 1, 1, c.d_mlp});
-  at::Tensor mean_z = calibration.attn_mean.to(dt).view({L, 1, 1, H, Dh});
-  at::Tensor mean_p = calibration.mlp_mean.to(dt).view({L, 1, 1, c.d_mlp});
+  const c10::Device dev = model.device();
+  at::Tensor keep_h = keep.heads.to(dev, dt).view({L, 1, 1, H, 1});
+  at::Tensor keep_c = keep.channels.to(dev, dt).view({L, 1, 1, c.d_mlp});
+  at::Tensor mean_z = calibration.attn_mean.to(dev, dt).view({L, 1, 1, H, Dh});
+  at::Tensor mean_p = calibration.mlp_mean.to(dev, dt).view({L, 1, 1, c.d_mlp});
   double total = 0;
   for (int64_t i = 0; i < N; i += batch_size) {
     Batch b = data.rows(i, std::min(N, i + batch_size));

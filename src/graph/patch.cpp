@@ -30,6 +30,12 @@ using namespace model_detail;
 
 namespace {
 
+// Index lists as int64 tensors on the device of the tensors they index.
+at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d) {
+  at::Tensor t = at::tensor(v, at::kLong);
+  return d.is_cpu() ? t : t.to(d);
+}
+
 std::string shape_of(const at::Tensor& t) {
   if (!t.defined()) return "none";
   std::string s = "[";
@@ -70,7 +76,7 @@ at::Tensor check_tokens(const Model& m, const at::Tensor& tokens, const char* wh
     fail("patched forward", std::string(what) + " must be a non-empty [B, T] tensor, got " + shape_of(tokens));
   if (tokens.scalar_type() != at::kLong && tokens.scalar_type() != at::kInt)
     fail("patched forward", std::string(what) + " must be int64 or int32");
-  at::Tensor t = tokens.to(at::kLong);
+  at::Tensor t = tokens.to(m.device(), at::kLong);
   const ModelConfig& c = m.config();
   const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
   if (lo < 0 || hi >= c.vocab_size)
@@ -181,7 +187,8 @@ class Pass {
     Dh_ = c_.d_head;
     BTD_ = B_ * T_ * D_;
     K_ = keep.defined() ? keep.size(0) : 1;
-    fusable_ = dt == at::kFloat || dt == at::kDouble;
+    dev_ = tokens.device();
+    fusable_ = (dt == at::kFloat || dt == at::kDouble) && dev_.is_cpu();  // the fused norms are CPU loops
     grad_ = mode == Mode::Dense && at::GradMode::is_enabled() &&
             (keep.requires_grad() || (abl.defined() && abl.requires_grad()) ||
              (embeddings.defined() && embeddings.requires_grad()));
@@ -189,14 +196,14 @@ class Pass {
     slot_.assign(n_src, -1);
     touched_.assign(n_dst, mode == Mode::Dense ? 1 : 0);
     if (mode == Mode::Sparse) {
-      at::Tensor a = active.to(at::kByte).contiguous();
+      at::Tensor a = active.to(at::kCPU, at::kByte).contiguous();
       std::vector<int64_t> idx;
       for (int64_t s = 0; s < n_src; ++s)
         if (a.data_ptr<uint8_t>()[s]) idx.push_back(s);
       for (size_t i = 0; i < idx.size(); ++i) slot_[idx[i]] = static_cast<int64_t>(i);
-      at::Tensor rows = at::tensor(idx, at::kLong);
+      at::Tensor rows = index_tensor(idx, dev_);
       keep_rows_ = keep.index_select(1, rows);  // [K, n_active, n_dst]
-      at::Tensor t = touched.to(at::kByte).contiguous();  // readers with an ablated edge
+      at::Tensor t = touched.to(at::kCPU, at::kByte).contiguous();  // readers with an ablated edge
       touched_.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + n_dst);
     } else {
       for (int64_t s = 0; s < n_src; ++s) slot_[s] = s;
@@ -204,12 +211,12 @@ class Pass {
     }
     if (grad_) zero_keep_ = (keep == 0).all().item<bool>();
     if (grad_ && detach.defined()) {
-      at::Tensor d = detach.to(at::kByte).contiguous();
+      at::Tensor d = detach.to(at::kCPU, at::kByte).contiguous();
       detach_.assign(d.data_ptr<uint8_t>(), d.data_ptr<uint8_t>() + d.numel());
     }
     rows_before_.assign(n_src + 1, 0);
     for (int64_t s = 0; s < n_src; ++s) rows_before_[s + 1] = rows_before_[s] + (slot_[s] >= 0);
-    buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt));
+    buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt).device(dev_));
   }
 
   // Runs from layer `start` (the residual entering it and the sources before it from `cache`),
@@ -276,7 +283,7 @@ class Pass {
     if (idx.empty()) return w.narrow(2, r0, nr);
     std::vector<int64_t> cols;
     for (int64_t i : idx) cols.push_back(r0 + i);
-    return w.index_select(2, at::tensor(cols, at::kLong));
+    return w.index_select(2, index_tensor(cols, dev_));
   }
 
   // sum over buffer rows [lo, hi) of keep * difference, for those readers: [K, nr, BTD];
@@ -458,7 +465,7 @@ class Pass {
       std::vector<int64_t> pick;
       for (int64_t i = 0; i < n; ++i)
         if (slot_[s0 + i] >= 0) pick.push_back(i);
-      at::Tensor p = at::tensor(pick, at::kLong);
+      at::Tensor p = index_tensor(pick, dev_);
       if (o.size(0) == n) o = o.index_select(0, p);
       a = a.index_select(0, p);
     }
@@ -515,7 +522,7 @@ class Pass {
       return at::bmm(xn, wt.transpose(1, 2));
     };
     auto rows = [&](const at::Tensor& t, const std::vector<int64_t>& idx) {
-      return t.index_select(0, at::tensor(idx, at::kLong));
+      return t.index_select(0, index_tensor(idx, dev_));
     };
     at::Tensor q, k, v;  // [N, H, T, Dh], [N, H or G, T, Dh]
     int64_t N;
@@ -568,7 +575,7 @@ class Pass {
         if (Kx != K_) qkv = qkv.repeat({K_, 1, 1});
         N = K_ * B_;
         at::Tensor q4 = qkv.view({N, T, H + 2 * G, Dh});
-        at::Tensor idx = at::tensor(tl, at::kLong);
+        at::Tensor idx = index_tensor(tl, dev_);
         auto place = [&](const at::Tensor& y) { return y.view({y.size(0), N, T, Dh}).permute({1, 2, 0, 3}); };
         if (split) {
           const at::Tensor b = bqkv.defined() ? rows(bqkv.view({H + 2 * G, Dh}), tl) : at::Tensor();
@@ -605,7 +612,7 @@ class Pass {
       if (!detach_.empty()) {
         std::vector<uint8_t> flag(detach_.begin() + s_head, detach_.begin() + s_head + H);
         if (std::find(flag.begin(), flag.end(), 1) != flag.end()) {
-          at::Tensor f = at::tensor(std::vector<int64_t>(flag.begin(), flag.end()), at::kLong).to(at::kBool);
+          at::Tensor f = index_tensor(std::vector<int64_t>(flag.begin(), flag.end()), dev_).to(at::kBool);
           heads = at::where(f.view({H, 1, 1}), heads.detach(), heads);
         }
       }
@@ -651,6 +658,7 @@ class Pass {
   bool zero_keep_ = false;  // dense with gradients, every mask 1: the corrections are all 0
   std::vector<uint8_t> detach_;  // per source: its output passes no gradient (grad mode only)
   bool detached(int64_t s) const { return !detach_.empty() && detach_[s]; }
+  c10::Device dev_ = c10::kCPU;  // the model's, where the tokens were moved
   int64_t B_ = 0, T_ = 0, D_ = 0, H_ = 0, G_ = 0, Dh_ = 0, BTD_ = 0, K_ = 1;
   bool grad_ = false;
   bool fusable_ = false;  // float32 / float64: the fused norms (reader_norm.h) apply
@@ -716,14 +724,14 @@ at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tens
 namespace {
 
 // [B, T] 1.0 where a position holds a real token (t < lengths[b]), in dtype dt.
-at::Tensor real_positions(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt) {
-  if (!lengths.defined()) return at::ones({B, T}, at::TensorOptions().dtype(dt));
+at::Tensor real_positions(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt, const c10::Device& dev) {
+  if (!lengths.defined()) return at::ones({B, T}, at::TensorOptions().dtype(dt).device(dev));
   if (lengths.dim() != 1 || lengths.size(0) != B)
     fail("mean ablation", "lengths must be [" + std::to_string(B) + "], got " + shape_of(lengths));
-  at::Tensor len = lengths.to(at::kLong);
+  at::Tensor len = lengths.to(dev, at::kLong);
   if (len.min().item<int64_t>() < 1 || len.max().item<int64_t>() > T)
     fail("mean ablation", "lengths must lie in [1, " + std::to_string(T) + "]");
-  return (at::arange(T, at::kLong).unsqueeze(0) < len.unsqueeze(1)).to(dt);
+  return (at::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(dt);
 }
 
 // Sum of the sources over real tokens and the token counts: Mean [n, 1, 1, D] and [1, 1, 1, 1];
@@ -731,10 +739,10 @@ at::Tensor real_positions(const at::Tensor& lengths, int64_t B, int64_t T, at::S
 std::pair<at::Tensor, at::Tensor> masked_sums(const Model& model, const Graph& graph, Ablation how,
                                               const at::Tensor& tokens, const at::Tensor& lengths) {
   at::Tensor src = source_outputs(model, graph, tokens);  // [n, B, T, D]
-  at::Tensor w = real_positions(lengths, tokens.size(0), tokens.size(1), src.scalar_type())
+  at::Tensor w = real_positions(lengths, tokens.size(0), tokens.size(1), src.scalar_type(), src.device())
                      .unsqueeze(0)
                      .unsqueeze(-1);  // [1, B, T, 1]
-  if (how == Ablation::Mean) return {(src * w).sum({1, 2}, true), w.sum({1, 2}, true)};
+  if (how == Ablation::Mean) return {(src * w).sum(at::IntArrayRef{1, 2}, true), w.sum(at::IntArrayRef{1, 2}, true)};
   return {(src * w).sum(1, true), w.sum(1, true)};
 }
 
@@ -749,7 +757,7 @@ at::Tensor ablated_values(const Model& model, const Graph& graph, Ablation how, 
   const int64_t D = model.config().d_model;
   switch (how) {
     case Ablation::Zero:
-      return at::zeros({graph.n_sources(), 1, 1, D}, at::TensorOptions().dtype(model_dtype(model)));
+      return at::zeros({graph.n_sources(), 1, 1, D}, at::TensorOptions().dtype(model_dtype(model)).device(model.device()));
     case Ablation::Resample:
       if (!corrupted.defined() || !clean.defined() || corrupted.sizes() != clean.sizes())
         fail("resample ablation", "corrupted tokens " + shape_of(corrupted) + " must have the clean tokens' shape " +
@@ -792,7 +800,8 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
   const int64_t n_src = graph.n_sources(), n_dst = graph.n_readers();
   if (!masks_in.defined() || (masks_in.dim() != 2 && masks_in.dim() != 3) || !masks_in.is_floating_point())
     fail("patched forward", "masks must be a floating [K, n_src, n_dst] tensor, got " + shape_of(masks_in));
-  at::Tensor masks = masks_in.dim() == 2 ? masks_in.unsqueeze(0) : masks_in;
+  const c10::Device dev = model.device();  // inputs elsewhere are moved (autograd follows the move)
+  at::Tensor masks = (masks_in.dim() == 2 ? masks_in.unsqueeze(0) : masks_in).to(dev);
   if (masks.size(0) == 0 || masks.size(1) != n_src || masks.size(2) != n_dst)
     fail("patched forward", "masks must be [K, " + std::to_string(n_src) + ", " + std::to_string(n_dst) +
                                 "] for this graph, got " + shape_of(masks_in));
@@ -804,7 +813,7 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
                                 shape_of(ablated));
   at::Tensor positions;
   if (opt.positions.defined()) {
-    positions = opt.positions.to(at::kLong);
+    positions = opt.positions.to(dev, at::kLong);
     if (positions.dim() != 2 || positions.size(0) != B || positions.size(1) == 0)
       fail("patched forward", "positions must be [" + std::to_string(B) + ", P], got " + shape_of(opt.positions));
     const int64_t lo = positions.min().item<int64_t>(), hi = positions.max().item<int64_t>();
@@ -839,7 +848,7 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
   if (!grad) {
     at::NoGradGuard no_grad;
     std::vector<uint8_t> real_v = graph.real_edges();
-    at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(at::kBool);
+    at::Tensor real = at::from_blob(real_v.data(), {n_src, n_dst}, at::kByte).to(dev, at::kBool);
     ablated_edges = (keep != 0) & real.unsqueeze(0);
   }
   at::Tensor active, touched;  // [n_src] sources, [n_dst] readers with an ablated edge
@@ -861,7 +870,7 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
       cache = nullptr;  // every layer's mask entries need their gradient: run from the start
     } else {
       at::NoGradGuard no_grad;
-      const at::Tensor readers = ablated_edges.any(1).any(0).to(at::kByte).contiguous();  // [n_dst]
+      const at::Tensor readers = ablated_edges.any(1).any(0).to(at::kCPU, at::kByte).contiguous();  // [n_dst]
       const uint8_t* tp = readers.data_ptr<uint8_t>();
       start = graph.shape().n_layers;
       for (int64_t j = 0; j < n_dst; ++j)
@@ -874,19 +883,19 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
     if (f.dim() != 4 || f.size(0) != n_src || (f.size(1) != 1 && f.size(1) != B) ||
         (f.size(2) != 1 && f.size(2) != T) || f.size(3) != D)
       fail("patched forward", "fixed differences must be shaped like the ablated values, got " + shape_of(f));
-    fixed = f.detach().to(dt);
+    fixed = f.detach().to(dev, dt);
   }
   if (opt.embeddings.defined()) {
     if (opt.embeddings.dim() != 3 || opt.embeddings.size(0) != B || opt.embeddings.size(1) != T ||
         opt.embeddings.size(2) != D)
       fail("patched forward", "embeddings must be [" + std::to_string(B) + ", " + std::to_string(T) + ", " +
                                   std::to_string(D) + "], got " + shape_of(opt.embeddings));
-    emb = opt.embeddings;
+    emb = opt.embeddings.to(dev);
   }
   if (opt.detach_sources.defined() && (opt.detach_sources.dim() != 1 || opt.detach_sources.size(0) != n_src))
     fail("patched forward", "detach_sources must be [" + std::to_string(n_src) + "], got " +
                                 shape_of(opt.detach_sources));
-  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dt), keep, active,
+  Pass pass(model, graph, t, active.defined() ? Mode::Sparse : Mode::Dense, dt, ablated.to(dev, dt), keep, active,
             touched, fixed, emb, opt.detach_sources);
   pass.chunk_columns_ = opt.chunk_columns;
   return pass(cache, start, positions, nullptr);

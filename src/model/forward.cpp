@@ -248,7 +248,7 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
     at::Tensor qg = q.view({B, T, G, R, Dh}).permute({0, 2, 3, 1, 4}).reshape({B, G, R * T, Dh});
     at::Tensor kg = k.permute({0, 2, 3, 1});                             // [B, G, Dh, T]
     at::Tensor scores = (at::matmul(qg, kg) * scale).view({B, H, T, T});  // [B, H, T, T]
-    at::Tensor future = at::ones({T, T}, at::TensorOptions().dtype(at::kBool)).triu(1);
+    at::Tensor future = at::ones({T, T}, scores.options().dtype(at::kBool)).triu(1);
     scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
     hk("attn.hook_attn_scores", scores);
     at::Tensor pattern = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
@@ -296,7 +296,7 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
                         (tokens_in.defined() ? shape_str(tokens_in.sizes().vec()) : std::string("none")));
   if (tokens_in.scalar_type() != at::kLong && tokens_in.scalar_type() != at::kInt)
     fail("forward", "tokens must be int64 or int32");
-  at::Tensor tokens = tokens_in.to(at::kLong);
+  at::Tensor tokens = tokens_in.to(device(), at::kLong);
   const int64_t B = tokens.size(0), T = tokens.size(1);
   if (B == 0 || T == 0) fail("forward", "empty batch " + shape_str(tokens.sizes().vec()));
   const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();

@@ -8,6 +8,9 @@
 // Not here: pickled .bin checkpoints (hf.cpp refuses them), the tokenizer's own parsing.
 #include <set>
 
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include "edgewise/error.h"
 #include "edgewise/gguf.h"
 #include "edgewise/safetensors.h"
@@ -343,13 +346,23 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
       m.notes_.insert(m.notes_.begin(), "weights from " + std::to_string(src.weights.size()) + " shards");
   }
 
+  const c10::Device dev = parse_device(opt.device);
+  if (!dev.is_cpu()) {
+    // One copy per tensor: a tied output is the embedding itself and stays one tensor.
+    std::map<const void*, at::Tensor> moved;
+    for (auto& [name, t] : m.weights_) {
+      auto [it, fresh] = moved.try_emplace(t.unsafeGetTensorImpl());
+      if (fresh) it->second = t.to(dev);
+      t = it->second;
+    }
+  }
   pack_fused(m.weights_, m.cfg_);
 
   if (m.cfg_.rope) {
     const int64_t n = std::min(m.cfg_.n_ctx, kMaxRopeCache);
     rope_tables(rope_inv_freq(m.cfg_, freq_factors), n, &m.rope_cos_, &m.rope_sin_);
-    m.rope_cos_ = m.rope_cos_.to(st);
-    m.rope_sin_ = m.rope_sin_.to(st);
+    m.rope_cos_ = m.rope_cos_.to(dev, st);
+    m.rope_sin_ = m.rope_sin_.to(dev, st);
   }
 
   if (opt.load_tokenizer) {
@@ -365,6 +378,31 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
     m.tokenizer_ = std::make_shared<Tokenizer>(std::move(tok));
   }
   return m;
+}
+
+c10::Device parse_device(const std::string& s) {
+  const bool gpu = at::hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0;
+  if (s == "auto") return gpu ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  std::optional<c10::Device> d;
+  try {
+    d.emplace(s);
+  } catch (const std::exception&) {
+  }
+  if (!d || (!d->is_cpu() && !d->is_cuda()))
+    fail("device", "unknown device '" + s + "' (expected auto, cpu, cuda or cuda:N)");
+  if (d->is_cpu()) return *d;
+  if (!at::hasCUDA())
+    fail("device", "'" + s + "' asked for, but this libtorch was built without CUDA (use cpu or auto)");
+  const int64_t n = at::detail::getCUDAHooks().deviceCount();
+  if (n == 0) fail("device", "'" + s + "' asked for, but no GPU is visible (use cpu or auto)");
+  if (d->has_index() && d->index() >= n)
+    fail("device", "'" + s + "' asked for, but only " + std::to_string(n) + " GPU(s) are visible");
+  return d->has_index() ? *d : c10::Device(c10::kCUDA, 0);
+}
+
+c10::Device Model::device() const {
+  auto it = weights_.find("token_embd.weight");
+  return it == weights_.end() ? c10::Device(c10::kCPU) : it->second.device();
 }
 
 const Tokenizer& Model::tokenizer() const {

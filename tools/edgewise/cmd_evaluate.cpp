@@ -73,11 +73,17 @@ Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_
   return b;
 }
 
+LoadOptions load_options(const ModelArgs& a, bool tokenizer) {
+  LoadOptions o;
+  if (a.dtype == "bf16") o.dtype = DType::BF16;
+  o.device = a.device;
+  o.load_tokenizer = tokenizer;
+  return o;
+}
+
 Model load_model(const ModelArgs& a) {
   if (a.threads > 0) at::set_num_threads(a.threads);
-  LoadOptions lo;
-  if (a.dtype == "bf16") lo.dtype = DType::BF16;
-  return Model::load(a.model, lo);
+  return Model::load(a.model, load_options(a));
 }
 
 namespace {

@@ -15,13 +15,6 @@ namespace edgewise::cli {
 
 namespace {
 
-LoadOptions load_options(const ModelArgs& a, bool tokenizer = true) {
-  LoadOptions o;
-  if (a.dtype == "bf16") o.dtype = DType::BF16;
-  o.load_tokenizer = tokenizer;
-  return o;
-}
-
 void apply_threads(const ModelArgs& a) {
   if (a.threads > 0) at::set_num_threads(a.threads);
 }
@@ -108,6 +101,7 @@ void cmd_info(const ModelArgs& a) {
   std::printf("  architecture  %s (model_type %s)\n", arch_name(c.arch), c.hf_model_type.c_str());
   std::printf("  parameters    %lld (%.1fM)\n", (long long)m.n_params(), m.n_params() / 1e6);
   std::printf("  dtype         %s\n", m.dtype() == DType::BF16 ? "bf16" : "f32");
+  std::printf("  device        %s\n", m.device().str().c_str());
   std::printf("  layers        %lld\n", (long long)c.n_layers);
   std::printf("  d_model       %lld\n", (long long)c.d_model);
   std::printf("  heads         %lld query, %lld key/value (d_head %lld)%s\n", (long long)c.n_heads,
@@ -224,6 +218,10 @@ void add_model_args(CLI::App* cmd, ModelArgs& a) {
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", a.device,
+                  "Where the weights live and every pass runs: cpu, cuda, cuda:N, or auto (the first GPU "
+                  "when this libtorch has CUDA and one is visible, else cpu)")
+      ->capture_default_str();
 }
 
 void register_model_commands(CLI::App& app) {

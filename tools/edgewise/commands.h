@@ -9,6 +9,7 @@ namespace edgewise::cli {
 struct ModelArgs {
   std::string model;         ///< positional MODEL; "" = the default model
   std::string dtype = "f32";
+  std::string device = "auto";  ///< cpu, cuda, cuda:N, auto (a GPU when libtorch has CUDA)
   int threads = 0;           ///< 0 = libtorch's default (all cores)
 };
 
@@ -33,7 +34,9 @@ TrainValidation split_train_validation(const Dataset& ds, double fraction, int64
 /// when the ablation patches position by position (resample, mean-positional).
 Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
                  Dataset* dataset = nullptr);
-/// Applies --threads and loads the model with --dtype.
+/// The LoadOptions of --dtype and --device.
+LoadOptions load_options(const ModelArgs& a, bool tokenizer = true);
+/// Applies --threads and loads the model with --dtype and --device.
 Model load_model(const ModelArgs& a);
 
 void register_model_commands(CLI::App& app);    // info, run, generate, tokenize
