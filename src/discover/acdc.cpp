@@ -235,7 +235,7 @@ class Engine {
                       rd.kind == Graph::ReaderKind::Head;
     const bool d_full = d_kv || change_needs_all(d);
     if (!change_needs_all(d) && rd.kind != Graph::ReaderKind::Logits) last_only_evaluations += K;
-    at::Tensor idx = at::tensor(cand, at::kLong).to(dev_), wt = w.to(dev_, dt_);
+    at::Tensor idx = index_tensor(cand, dev_), wt = w.to(dev_, dt_);
     Evaluated ev;
     std::map<int64_t, Val>& in = ev.readers;    // changed reader inputs
     std::map<int64_t, Val>& dsrc = ev.sources;  // changed source outputs: new minus current
@@ -390,7 +390,7 @@ class Engine {
     };
     std::vector<int64_t> gidx;
     for (int64_t h : hs) gidx.push_back(h / (H_ / G_));
-    at::Tensor hi = at::tensor(hs, at::kLong).to(dev_), gi = at::tensor(gidx, at::kLong).to(dev_);
+    at::Tensor hi = index_tensor(hs, dev_), gi = index_tensor(gidx, dev_);
     // [nh, N, D] -> [N / p, nh, p, Dh] with this head's (or kv head's) rows of wt.
     auto project = [&](const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b, int64_t rows,
                        const at::Tensor& which, int64_t p) {

@@ -19,6 +19,7 @@
 #include "edgewise/error.h"
 #include "edgewise/graph.h"
 #include "edgewise/safetensors.h"
+#include "../model/internal.h"
 
 namespace edgewise {
 
@@ -92,9 +93,6 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     names.insert(pname[l]);
   }
   const int64_t T = data.clean.size(1);
-  auto real = [&](const at::Tensor& len, int64_t t) {  // [B, t] 1 for real tokens
-    return (at::arange(t, at::kLong).unsqueeze(0) < len.unsqueeze(1)).to(at::kDouble);
-  };
 
   // Mean ablation: the dataset mean of each hook over real tokens (per position if asked).
   std::vector<at::Tensor> zmean(L), pmean(L);
@@ -111,7 +109,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       std::map<std::string, at::Tensor> cap;
       Hooks hooks = Hooks::capture(names, &cap);
       model.forward(b.clean, &hooks);
-      const at::Tensor m = real(b.clean_len, b.clean.size(1));  // [B, T]
+      const at::Tensor m = model_detail::real_token_mask(b.clean_len, b.clean.size(0), b.clean.size(1), at::kDouble, at::kCPU);
       if (per_pos) count += m.sum(0);
       else count += m.sum();
       for (int64_t l = 0; l < L; ++l) {

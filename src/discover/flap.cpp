@@ -12,6 +12,7 @@
 
 #include "edgewise/error.h"
 #include "edgewise/path_patching.h"
+#include "../model/internal.h"
 
 namespace edgewise {
 
@@ -51,13 +52,6 @@ namespace {
 std::string zname(int64_t l) { return "blocks." + std::to_string(l) + ".attn.hook_z"; }
 std::string pname(int64_t l) { return "blocks." + std::to_string(l) + ".mlp.hook_post"; }
 
-// [rows, T] float mask of real tokens.
-at::Tensor real_tokens(const at::Tensor& lengths, int64_t rows, int64_t T) {
-  at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0);
-  if (!lengths.defined()) return at::ones({rows, T}, at::kDouble);
-  return (pos < lengths.unsqueeze(1)).to(at::kDouble);
-}
-
 // Per layer standardisation over the last dimension (unbiased SD).
 at::Tensor standardise(const at::Tensor& x) {
   at::Tensor mean = x.mean(-1, true);
@@ -90,7 +84,7 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
     at::Tensor len = lengths.defined() ? lengths.narrow(0, i, j - i) : at::Tensor();
     const int64_t T = len.defined() ? len.max().item<int64_t>() : tokens.size(1);
     at::Tensor t = tokens.narrow(0, i, j - i).narrow(1, 0, T);
-    at::Tensor real = real_tokens(len, j - i, T).unsqueeze(-1);  // [b, T, 1]
+    at::Tensor real = model_detail::real_token_mask(len, j - i, T, at::kDouble, at::kCPU).unsqueeze(-1);  // [b, T, 1]
     count += real.sum().item<double>();
     Hooks hk(names, [&](const std::string& name, at::Tensor& x) {
       const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));

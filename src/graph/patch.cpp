@@ -30,12 +30,6 @@ using namespace model_detail;
 
 namespace {
 
-// Index lists as int64 tensors on the device of the tensors they index.
-at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d) {
-  at::Tensor t = at::tensor(v, at::kLong);
-  return d.is_cpu() ? t : t.to(d);
-}
-
 std::string shape_of(const at::Tensor& t) {
   if (!t.defined()) return "none";
   std::string s = "[";
@@ -612,7 +606,7 @@ class Pass {
       if (!detach_.empty()) {
         std::vector<uint8_t> flag(detach_.begin() + s_head, detach_.begin() + s_head + H);
         if (std::find(flag.begin(), flag.end(), 1) != flag.end()) {
-          at::Tensor f = index_tensor(std::vector<int64_t>(flag.begin(), flag.end()), dev_).to(at::kBool);
+          const at::Tensor f = at::tensor(at::ArrayRef<uint8_t>(flag)).to(dev_, at::kBool);
           heads = at::where(f.view({H, 1, 1}), heads.detach(), heads);
         }
       }
@@ -725,13 +719,13 @@ namespace {
 
 // [B, T] 1.0 where a position holds a real token (t < lengths[b]), in dtype dt.
 at::Tensor real_positions(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt, const c10::Device& dev) {
-  if (!lengths.defined()) return at::ones({B, T}, at::TensorOptions().dtype(dt).device(dev));
-  if (lengths.dim() != 1 || lengths.size(0) != B)
-    fail("mean ablation", "lengths must be [" + std::to_string(B) + "], got " + shape_of(lengths));
-  at::Tensor len = lengths.to(dev, at::kLong);
-  if (len.min().item<int64_t>() < 1 || len.max().item<int64_t>() > T)
-    fail("mean ablation", "lengths must lie in [1, " + std::to_string(T) + "]");
-  return (at::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(dt);
+  if (lengths.defined()) {
+    if (lengths.dim() != 1 || lengths.size(0) != B)
+      fail("mean ablation", "lengths must be [" + std::to_string(B) + "], got " + shape_of(lengths));
+    if (lengths.min().item<int64_t>() < 1 || lengths.max().item<int64_t>() > T)
+      fail("mean ablation", "lengths must lie in [1, " + std::to_string(T) + "]");
+  }
+  return real_token_mask(lengths, B, T, dt, dev);
 }
 
 // Sum of the sources over real tokens and the token counts: Mean [n, 1, 1, D] and [1, 1, 1, 1];

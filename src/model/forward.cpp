@@ -91,6 +91,17 @@ at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
   return x * cos + rot * sin;
 }
 
+at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d) {
+  return at::tensor(v, at::kLong).to(d);  // no copy when d is the CPU
+}
+
+at::Tensor real_token_mask(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt, const c10::Device& d) {
+  const at::TensorOptions o = at::TensorOptions().dtype(dt).device(d);
+  if (!lengths.defined()) return at::ones({B, T}, o);
+  at::Tensor len = lengths.to(d, at::kLong);
+  return (at::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(dt);
+}
+
 
 LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l) {
   const std::string p = "blk." + std::to_string(l) + ".";

@@ -78,6 +78,12 @@ at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
 
 std::string shape_str(const std::vector<int64_t>& s);
 
+/// An index list as an int64 tensor on device `d` (the device of the tensor it will index).
+at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d);
+/// [B, T] in dtype `dt` on `d`: 1 where position t holds a real token (t < lengths[b]), 0 on
+/// padding; all ones when `lengths` is undefined. Callers validate `lengths` where it is input.
+at::Tensor real_token_mask(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt, const c10::Device& d);
+
 /// One block's weights (undefined where the architecture has none).
 struct LayerWeights {
   at::Tensor an_w, an_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
