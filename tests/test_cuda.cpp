@@ -1,6 +1,7 @@
 // The engine on a GPU equals the engine on the CPU: the same small random models
 // (tests/reference/patch_golden.py), loaded once per device, run through the forward pass, the
-// patched forward (every path and ablation), mask gradients and the attribution methods. The
+// patched forward (every path and ablation), mask gradients, the attribution methods and
+// circuit-tuning (node scores, training, checkpoint and resume). The
 // CPU results are themselves checked against transformers / auto-circuit / finite differences by
 // test_model, test_patch and test_attribution, so agreement here carries those checks over.
 // Skipped where libtorch has no CUDA or no GPU is visible (CI): run on a GPU machine
@@ -10,7 +11,10 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "edgewise/attribution.h"
+#include "edgewise/circuit_tuning.h"
 #include "edgewise/error.h"
 #include "edgewise/metrics.h"
 #include "edgewise/patch.h"
@@ -147,6 +151,65 @@ TEST_P(Cuda, AttributionMethodsMatchCpu) {
   AttributionOptions o;
   o.exact_masks = 16;
   EXPECT_LE(rel_diff(attribute("exact", gpu, g, b, o), attribute("exact", cpu, g, b, o)), kTol) << "exact";
+}
+
+TEST_P(Cuda, CircuitTuningMatchesCpu) {
+  REQUIRE_GOLDEN();
+  REQUIRE_GPU();
+  Model cpu = load_on(GetParam(), "cpu"), gpu = load_on(GetParam(), "cuda");
+  const Batch data = ewtest::random_prompts(cpu.config().vocab_size, 12, 6, 5);
+  for (Ablation how : {Ablation::Resample, Ablation::MeanPerPosition}) {
+    const NodeScores c = tune_node_scores(cpu, data, how, Metric::LogitDiff, 2, 4);
+    const NodeScores g = tune_node_scores(gpu, data, how, Metric::LogitDiff, 2, 4);
+    EXPECT_LE(rel_diff(g.heads, c.heads), kTol) << ablation_name(how);
+    EXPECT_LE(rel_diff(g.mlps, c.mlps), kTol) << ablation_name(how);
+  }
+  // SGD with momentum: the update is linear in the gradients, so the devices' updates agree as
+  // their gradients do (AdamW's g / sqrt(v) turns rounding-level gradients into full steps).
+  TuneOptions o;
+  o.nodes = 3;
+  o.mlp_heads = 2;
+  o.rounds = 2;
+  o.steps_per_round = 2;
+  o.batch_size = 6;
+  o.optimizer = "sgd";
+  o.momentum = 0.9;
+  o.lr = 0.1;
+  o.weight_decay = 0.1;
+  const TuneResult rc = circuit_tune(cpu, data, o);
+  // The GPU run stops after 3 steps with a checkpoint (written from device memory) and resumes
+  // from it (read back to the device).
+  const std::string ck = ewtest::golden("tune_cases", std::string("cuda_") + GetParam() + ".ck");
+  std::filesystem::create_directories(std::filesystem::path(ck).parent_path());
+  std::filesystem::remove(ck);
+  TuneOptions s = o;
+  s.checkpoint = ck;
+  int64_t polls = 0;
+  s.stop = [&] { return ++polls == 3; };
+  EXPECT_FALSE(circuit_tune(gpu, data, s).complete);
+  s.stop = {};
+  s.resume = true;
+  const TuneResult rg = circuit_tune(gpu, data, s);
+  ASSERT_TRUE(rg.complete);
+  ASSERT_EQ(rg.rounds.size(), rc.rounds.size());
+  for (size_t i = 0; i < rc.rounds.size(); ++i) EXPECT_TRUE(rg.rounds[i].parts == rc.rounds[i].parts) << "round " << i;
+  EXPECT_EQ(rg.params_updated, rc.params_updated);
+  ASSERT_EQ(rg.log.size(), rc.log.size());
+  for (size_t i = 0; i < rc.log.size(); ++i)
+    EXPECT_NEAR(rg.log[i].loss, rc.log[i].loss, kTol * std::abs(rc.log[i].loss)) << "step " << i + 1;
+  for (const auto& [name, w0] : cpu.weights()) {
+    const at::Tensor wg = rg.weights.at(name), wc = rc.weights.at(name);
+    EXPECT_TRUE(wg.is_cuda()) << name;
+    if (at::equal(wc, w0)) {
+      EXPECT_TRUE(at::equal(wg.cpu(), w0)) << name << " changed on the GPU only";
+    } else {
+      EXPECT_LE(rel_diff(wg - w0.to(wg.device()), wc - w0), kTol) << name;  // the updates
+    }
+  }
+  // The tuned weights run on the device; the checkpoint saved a CPU copy of them.
+  EXPECT_LE(rel_diff(gpu.with_weights(rg.weights).forward(data.clean), cpu.with_weights(rc.weights).forward(data.clean)),
+            kTol);
+  std::filesystem::remove(ck);
 }
 
 TEST(CudaDevice, UnknownOrMissingDevicesAreClearErrors) {

@@ -313,7 +313,11 @@ class Engine {
     }
     if (changed_input(logits_reader_)) {
       at::Tensor last = unembed(input_pos(logits_reader_));  // [K, B, V]
-      for (int64_t k = 0; k < K; ++k) ev.values.push_back(metric_of(last.select(0, k)));
+      // The K metrics read back together: one device synchronisation per evaluation, not per mask.
+      std::vector<at::Tensor> m(K);
+      for (int64_t k = 0; k < K; ++k) m[k] = metric_mean(metric_, last.select(0, k), data_, clean_last_);
+      const at::Tensor host = at::stack(m).to(at::kCPU, at::kDouble);
+      for (int64_t k = 0; k < K; ++k) ev.values.push_back(host[k].item<double>());
     } else {
       ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
     }

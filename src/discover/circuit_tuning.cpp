@@ -67,9 +67,15 @@ std::string part_name(const ParamPart& p) {
 }
 
 std::string tune_node_name(const TuneNode& n, int64_t mlp_heads) {
-  if (!n.mlp) return "a" + std::to_string(n.layer) + ".h" + std::to_string(n.index);
-  if (mlp_heads <= 1) return "m" + std::to_string(n.layer);
-  return "m" + std::to_string(n.layer) + ".g" + std::to_string(n.index);
+  // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wstringop-overflow) on the chain of
+  // "a" + std::to_string(...) + ... temporaries here.
+  std::string s = n.mlp ? "m" : "a";
+  s += std::to_string(n.layer);
+  if (!n.mlp || mlp_heads > 1) {
+    s += n.mlp ? ".g" : ".h";
+    s += std::to_string(n.index);
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -93,15 +99,16 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     names.insert(pname[l]);
   }
   const int64_t T = data.clean.size(1);
+  const at::TensorOptions acc = at::TensorOptions().dtype(at::kDouble).device(model.device());
 
   // Mean ablation: the dataset mean of each hook over real tokens (per position if asked).
   std::vector<at::Tensor> zmean(L), pmean(L);
   if (ablation == Ablation::Mean || ablation == Ablation::MeanPerPosition) {
     const bool per_pos = ablation == Ablation::MeanPerPosition;
-    at::Tensor count = at::zeros({per_pos ? T : 1}, at::kDouble);
+    at::Tensor count = at::zeros({per_pos ? T : 1}, acc);
     for (int64_t l = 0; l < L; ++l) {
-      zmean[l] = at::zeros({per_pos ? T : 1, H, c.d_head}, at::kDouble);
-      pmean[l] = at::zeros({per_pos ? T : 1, F}, at::kDouble);
+      zmean[l] = at::zeros({per_pos ? T : 1, H, c.d_head}, acc);
+      pmean[l] = at::zeros({per_pos ? T : 1, F}, acc);
     }
     at::NoGradGuard ng;
     for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
@@ -109,7 +116,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       std::map<std::string, at::Tensor> cap;
       Hooks hooks = Hooks::capture(names, &cap);
       model.forward(b.clean, &hooks);
-      const at::Tensor m = model_detail::real_token_mask(b.clean_len, b.clean.size(0), b.clean.size(1), at::kDouble, at::kCPU);
+      const at::Tensor m = model_detail::real_token_mask(b.clean_len, b.clean.size(0), b.clean.size(1), at::kDouble, model.device());
       if (per_pos) count += m.sum(0);
       else count += m.sum();
       for (int64_t l = 0; l < L; ++l) {
@@ -126,7 +133,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     }
   }
 
-  at::Tensor heads = at::zeros({L, H}, at::kDouble), mlps = at::zeros({L, G}, at::kDouble);
+  at::Tensor heads = at::zeros({L, H}, acc), mlps = at::zeros({L, G}, acc);
   for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
     const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
     const int64_t Tb = b.clean.size(1);
@@ -138,7 +145,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       model.forward(b.corrupted, &hooks);
       for (int64_t l = 0; l < L; ++l) zab[l] = cap.at(zname[l]).to(at::kDouble), pab[l] = cap.at(pname[l]).to(at::kDouble);
     } else if (ablation == Ablation::Zero) {
-      for (int64_t l = 0; l < L; ++l) zab[l] = at::zeros({1}, at::kDouble), pab[l] = at::zeros({1}, at::kDouble);
+      for (int64_t l = 0; l < L; ++l) zab[l] = at::zeros({1}, acc), pab[l] = at::zeros({1}, acc);
     } else {
       for (int64_t l = 0; l < L; ++l) {
         zab[l] = ablation == Ablation::MeanPerPosition ? zmean[l].narrow(1, 0, Tb) : zmean[l];
@@ -175,7 +182,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       }
     }
   }
-  return {heads / static_cast<double>(N), mlps / static_cast<double>(N)};
+  return {(heads / static_cast<double>(N)).cpu(), (mlps / static_cast<double>(N)).cpu()};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,7 +271,7 @@ std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std:
 
 at::Tensor answer_loss(const at::Tensor& logits, const Batch& b) {
   const at::Tensor last = logits_at(logits, b.clean_pos);  // [B, V]
-  const at::Tensor target = b.correct.select(1, 0);        // [B]
+  const at::Tensor target = b.correct.select(1, 0).to(last.device(), at::kLong);  // [B]
   return at::nll_loss(at::log_softmax(last.to(at::kFloat), -1), target);
 }
 
@@ -291,7 +298,7 @@ double perplexity(const Model& model, const std::string& text, int64_t context, 
           flat.insert(flat.end(), ids.begin() + windows[k].first, ids.begin() + windows[k].first + len);
         const at::Tensor tok = at::tensor(flat, at::kLong).view({static_cast<int64_t>(j - i), len});
         const at::Tensor logp = at::log_softmax(model.forward(tok).narrow(1, 0, len - 1), -1);  // [B, len-1, V]
-        const at::Tensor tgt = tok.narrow(1, 1, len - 1).unsqueeze(-1);
+        const at::Tensor tgt = tok.narrow(1, 1, len - 1).unsqueeze(-1).to(logp.device());
         nll -= logp.gather(-1, tgt).to(at::kDouble).sum().item<double>();
         count += (j - i) * (len - 1);
       }
@@ -458,7 +465,7 @@ TuneRound discover_round(const Model& current, const Batch& train, const TuneOpt
     ao.metric = opt.metric;
     const at::Tensor s = attribute("eap", current, graph, data, ao).abs();  // [n_src, n_dst]
     const int64_t R = graph.n_readers();
-    const auto top = std::get<1>(s.flatten().topk(std::min<int64_t>(opt.edges, graph.n_edges())));
+    const auto top = std::get<1>(s.flatten().topk(std::min<int64_t>(opt.edges, graph.n_edges()))).cpu();
     const auto* idx = top.data_ptr<int64_t>();
     std::set<ParamPart> parts;
     for (int64_t i = 0; i < top.numel(); ++i) {
@@ -542,7 +549,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   const size_t NL = tr.leaf.size();
   std::vector<OptState> st(NL);
   std::vector<at::Tensor> ever(NL);  // entries inside some round's circuit
-  for (size_t i = 0; i < NL; ++i) ever[i] = at::zeros(tr.leaf[i].sizes(), at::kBool);
+  for (size_t i = 0; i < NL; ++i) ever[i] = at::zeros(tr.leaf[i].sizes(), tr.leaf[i].options().dtype(at::kBool));
 
   TuneResult res;
   res.params_total = model.n_params();
@@ -560,7 +567,9 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
         fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
       const StDType want = dt == at::kFloat ? StDType::F32 : StDType::U8;
       if (t->dtype != want) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' of another dtype");
-      return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, dt == at::kFloat ? at::kFloat : at::kByte).clone();
+      return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, dt == at::kFloat ? at::kFloat : at::kByte)
+          .clone()
+          .to(like.device());
     };
     try {
       start = std::stoll(meta("step"));
@@ -585,7 +594,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     std::vector<at::Tensor> keep;
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
-      at::Tensor cpy = t.detach().contiguous();
+      at::Tensor cpy = t.detach().to(at::kCPU).contiguous();  // the writer reads host memory
       if (cpy.scalar_type() == at::kBool) cpy = cpy.to(at::kByte);
       keep.push_back(cpy);
       ts.push_back({name, cpy.scalar_type() == at::kByte ? StDType::U8 : StDType::F32, cpy.sizes().vec(),
@@ -629,7 +638,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       TuneRound& r = rounds[round];
       std::map<std::string, at::Tensor> cm;
       if (opt.full) {
-        for (const auto& [name, ref] : tr.ref) cm[name] = at::ones(model.weight(name).sizes(), at::kFloat);
+        for (const auto& [name, ref] : tr.ref) cm[name] = at::ones_like(model.weight(name), at::kFloat);
       } else {
         cm = parameter_masks(model, r.parts, opt.mlp_heads, opt.train_embeddings, opt.train_norms);
       }

@@ -119,7 +119,7 @@ std::vector<std::pair<std::string, at::Tensor>> hf_tensors(const Model& model) {
         t = model.weight(canonical_name(row.tensor, l));
       }
       if (row.flags & kTransposed) t = t.t();
-      out.emplace_back(name, t.detach().contiguous());
+      out.emplace_back(name, t.detach().to(at::kCPU).contiguous());  // written from host memory
     }
   }
   return out;

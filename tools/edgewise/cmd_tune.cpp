@@ -96,13 +96,7 @@ void run_tune(const TuneArgs& a) {
   if (!(a.validation_fraction > 0 && a.validation_fraction < 1))
     fail("tune", "--validation-fraction must lie in (0, 1): the report measures held-out examples");
   if (a.full && a.baseline) fail("tune", "--full trains every parameter; --baseline adds that run next to circuit-tuning: choose one");
-  // Circuit-tuning's statistics and training loop are CPU code (docs/DEVICES.md): a GPU asked for
-  // by name is refused; auto runs on the CPU.
-  ModelArgs margs = a.m;
-  if (margs.device != "auto" && !parse_device(margs.device).is_cpu())
-    fail("tune", "--device " + margs.device + ": circuit-tuning runs on the CPU only for now (use --device cpu)");
-  margs.device = "cpu";
-  Model model = load_model(margs);
+  Model model = load_model(a.m);
   const Ablation ablation = ablation_from_string(a.ablation);
 
   Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);

@@ -19,7 +19,9 @@ for D in cpu cuda; do
     fi
   }
   run info "$E" info "$M" --device $D
-  for m in eap eap-ig-inputs eap-ig-activations clean-corrupted mask-gradient exact; do
+  run run "$E" run "$M" --device $D --prompt "When Mary and John went to the store, John gave a drink to" -k 8
+  run generate "$E" generate "$M" --device $D --prompt "When Mary and John went to the store," -n 12
+  for m in eap eap-ig-inputs eap-ig-activations clean-corrupted mask-gradient mask-gradient-ig exact; do
     run $m "$E" discover "$M" --device $D --task ioi -n 8 --method $m --edges 40 -o "$o/$m.json"
   done
   run nodes "$E" discover "$M" --device $D --task ioi -n 8 --method eap --nodes 5 -o "$o/nodes.json"
@@ -33,3 +35,9 @@ for D in cpu cuda; do
 done
 python3 "$(dirname "$0")/compare_outputs.py" "$C/cpu" "$C/cuda"
 for D in cpu cuda; do echo "== evaluate $D"; tail -6 "$C/$D/evaluate.log"; done
+# run / generate print text: the tables and continuations are compared as printed.
+for n in run generate; do
+  if diff <(grep -v "device" "$C/cpu/$n.log") <(grep -v "device" "$C/cuda/$n.log") > /dev/null; then echo "== $n: same output"
+  else echo "== $n: outputs differ"; diff <(grep -v "device" "$C/cpu/$n.log") <(grep -v "device" "$C/cuda/$n.log") | head -20; fi
+done
+for D in cpu cuda; do echo "== tune $D"; grep -A4 "logit diff" "$C/$D/tune.log"; done
