@@ -567,9 +567,9 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
         fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
       const StDType want = dt == at::kFloat ? StDType::F32 : StDType::U8;
       if (t->dtype != want) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' of another dtype");
-      return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, dt == at::kFloat ? at::kFloat : at::kByte)
-          .clone()
-          .to(like.device());
+      const at::ScalarType st = dt == at::kFloat ? at::kFloat : at::kByte;
+      return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, st)
+          .to(like.device(), st, /*non_blocking=*/false, /*copy=*/true);  // one copy, off the mapped file
     };
     try {
       start = std::stoll(meta("step"));

@@ -288,9 +288,10 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     const int64_t from = in_epoch * B;
     at::Tensor rows = perm.narrow(0, from, std::min(N, from + B) - from);
     const Batch b = train.select(rows);
+    const at::Tensor rows_dev = rows.to(model.device());  // for the cached tensors, which live there
     at::Tensor ablated;
     if (cache_all.defined()) {
-      ablated = cache_all.index_select(1, rows.to(cache_all.device()));
+      ablated = cache_all.index_select(1, rows_dev);
     } else if (shared_ablated.defined()) {
       ablated = shared_ablated;
     } else {
@@ -305,7 +306,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     const double target = target_at(opt.edge_target, step, opt.target_warmup_steps);
     const double ntarget = target_at(opt.node_target, step, opt.target_warmup_steps);
     at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
-    EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows.to(clean_last.device())), valid,
+    EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows_dev), valid,
                                                       la, u, nla, nu, lam_used, target, ntarget,
                                                       opt.keep_embedding_edges);
     obj.loss.backward();

@@ -30,6 +30,12 @@ using namespace model_detail;
 
 namespace {
 
+// A flag tensor's entries as bytes on the host (host-side decisions: which sources, readers...).
+std::vector<uint8_t> host_flags(const at::Tensor& t) {
+  const at::Tensor h = t.to(at::kCPU, at::kByte).contiguous();
+  return {h.data_ptr<uint8_t>(), h.data_ptr<uint8_t>() + h.numel()};
+}
+
 std::string shape_of(const at::Tensor& t) {
   if (!t.defined()) return "none";
   std::string s = "[";
@@ -190,24 +196,20 @@ class Pass {
     slot_.assign(n_src, -1);
     touched_.assign(n_dst, mode == Mode::Dense ? 1 : 0);
     if (mode == Mode::Sparse) {
-      at::Tensor a = active.to(at::kCPU, at::kByte).contiguous();
+      const std::vector<uint8_t> a = host_flags(active);
       std::vector<int64_t> idx;
       for (int64_t s = 0; s < n_src; ++s)
-        if (a.data_ptr<uint8_t>()[s]) idx.push_back(s);
+        if (a[s]) idx.push_back(s);
       for (size_t i = 0; i < idx.size(); ++i) slot_[idx[i]] = static_cast<int64_t>(i);
       at::Tensor rows = index_tensor(idx, dev_);
       keep_rows_ = keep.index_select(1, rows);  // [K, n_active, n_dst]
-      at::Tensor t = touched.to(at::kCPU, at::kByte).contiguous();  // readers with an ablated edge
-      touched_.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + n_dst);
+      touched_ = host_flags(touched);  // readers with an ablated edge
     } else {
       for (int64_t s = 0; s < n_src; ++s) slot_[s] = s;
       keep_rows_ = keep;
     }
     if (grad_) zero_keep_ = (keep == 0).all().item<bool>();
-    if (grad_ && detach.defined()) {
-      at::Tensor d = detach.to(at::kCPU, at::kByte).contiguous();
-      detach_.assign(d.data_ptr<uint8_t>(), d.data_ptr<uint8_t>() + d.numel());
-    }
+    if (grad_ && detach.defined()) detach_ = host_flags(detach);
     rows_before_.assign(n_src + 1, 0);
     for (int64_t s = 0; s < n_src; ++s) rows_before_[s + 1] = rows_before_[s] + (slot_[s] >= 0);
     buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt).device(dev_));
@@ -864,11 +866,10 @@ at::Tensor patched_forward(const Model& model, const Graph& graph, const at::Ten
       cache = nullptr;  // every layer's mask entries need their gradient: run from the start
     } else {
       at::NoGradGuard no_grad;
-      const at::Tensor readers = ablated_edges.any(1).any(0).to(at::kCPU, at::kByte).contiguous();  // [n_dst]
-      const uint8_t* tp = readers.data_ptr<uint8_t>();
+      const std::vector<uint8_t> readers = host_flags(ablated_edges.any(1).any(0));  // [n_dst]
       start = graph.shape().n_layers;
       for (int64_t j = 0; j < n_dst; ++j)
-        if (tp[j]) start = std::min(start, graph.reader(j).layer);
+        if (readers[j]) start = std::min(start, graph.reader(j).layer);
     }
   }
   at::Tensor fixed, emb;
