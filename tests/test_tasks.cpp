@@ -34,7 +34,7 @@ const char* kFixture = "tasks_golden";
 
 const Tokenizer& gpt2() {
   static Tokenizer t = [] {
-    const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+    const std::string d = std::string(EW_SOURCE_DIR) + "/tests/data/gpt2-tokenizer";
     return Tokenizer::from_vocab_merges(d + "/encoder.json", d + "/vocab.bpe");
   }();
   return t;
@@ -225,7 +225,7 @@ TEST(Tasks, SingleTokenDecisionsMatchHfTokenizers) {
 
 TEST(Tasks, TooFewSingleTokenNamesFails) {
   // A tokenizer from GPT-2's vocabulary without merges: every name is several tokens.
-  const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+  const std::string d = std::string(EW_SOURCE_DIR) + "/tests/data/gpt2-tokenizer";
   std::string merges = write_temp("no_merges.txt", "#version: 0.2\n");
   Tokenizer t = Tokenizer::from_vocab_merges(d + "/encoder.json", merges);
   std::string msg = expect_error([&] { make_ioi(t); });
@@ -510,7 +510,7 @@ TEST(Batch, PaddingPositionsBosAndAlignment) {
   EXPECT_NE(msg.find("1 clean vs 2 corrupted"), std::string::npos) << msg;
 
   // BOS prepended when the tokenizer asks for it.
-  const std::string d = std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer";
+  const std::string d = std::string(EW_SOURCE_DIR) + "/tests/data/gpt2-tokenizer";
   Tokenizer tb = Tokenizer::from_vocab_merges(d + "/encoder.json", d + "/vocab.bpe");
   tb.set_bos_id(50256);
   tb.set_add_bos(true);

@@ -38,7 +38,7 @@ namespace {
 
 const char* kFixture = "tokenizer_golden";
 
-std::string gpt2_dir() { return std::string(EW_SOURCE_DIR) + "/../shared/data/gpt2-tokenizer"; }
+std::string gpt2_dir() { return std::string(EW_SOURCE_DIR) + "/tests/data/gpt2-tokenizer"; }
 
 json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -4,7 +4,7 @@ made with transformers, saved as Hugging Face directories, plus their outputs.
 
 Writes into --out:
   gpt2/, llama/, qwen2/      save_pretrained(safe_serialization=True) directories
-                             (gpt2/ also has vocab.json + merges.txt from shared/data/gpt2-tokenizer)
+                             (gpt2/ also has vocab.json + merges.txt from tests/data/gpt2-tokenizer)
   llama_sharded/             the llama model saved in several shards (model.safetensors.index.json),
                              its config.json rewritten in the pre-transformers-5 form
                              (top-level rope_theta, "rope_scaling") so both spellings are exercised
@@ -39,7 +39,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
                           Qwen2Config, Qwen2ForCausalLM)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GPT2_TOK = os.path.join(os.path.dirname(ROOT), "shared", "data", "gpt2-tokenizer")
+GPT2_TOK = os.path.join(ROOT, "tests", "data", "gpt2-tokenizer")
 ABLATE_LAYER = 1
 B, T = 3, 24
 

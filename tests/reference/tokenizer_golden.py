@@ -7,7 +7,7 @@ Writes into --out:
                               numbers, CJK, emoji (ZWJ sequences, flags, keycaps), whitespace runs,
                               mixed scripts (incl. combining marks), contractions in any case,
                               special tokens, random code points.
-  gpt2/tokenizer.json         GPT-2 vocab (../shared/data/gpt2-tokenizer) as HF builds it:
+  gpt2/tokenizer.json         GPT-2 vocab (tests/data/gpt2-tokenizer) as HF builds it:
                               BPE + ByteLevel pre-tokenizer/decoder + <|endoftext|> special.
   smollm_transformers/tokenizer.json
                               the default model's GGUF converted by transformers
@@ -42,7 +42,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
 ROOT = Path(__file__).resolve().parents[2]
-GPT2_DIR = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
+GPT2_DIR = ROOT / "tests" / "data" / "gpt2-tokenizer"
 SEED = 20240603
 TARGET_BYTES = 1_150_000
 
