@@ -19,6 +19,7 @@
 
 #include "edgewise/attribution.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/hf.h"
 #include "edgewise/model.h"
 #include "edgewise/safetensors.h"
@@ -240,6 +241,46 @@ TEST(Attribution, NodeScoresAndCircuitSelection) {
   EXPECT_TRUE(c.in_graph[g.mlp_source(1) * R + *g.find_reader("logits")]);
   SelectOptions bad;
   EXPECT_THROW(select_circuit(c, bad), Error);
+}
+
+// A caller's metric (MetricFn) runs through the same passes as a built-in one: a logit difference
+// written here by hand (one correct and one incorrect answer per example, as this batch has)
+// gives the built-in logit difference's scores. Tolerance 1e-6 of the largest score: the two
+// reduce the same float32 logits in a different order (mask-weighted means against a plain
+// difference), which moves the metric by rounding only; its gradient (+-1 per answer) is exact
+// in both.
+TEST(Attribution, CallableMetricGivesTheBuiltInScores) {
+  REQUIRE_GOLDEN();
+  Case c = load_case("llama");
+  MetricFn hand;
+  hand.name = "hand-written logit difference";
+  hand.fn = [](const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
+    EXPECT_FALSE(clean_last.defined());  // not asked for
+    return last.gather(1, b.correct.to(at::kLong)).select(1, 0) - last.gather(1, b.incorrect.to(at::kLong)).select(1, 0);
+  };
+  for (const char* method : {"eap", "eap-ig-inputs"}) {
+    AttributionOptions builtin;
+    builtin.batch_size = 2;
+    builtin.metric = Metric::LogitDiff;
+    AttributionOptions custom = builtin;
+    custom.metric = Metric::KL;  // ignored: the callable replaces it
+    custom.metric_fn = hand;
+    const at::Tensor a = attribute(method, c.model, c.graph, c.batch, builtin);
+    const at::Tensor b = attribute(method, c.model, c.graph, c.batch, custom);
+    const double scale = a.abs().max().item<double>();
+    ASSERT_GT(scale, 0) << method;
+    EXPECT_LE((a - b).abs().max().item<double>(), 1e-6 * scale) << method;
+  }
+  // A callable that does not return one value per example is refused by name.
+  AttributionOptions bad;
+  bad.metric_fn.name = "scalar";
+  bad.metric_fn.fn = [](const at::Tensor& last, const Batch&, const at::Tensor&) { return last.sum(); };
+  try {
+    attribute("eap", c.model, c.graph, c.batch, bad);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metric scalar"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Attribution, UnknownMethodNamesTheKnownOnes) {

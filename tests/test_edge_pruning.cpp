@@ -21,6 +21,7 @@
 
 #include "edgewise/edge_pruning.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/hard_concrete.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
@@ -134,7 +135,10 @@ TEST(EdgePruning, LargeLogAlphasGiveTheFullModel) {
   const int64_t n_edges = valid.sum().item<int64_t>();
   EXPECT_EQ(r.edges_kept, n_edges);
   EXPECT_NEAR(r.trained_sparsity, 0.0, 1e-4);  // deterministic mask sigmoid(12) = 1 - 6e-6
-  CircuitAgreement a = circuit_agreement(m, g, b, r.kept.to(at::kFloat).unsqueeze(0), Ablation::Resample, 4);
+  EvaluateOptions eo;
+  eo.ablation = Ablation::Resample;
+  eo.batch_size = 4;
+  CircuitEvaluation a = evaluate_circuits(m, g, b, r.kept.to(at::kFloat).unsqueeze(0), eo);
   EXPECT_LT(std::abs(a.kl[1]), 1e-6);
   EXPECT_DOUBLE_EQ(a.exact_match[1], 1.0);
   EXPECT_DOUBLE_EQ(a.logit_diff[1], a.logit_diff[0]);

@@ -18,6 +18,7 @@
 #include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/flops.h"
 #include "edgewise/path_patching.h"
 #include "patch_models.h"

@@ -20,6 +20,7 @@
 #include "edgewise/circuit.h"
 #include "edgewise/circuit_tuning.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/hf.h"
 #include "edgewise/safetensors.h"
 #include "patch_models.h"

@@ -39,6 +39,7 @@
 #include "edgewise/graph.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
+#include "edgewise/names.h"
 #include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 
@@ -48,6 +49,7 @@ struct AcdcOptions {
   double tau = 0.01;
   Ablation ablation = Ablation::Resample;
   Metric metric = Metric::KL;
+  MetricFn metric_fn;            ///< when set, replaces `metric` (its direction sets the loss's sign)
   enum class Mode { Classic, Group, Rollback };
   Mode mode = Mode::Classic;
   double rollback_tau = -1;      ///< rollback: the joint threshold (< 0: 40 tau, Phylliida's ratio)
@@ -65,6 +67,9 @@ struct AcdcOptions {
   /// readers visited, total readers, edges kept so far, evaluations so far, current metric.
   std::function<void(int64_t, int64_t, int64_t, int64_t, double)> progress;
 };
+inline constexpr EnumName<AcdcOptions::Mode> kAcdcModeNames[] = {{AcdcOptions::Mode::Classic, "classic"},
+                                                                {AcdcOptions::Mode::Group, "group"},
+                                                                {AcdcOptions::Mode::Rollback, "rollback"}};
 const char* acdc_mode_name(AcdcOptions::Mode m);
 AcdcOptions::Mode acdc_mode_from_string(const std::string& s);
 
@@ -77,6 +82,9 @@ struct AcdcStep {
   double delta = 0;       ///< loss change that was compared with tau (0 when skipped)
   int64_t evaluations = 0;  ///< evaluations so far, this one included
 };
+inline constexpr EnumName<AcdcStep::Decision> kAcdcDecisionNames[] = {{AcdcStep::Decision::Removed, "removed"},
+                                                                     {AcdcStep::Decision::Kept, "kept"},
+                                                                     {AcdcStep::Decision::Skipped, "skipped"}};
 const char* acdc_decision_name(AcdcStep::Decision d);
 
 struct AcdcResult {

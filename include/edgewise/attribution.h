@@ -1,5 +1,6 @@
 // Attribution: a score for every edge (or node) of the graph, estimating how much the task
-// metric changes when that edge alone is ablated, and circuits chosen from those scores.
+// metric changes when that edge alone is ablated. Circuits are chosen from those scores and
+// measured by evaluate.h.
 //
 // Sign convention (all methods): score(e) ~ M(e ablated) - M(full model), M the batch mean of
 // the metric over the dataset. For logit difference an important edge therefore has a large
@@ -37,6 +38,7 @@ namespace edgewise {
 struct AttributionOptions {
   Ablation ablation = Ablation::Resample;
   Metric metric = Metric::LogitDiff;
+  MetricFn metric_fn;         ///< when set, replaces `metric`
   int64_t steps = 5;          ///< IG steps / mask-gradient-ig samples
   double mask_value = 1.0;    ///< mask-gradient: where the gradient is taken
   int64_t batch_size = 16;    ///< examples per pass
@@ -60,25 +62,5 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
 
 /// A source node's score from edge scores: the sum over its out-edges.
 at::Tensor node_scores(const Graph& graph, const at::Tensor& edge_scores);
-
-/// The metric (dataset mean) of the full model and of each circuit, masks [K, n_src, n_dst],
-/// over `data` in batches of batch_size: K + 1 values, the full model first. One patched pass
-/// per batch evaluates them all (the full model's logits also serve KL). Mean ablations use the
-/// dataset mean over real tokens. `progress(examples_done)` after each batch when given.
-std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
-                                    Ablation ablation, Metric metric, int64_t batch_size,
-                                    const std::function<void(int64_t)>& progress = {});
-
-/// How a circuit is chosen from scores.
-struct SelectOptions {
-  int64_t edges = -1;      ///< keep this many edges (before pruning), or
-  int64_t nodes = -1;      ///< keep this many source nodes (input always kept) and the edges between them
-  bool absolute = true;    ///< rank by |score|; else by importance -score (higher_is_better) or +score
-  bool greedy = false;     ///< EAP-IG's greedy: grow from the logits, best edge into the circuit first
-  bool higher_is_better = true;  ///< the metric's direction (signed ranking only)
-};
-/// Marks the chosen edges in c.in_graph (c.scores must hold the scores) and prunes edges on no
-/// input -> logits path. Returns the number of edges chosen before pruning.
-int64_t select_circuit(Circuit& c, const SelectOptions& opt);
 
 }  // namespace edgewise

@@ -140,12 +140,4 @@ std::vector<ParamPart> parts_of_nodes(const ModelConfig& c, const std::vector<Tu
 std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std::vector<ParamPart>& parts,
                                                   int64_t mlp_heads, bool embeddings, bool norms);
 
-/// Cross-entropy of the first correct answer at each example's prediction position (batch mean).
-at::Tensor answer_loss(const at::Tensor& logits, const Batch& b);
-
-/// Perplexity of `model` on `text`: tokenised without BOS, cut into windows of `context`
-/// tokens (the last one shorter), exp of the mean next-token cross-entropy over all predicted
-/// tokens. Fails when the text has fewer than 2 tokens.
-double perplexity(const Model& model, const std::string& text, int64_t context = 128, int64_t batch_size = 8);
-
 }  // namespace edgewise

@@ -126,13 +126,4 @@ void adamw_step(at::Tensor& p, const at::Tensor& grad, AdamWState& s, double lr,
 /// The prunable edges: every real edge, less the input's unless keep_embedding_edges.
 at::Tensor edge_pruning_valid(const Graph& graph, bool keep_embedding_edges);
 
-/// A circuit's agreement with the full model on `data`: KL(full || circuit), logit difference,
-/// accuracy, and exact match (the circuit's top token equals the model's) at the prediction
-/// positions, each a mean over examples; index 0 of each is the full model, then one per mask.
-struct CircuitAgreement {
-  std::vector<double> kl, logit_diff, accuracy, exact_match;
-};
-CircuitAgreement circuit_agreement(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
-                                   Ablation ablation, int64_t batch_size);
-
 }  // namespace edgewise

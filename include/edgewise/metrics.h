@@ -9,8 +9,10 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 
+#include "edgewise/names.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -21,11 +23,28 @@ enum class Metric {
   KL,         ///< KL(clean || run) of the next-token distributions (needs the clean logits)
   Accuracy,   ///< 1 when the argmax over the vocabulary is one of the correct answers
 };
+inline constexpr EnumName<Metric> kMetricNames[] = {
+    {Metric::LogitDiff, "logit-diff"}, {Metric::ProbDiff, "prob-diff"}, {Metric::KL, "kl"}, {Metric::Accuracy, "accuracy"}};
 const char* metric_name(Metric m);
-/// "logit-diff", "prob-diff", "kl", "accuracy". Unknown -> Error listing them.
+/// By kMetricNames. Unknown -> Error listing them.
 Metric parse_metric(const std::string& name);
 /// True when a larger value means the circuit does the task better (false for KL).
 bool metric_higher_is_better(Metric m);
+
+/// A metric given by the caller instead of a built-in one (any language's binding passes one):
+/// per-example values [N] from the logits at the prediction positions `last` [N, V], the batch
+/// (its answers), and, when needs_clean_logits, the full model's logits there `clean_last` [N, V]
+/// (otherwise undefined). Differentiable in `last` for the gradient methods. The methods use the
+/// batch mean, as for the built-in metrics.
+struct MetricFn {
+  std::function<at::Tensor(const at::Tensor& last, const Batch& b, const at::Tensor& clean_last)> fn;
+  std::string name = "custom";      ///< recorded in outputs and checkpoints
+  bool higher_is_better = true;     ///< ACDC's loss is its negation when true
+  bool needs_clean_logits = false;  ///< pass clean_last (one more forward per batch)
+  explicit operator bool() const { return static_cast<bool>(fn); }
+};
+/// The batch mean of a caller's metric, checked: the result must be [N] for N examples.
+at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last);
 
 /// The logits at each example's prediction position: [N, T, V] x [N] -> [N, V].
 at::Tensor logits_at(const at::Tensor& logits, const at::Tensor& pos);

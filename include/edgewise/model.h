@@ -21,11 +21,13 @@
 #include <vector>
 
 #include "edgewise/hf.h"
+#include "edgewise/names.h"
 #include "edgewise/tokenizer.h"
 
 namespace edgewise {
 
 enum class Arch { Gpt2, Llama, Qwen2 };
+inline constexpr EnumName<Arch> kArchNames[] = {{Arch::Gpt2, "gpt2"}, {Arch::Llama, "llama"}, {Arch::Qwen2, "qwen2"}};
 const char* arch_name(Arch a);
 
 enum class Norm { LayerNorm, RMSNorm };

@@ -24,6 +24,7 @@
 
 #include "edgewise/graph.h"
 #include "edgewise/model.h"
+#include "edgewise/names.h"
 
 namespace edgewise {
 
@@ -34,9 +35,16 @@ enum class Ablation {
   MeanPerPosition,  ///< mean over the given prompts, per position: õ [n_src, 1, T, D]
   Zero,             ///< zero: õ [n_src, 1, 1, D]
 };
-/// "resample", "mean", "mean-positional", "zero"; parse fails naming the text.
+inline constexpr EnumName<Ablation> kAblationNames[] = {{Ablation::Resample, "resample"},
+                                                       {Ablation::Mean, "mean"},
+                                                       {Ablation::MeanPerPosition, "mean-positional"},
+                                                       {Ablation::Zero, "zero"}};
+/// By kAblationNames; parse fails naming the text and the choices.
 const char* ablation_name(Ablation a);
 Ablation ablation_from_string(const std::string& s);
+/// True for the ablations that patch position by position (resample, mean-positional): they
+/// need clean and corrupted prompts of equal token counts.
+inline bool ablation_needs_alignment(Ablation a) { return a == Ablation::Resample || a == Ablation::MeanPerPosition; }
 
 /// The graph of this model (its layers, heads and key/value heads).
 Graph model_graph(const Model& model, bool split_qkv);

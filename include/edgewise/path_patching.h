@@ -29,12 +29,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "edgewise/circuit.h"
 #include "edgewise/graph.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
+#include "edgewise/names.h"
 #include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 
@@ -64,6 +70,12 @@ struct PathPatchingOptions {
   /// steps done, heads in the circuit, receivers queued, sender evaluations so far.
   std::function<void(int64_t, int64_t, int64_t, int64_t)> progress;
 };
+inline constexpr EnumName<PathPatchingOptions::Threshold> kThresholdModeNames[] = {
+    {PathPatchingOptions::Threshold::Flat, "flat"},
+    {PathPatchingOptions::Threshold::Linear, "linear"},
+    {PathPatchingOptions::Threshold::Sqrt, "sqrt"}};
+inline constexpr EnumName<PathPatchingOptions::Paths> kPathsNames[] = {{PathPatchingOptions::Paths::Direct, "direct"},
+                                                                      {PathPatchingOptions::Paths::ViaMlps, "via-mlps"}};
 const char* threshold_mode_name(PathPatchingOptions::Threshold t);
 PathPatchingOptions::Threshold threshold_mode_from_string(const std::string& s);
 const char* paths_name(PathPatchingOptions::Paths p);
@@ -117,7 +129,10 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
 // (mean, unbiased SD over the layer's channels); a head's score is the mean over its channels.
 // Contrastive: per channel |score(clean)^2 - score(corrupted)^2| before the same standardisation.
 enum class FlapMetric { IFV, WIFV, WIFN };
+inline constexpr EnumName<FlapMetric> kFlapMetricNames[] = {
+    {FlapMetric::IFV, "ifv"}, {FlapMetric::WIFV, "wifv"}, {FlapMetric::WIFN, "wifn"}};
 const char* flap_metric_name(FlapMetric m);
+/// Case-insensitive ("IFV" as the paper writes it).
 FlapMetric flap_metric_from_string(const std::string& s);
 
 /// Per-channel statistics over real tokens, float64.
@@ -168,8 +183,104 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
 /// moved to the last point before D falls by `drop`. Returns the index, or -1 when none (the
 /// caller then uses the fixed sparsity).
 enum class Cliff { First, Biggest, Fixed };
+inline constexpr EnumName<Cliff> kCliffNames[] = {{Cliff::First, "first"}, {Cliff::Biggest, "biggest"}, {Cliff::Fixed, "fixed"}};
 const char* cliff_name(Cliff c);
 Cliff cliff_from_string(const std::string& s);
 int64_t cliff_point(const std::vector<double>& performance, Cliff how);
+
+// ---------------------------------------------------------------------------------------------
+// The pipelines `edgewise prune` and `discover --method path-patching | flap | app` run, as the
+// library's: FLAP's sweep over sparsities with its cliff point (vanilla, contrastive, or their
+// union: hybrid), head sets as circuits, the reports, and APP's comparison with plain path
+// patching. Performance is the pruned model's metric as a percentage of the full model's, with
+// pruned heads replaced by their mean (FLAP's bias compensation) or the corrupted prompt's value.
+
+enum class FlapKind { Vanilla, Contrastive, Hybrid };
+inline constexpr EnumName<FlapKind> kFlapKindNames[] = {
+    {FlapKind::Vanilla, "vanilla"}, {FlapKind::Contrastive, "contrastive"}, {FlapKind::Hybrid, "hybrid"}};
+const char* flap_kind_name(FlapKind k);
+FlapKind flap_kind_from_string(const std::string& s);
+
+struct FlapSweepOptions {
+  FlapKind kind = FlapKind::Vanilla;
+  std::optional<FlapMetric> flap_metric;  ///< default: WIFV for vanilla, WIFN for contrastive
+  double lowest = 0.60, highest = 0.98, step = 0.01;  ///< the sweep's sparsities (inclusive)
+  Cliff cliff = Cliff::First;
+  double sparsity = 0.75;    ///< the fixed sparsity (Cliff::Fixed, or when no cliff is found)
+  bool include_mlp = false;  ///< prune MLP channels too (AL-AM)
+  Ablation eval_ablation = Ablation::Mean;  ///< what pruned heads take: mean or resample
+  Metric metric = Metric::LogitDiff;        ///< the task metric (KL measures as logit difference)
+  int64_t batch_size = 16;
+  /// After each level: kind ("vanilla", "contrastive"), its FLAP metric, sparsity, heads kept,
+  /// performance (%).
+  std::function<void(const std::string&, FlapMetric, double, int64_t, double)> progress;
+};
+/// One kind's curve over the sweep.
+struct FlapCurve {
+  FlapMetric flap_metric = FlapMetric::WIFV;
+  std::vector<double> performance;  ///< % of the full model, per level
+  std::vector<int64_t> heads;       ///< heads kept, per level
+  int64_t cliff = -1;               ///< index of the cliff point; -1: none (the fixed sparsity)
+  double sparsity = 0;              ///< the sparsity chosen
+  PruneSet set;                     ///< what it keeps
+  double set_performance = 0;       ///< its performance (%; measured again only at a fixed sparsity)
+  at::Tensor head_scores;           ///< [L, H] float64, standardised
+};
+struct FlapSweep {
+  FlapStats clean, corrupted;               ///< corrupted: only for contrastive / hybrid
+  std::vector<double> levels;               ///< sparsities
+  std::map<std::string, FlapCurve> curves;  ///< "vanilla" and / or "contrastive"
+  PruneSet result;                          ///< the kind's set (hybrid: the union)
+  double metric_model = 0;                  ///< the full model's metric (the 100% of performance)
+  int64_t flops = 0;                        ///< analytic FLOPs of every pass
+  double seconds = 0;
+};
+/// Statistics, scores, the sweep, the cliffs and the result. Fails naming a bad option.
+FlapSweep flap_sweep(const Model& model, const Batch& data, const FlapSweepOptions& opt);
+/// The metric FLAP and APP measure performance with: KL (0 for the full model: no ratio) is
+/// measured as logit difference, the others as themselves.
+Metric flap_performance_metric(Metric m);
+/// Performance (% of metric_model) of the model that keeps `heads` [L, H] and every MLP channel.
+double head_set_performance(const Model& model, const Batch& data, const at::Tensor& heads,
+                            const FlapStats& calibration, Ablation eval_ablation, Metric metric, int64_t batch_size,
+                            double metric_model);
+/// The report of a sweep: levels, every curve (performance, heads, cliff, chosen sparsity, every
+/// head's standardised score by name), the heads kept, FLOPs, seconds.
+nlohmann::json flap_sweep_json(const FlapSweep& f, const Graph& graph, const FlapSweepOptions& opt);
+
+/// A head set [L, H] as a circuit over the split graph: the edges among input, the kept heads
+/// (their q/k/v readers; a grouped k/v reader when any head of its group is kept), every MLP and
+/// the logits. `scores` [n_src, n_dst] go into the circuit as they are.
+Circuit head_circuit(const Model& model, const Graph& graph, const at::Tensor& heads, const at::Tensor& scores);
+/// The sender -> receiver scores of every sweep as [n_src, n_dst] float64 (0 elsewhere).
+at::Tensor path_sweep_scores(const Graph& graph, const PathPatchingResult& r);
+/// The heads of [L, H] by name ("a{l}.h{h}"), in order.
+nlohmann::json heads_json(const Graph& graph, const at::Tensor& heads);
+/// The options that define a path-patching run (thresholds, paths, metric, ablation).
+nlohmann::json path_patching_settings_json(const PathPatchingOptions& o);
+/// The report of a run: heads, performance, metrics, counts, FLOPs, seconds, every sweep.
+nlohmann::json path_patching_json(const PathPatchingResult& r, const Graph& graph, double performance);
+
+/// Plain path patching as APP compares with it: its heads, FLOPs and seconds.
+struct PathPatchingReference {
+  at::Tensor heads;  ///< [L, H] bool
+  int64_t flops = 0;
+  double seconds = 0;
+  std::string from;  ///< the report it was read from, or the circuit written for it
+};
+/// Reads the report `path` (written beside a path-patching circuit) and checks that it is a run
+/// of this model, task, examples and settings; fails naming the file otherwise.
+PathPatchingReference path_patching_reference(const std::string& path, const Model& model, const Graph& graph,
+                                              const std::string& task, int64_t examples,
+                                              const PathPatchingOptions& o);
+/// APP against plain path patching: TPR (the share of path patching's heads APP finds) and the
+/// FLOP and wall-time ratios, without and with FLAP's own cost.
+struct AppComparison {
+  int64_t reference_heads = 0;
+  double reference_performance = 0, tpr = 0;
+  double flop_ratio = 0, flop_ratio_with_flap = 0, time_ratio = 0, time_ratio_with_flap = 0;
+};
+AppComparison app_compare(const PathPatchingReference& ref, double reference_performance,
+                          const PathPatchingResult& app, const FlapSweep& flap);
 
 }  // namespace edgewise

@@ -128,4 +128,24 @@ struct Batch {
 /// Tokenizes a dataset. Errors name the dataset and the example (index and source line).
 Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& opt = {});
 
+// ---- what a run reads: a task by name or file, its split, its batch ----
+
+/// A built-in task by name (n examples, seeded) or the first n examples of a dataset file. A
+/// built-in task's name wins over a file or folder of that name in the working directory
+/// ("./name" reads such a file); a name with a '.' or '/' is a file.
+Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed);
+/// Train / validation examples: a dataset file's `split` fields when any example has one,
+/// otherwise the last round(fraction N) examples (at least min_validation, at most N - 1; built-in
+/// tasks are seeded i.i.d. draws, so this is a seeded split). Fails when no training example is left.
+struct TrainValidation {
+  Dataset train, validation;
+  bool from_file = false;  ///< the file's split fields were used
+};
+TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation);
+/// load_task tokenized with `tok`; `aligned` requires clean and corrupted prompts of equal token
+/// counts (what an ablation that patches position by position needs: patch.h's
+/// ablation_needs_alignment). The dataset goes to `dataset` when given.
+Batch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned,
+                 Dataset* dataset = nullptr);
+
 }  // namespace edgewise

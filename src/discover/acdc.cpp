@@ -33,29 +33,11 @@ namespace edgewise {
 
 using namespace model_detail;
 
-const char* acdc_mode_name(AcdcOptions::Mode m) {
-  switch (m) {
-    case AcdcOptions::Mode::Classic: return "classic";
-    case AcdcOptions::Mode::Group: return "group";
-    case AcdcOptions::Mode::Rollback: return "rollback";
-  }
-  return "";
-}
+const char* acdc_mode_name(AcdcOptions::Mode m) { return enum_name(kAcdcModeNames, m); }
 
-AcdcOptions::Mode acdc_mode_from_string(const std::string& s) {
-  for (auto m : {AcdcOptions::Mode::Classic, AcdcOptions::Mode::Group, AcdcOptions::Mode::Rollback})
-    if (s == acdc_mode_name(m)) return m;
-  fail("acdc", "unknown mode '" + s + "' (expected classic, group or rollback)");
-}
+AcdcOptions::Mode acdc_mode_from_string(const std::string& s) { return enum_parse(kAcdcModeNames, s, "acdc", "mode"); }
 
-const char* acdc_decision_name(AcdcStep::Decision d) {
-  switch (d) {
-    case AcdcStep::Decision::Removed: return "removed";
-    case AcdcStep::Decision::Kept: return "kept";
-    case AcdcStep::Decision::Skipped: return "skipped";
-  }
-  return "";
-}
+const char* acdc_decision_name(AcdcStep::Decision d) { return enum_name(kAcdcDecisionNames, d); }
 
 namespace {
 
@@ -77,8 +59,8 @@ struct Evaluated {
 class Engine {
  public:
   Engine(const Model& model, const Graph& g, const Batch& data, const at::Tensor& ablated, Metric metric,
-         at::ScalarType dt)
-      : g_(g), c_(model.config()), data_(data), metric_(metric), dt_(dt) {
+         const MetricFn& metric_fn, at::ScalarType dt)
+      : g_(g), c_(model.config()), data_(data), metric_(metric), metric_fn_(metric_fn), dt_(dt) {
     S_ = g.n_sources();
     R_ = g.n_readers();
     L_ = c_.n_layers;
@@ -217,7 +199,7 @@ class Engine {
 
   void set_clean_last(const at::Tensor& t) { clean_last_ = t; }
   double metric_of(const at::Tensor& last) const {  // [B, V]
-    return metric_mean(metric_, last, data_, clean_last_).item<double>();
+    return batch_metric(last).item<double>();
   }
 
   // Evaluates the masks "circuit minus the candidate edges (cand[i], d) where W[k, i] = 1",
@@ -315,7 +297,7 @@ class Engine {
       at::Tensor last = unembed(input_pos(logits_reader_));  // [K, B, V]
       // The K metrics read back together: one device synchronisation per evaluation, not per mask.
       std::vector<at::Tensor> m(K);
-      for (int64_t k = 0; k < K; ++k) m[k] = metric_mean(metric_, last.select(0, k), data_, clean_last_);
+      for (int64_t k = 0; k < K; ++k) m[k] = batch_metric(last.select(0, k));
       const at::Tensor host = at::stack(m).to(at::kCPU, at::kDouble);
       for (int64_t k = 0; k < K; ++k) ev.values.push_back(host[k].item<double>());
     } else {
@@ -471,6 +453,11 @@ class Engine {
   const ModelConfig& c_;
   const Batch& data_;
   Metric metric_;
+  MetricFn metric_fn_;
+  // The metric's batch mean for logits at the prediction positions [B, V].
+  at::Tensor batch_metric(const at::Tensor& last) const {
+    return metric_fn_ ? metric_fn_mean(metric_fn_, last, data_, clean_last_) : metric_mean(metric_, last, data_, clean_last_);
+  }
   at::ScalarType dt_;
   c10::Device dev_ = c10::kCPU;  // the model's
   int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
@@ -510,9 +497,9 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
     ablated = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, data.size());
   }
 
-  Engine e(model, graph, data, ablated, opt.metric, dt);
+  Engine e(model, graph, data, ablated, opt.metric, opt.metric_fn, dt);
   const int64_t S = graph.n_sources(), R = graph.n_readers();
-  const bool higher = metric_higher_is_better(opt.metric);
+  const bool higher = opt.metric_fn ? opt.metric_fn.higher_is_better : metric_higher_is_better(opt.metric);
   auto loss = [&](double v) { return higher ? -v : v; };
   auto passes = [&](double delta, double thr) { return (opt.absolute ? std::abs(delta) : delta) < thr; };
 
@@ -532,7 +519,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
                        {"mode", acdc_mode_name(opt.mode)},
                        {"rollback_tau", rollback_tau},
                        {"absolute", opt.absolute},
-                       {"metric", metric_name(opt.metric)},
+                       {"metric", opt.metric_fn ? opt.metric_fn.name : std::string(metric_name(opt.metric))},
                        {"ablation", ablation_name(opt.ablation)},
                        {"double", opt.double_precision},
                        {"graph", {graph.shape().n_layers, graph.shape().n_heads, graph.shape().n_kv_heads, graph.split_qkv()}},

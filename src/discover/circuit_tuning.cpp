@@ -17,6 +17,7 @@
 #include "common.h"
 #include "edgewise/attribution.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/graph.h"
 #include "edgewise/safetensors.h"
 #include "../model/internal.h"
@@ -268,45 +269,6 @@ std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std:
 
 // ---------------------------------------------------------------------------------------------
 // Loss and perplexity
-
-at::Tensor answer_loss(const at::Tensor& logits, const Batch& b) {
-  const at::Tensor last = logits_at(logits, b.clean_pos);  // [B, V]
-  const at::Tensor target = b.correct.select(1, 0).to(last.device(), at::kLong);  // [B]
-  return at::nll_loss(at::log_softmax(last.to(at::kFloat), -1), target);
-}
-
-double perplexity(const Model& model, const std::string& text, int64_t context, int64_t batch_size) {
-  if (context < 2) fail("perplexity", "the context must be at least 2 tokens");
-  const std::vector<int32_t> ids = model.tokenizer().encode(text);
-  const int64_t n = static_cast<int64_t>(ids.size());
-  if (n < 2) fail("perplexity", "the text has fewer than 2 tokens");
-  at::NoGradGuard ng;
-  double nll = 0;
-  int64_t count = 0;
-  std::vector<std::pair<int64_t, int64_t>> windows;  // [start, length]
-  for (int64_t s = 0; s + 1 < n; s += context) windows.emplace_back(s, std::min(context, n - s));
-  for (size_t w0 = 0; w0 < windows.size(); w0 += batch_size) {
-    const size_t w1 = std::min(windows.size(), w0 + static_cast<size_t>(batch_size));
-    // Windows of one batch have the same length except possibly the last one; run them apart.
-    for (size_t i = w0; i < w1;) {
-      size_t j = i;
-      while (j < w1 && windows[j].second == windows[i].second) ++j;
-      const int64_t len = windows[i].second;
-      if (len >= 2) {
-        std::vector<int64_t> flat;
-        for (size_t k = i; k < j; ++k)
-          flat.insert(flat.end(), ids.begin() + windows[k].first, ids.begin() + windows[k].first + len);
-        const at::Tensor tok = at::tensor(flat, at::kLong).view({static_cast<int64_t>(j - i), len});
-        const at::Tensor logp = at::log_softmax(model.forward(tok).narrow(1, 0, len - 1), -1);  // [B, len-1, V]
-        const at::Tensor tgt = tok.narrow(1, 1, len - 1).unsqueeze(-1).to(logp.device());
-        nll -= logp.gather(-1, tgt).to(at::kDouble).sum().item<double>();
-        count += (j - i) * (len - 1);
-      }
-      i = j;
-    }
-  }
-  return std::exp(nll / static_cast<double>(count));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Training

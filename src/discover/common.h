@@ -40,13 +40,6 @@ at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, 
 /// The clean run's source outputs minus the ablated values, (o - õ) [n_src, b, T, D].
 at::Tensor clean_differences(const Model& model, const Graph& graph, const Part& p);
 
-/// Evaluation passes: for each batch of `data` (batch_size rows), the logits at the prediction
-/// positions [K + 1, b, V] of the full model (index 0) and of each mask [K, n_src, n_dst], one
-/// patched pass per batch (mean ablations: the mean over `data`). No gradients.
-void for_each_circuit_batch(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
-                            Ablation ablation, int64_t batch_size,
-                            const std::function<void(const Batch&, const at::Tensor&)>& f);
-
 /// [n_src, n_dst] float64 of the real edges.
 at::Tensor real_edge_mask(const Graph& graph);
 

@@ -143,25 +143,6 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
   return o;
 }
 
-CircuitAgreement circuit_agreement(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
-                                   Ablation ablation, int64_t batch_size) {
-  const int64_t K = masks.size(0);
-  CircuitAgreement r;
-  for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match}) v->assign(K + 1, 0.0);
-  discover::for_each_circuit_batch(model, graph, data, masks, ablation, batch_size, [&](const Batch& b, const at::Tensor& last) {
-    at::Tensor top0 = last[0].argmax(-1);
-    for (int64_t k = 0; k <= K; ++k) {
-      r.kl[k] += kl_per_example(last[k], last[0]).sum().item<double>();
-      r.logit_diff[k] += logit_diff_per_example(last[k], b).sum().item<double>();
-      r.accuracy[k] += accuracy_per_example(last[k], b).sum().item<double>();
-      r.exact_match[k] += (last[k].argmax(-1) == top0).sum().item<double>();
-    }
-  });
-  for (auto* v : {&r.kl, &r.logit_diff, &r.accuracy, &r.exact_match})
-    for (double& x : *v) x /= static_cast<double>(data.size());
-  return r;
-}
-
 EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt,
                                const std::function<void(const EdgePruningLog&)>& progress) {
   using Clock = std::chrono::steady_clock;

@@ -16,36 +16,14 @@
 
 namespace edgewise {
 
-const char* flap_metric_name(FlapMetric m) {
-  switch (m) {
-    case FlapMetric::IFV: return "ifv";
-    case FlapMetric::WIFV: return "wifv";
-    case FlapMetric::WIFN: return "wifn";
-  }
-  return "?";
-}
+const char* flap_metric_name(FlapMetric m) { return enum_name(kFlapMetricNames, m); }
 FlapMetric flap_metric_from_string(const std::string& s) {
   std::string l = s;
   for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (l == "ifv") return FlapMetric::IFV;
-  if (l == "wifv") return FlapMetric::WIFV;
-  if (l == "wifn") return FlapMetric::WIFN;
-  fail("flap", "unknown FLAP metric '" + s + "' (expected ifv, wifv or wifn)");
+  return enum_parse(kFlapMetricNames, l, "flap", "FLAP metric");
 }
-const char* cliff_name(Cliff c) {
-  switch (c) {
-    case Cliff::First: return "first";
-    case Cliff::Biggest: return "biggest";
-    case Cliff::Fixed: return "fixed";
-  }
-  return "?";
-}
-Cliff cliff_from_string(const std::string& s) {
-  if (s == "first") return Cliff::First;
-  if (s == "biggest") return Cliff::Biggest;
-  if (s == "fixed") return Cliff::Fixed;
-  fail("flap", "unknown cliff rule '" + s + "' (expected first, biggest or fixed)");
-}
+const char* cliff_name(Cliff c) { return enum_name(kCliffNames, c); }
+Cliff cliff_from_string(const std::string& s) { return enum_parse(kCliffNames, s, "flap", "cliff rule"); }
 
 namespace {
 

@@ -22,27 +22,13 @@
 
 namespace edgewise {
 
-const char* threshold_mode_name(PathPatchingOptions::Threshold t) {
-  switch (t) {
-    case PathPatchingOptions::Threshold::Flat: return "flat";
-    case PathPatchingOptions::Threshold::Linear: return "linear";
-    case PathPatchingOptions::Threshold::Sqrt: return "sqrt";
-  }
-  return "?";
-}
+const char* threshold_mode_name(PathPatchingOptions::Threshold t) { return enum_name(kThresholdModeNames, t); }
 PathPatchingOptions::Threshold threshold_mode_from_string(const std::string& s) {
-  if (s == "flat") return PathPatchingOptions::Threshold::Flat;
-  if (s == "linear") return PathPatchingOptions::Threshold::Linear;
-  if (s == "sqrt") return PathPatchingOptions::Threshold::Sqrt;
-  fail("path patching", "unknown threshold mode '" + s + "' (expected flat, linear or sqrt)");
+  return enum_parse(kThresholdModeNames, s, "path patching", "threshold mode");
 }
-const char* paths_name(PathPatchingOptions::Paths p) {
-  return p == PathPatchingOptions::Paths::Direct ? "direct" : "via-mlps";
-}
+const char* paths_name(PathPatchingOptions::Paths p) { return enum_name(kPathsNames, p); }
 PathPatchingOptions::Paths paths_from_string(const std::string& s) {
-  if (s == "direct") return PathPatchingOptions::Paths::Direct;
-  if (s == "via-mlps") return PathPatchingOptions::Paths::ViaMlps;
-  fail("path patching", "unknown --paths '" + s + "' (expected direct or via-mlps)");
+  return enum_parse(kPathsNames, s, "path patching", "--paths");
 }
 
 namespace {

@@ -676,21 +676,9 @@ at::ScalarType model_dtype(const Model& m) { return m.dtype() == DType::BF16 ? a
 
 }  // namespace
 
-const char* ablation_name(Ablation a) {
-  switch (a) {
-    case Ablation::Resample: return "resample";
-    case Ablation::Mean: return "mean";
-    case Ablation::MeanPerPosition: return "mean-positional";
-    case Ablation::Zero: return "zero";
-  }
-  return "";
-}
+const char* ablation_name(Ablation a) { return enum_name(kAblationNames, a); }
 
-Ablation ablation_from_string(const std::string& s) {
-  for (Ablation a : {Ablation::Resample, Ablation::Mean, Ablation::MeanPerPosition, Ablation::Zero})
-    if (s == ablation_name(a)) return a;
-  fail("ablation", "unknown ablation '" + s + "' (expected resample, mean, mean-positional or zero)");
-}
+Ablation ablation_from_string(const std::string& s) { return enum_parse(kAblationNames, s, "ablation", "ablation"); }
 
 CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor& tokens) {
   check_graph(model, graph);

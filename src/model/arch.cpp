@@ -9,14 +9,7 @@
 
 namespace edgewise {
 
-const char* arch_name(Arch a) {
-  switch (a) {
-    case Arch::Gpt2: return "gpt2";
-    case Arch::Llama: return "llama";
-    case Arch::Qwen2: return "qwen2";
-  }
-  return "?";
-}
+const char* arch_name(Arch a) { return enum_name(kArchNames, a); }
 
 namespace model_detail {
 
@@ -238,10 +231,11 @@ const std::vector<ArchRow>& arch_rows_gguf(Arch a) {
 }
 
 Arch arch_from_string(const std::string& s, const std::string& where) {
-  if (s == "gpt2") return Arch::Gpt2;
-  if (s == "llama") return Arch::Llama;
-  if (s == "qwen2") return Arch::Qwen2;
-  fail("", "unsupported architecture '" + s + "' in " + where + " (supported: gpt2, llama, qwen2)");
+  for (const auto& e : kArchNames)
+    if (s == e.name) return e.value;
+  std::string known;
+  for (const auto& e : kArchNames) known += (known.empty() ? "" : ", ") + std::string(e.name);
+  fail("", "unsupported architecture '" + s + "' in " + where + " (supported: " + known + ")");
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {

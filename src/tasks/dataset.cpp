@@ -5,6 +5,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -391,6 +394,50 @@ Batch Batch::select(const at::Tensor& index) const {
     const int64_t* p = idx.data_ptr<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i) b.lines.push_back(lines[p[i]]);
   }
+  return b;
+}
+
+// ---- what a run reads ----
+
+Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed) {
+  namespace fs = std::filesystem;
+  // A built-in task's name wins over a file or folder of the same name in the working
+  // directory (a folder called "docstring" next to the run once made --task docstring fail);
+  // "./name" reads such a file.
+  const auto& names = task_names();
+  const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
+  const bool pathlike = task.find('.') != std::string::npos || task.find('/') != std::string::npos;
+  if (pathlike || (!builtin && fs::exists(task))) return load_dataset(task).head(n);
+  TaskOptions o;
+  o.n = n;
+  o.seed = seed;
+  return make_task(task, tok, o);
+}
+
+TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation) {
+  TrainValidation r;
+  r.from_file = std::any_of(ds.examples.begin(), ds.examples.end(), [](const Example& e) { return !e.split.empty(); });
+  if (r.from_file) {
+    r.train = ds.select_split("train");
+    r.validation = ds.select_split("validation");
+  } else {
+    const int64_t n = static_cast<int64_t>(ds.examples.size());
+    const int64_t n_val = std::max<int64_t>(min_validation, std::min<int64_t>(n - 1, std::llround(fraction * n)));
+    r.train = ds, r.validation = ds;
+    r.train.examples.assign(ds.examples.begin(), ds.examples.end() - n_val);
+    r.validation.examples.assign(ds.examples.end() - n_val, ds.examples.end());
+  }
+  if (r.train.examples.empty()) fail(ds.name, "no training examples");
+  return r;
+}
+
+Batch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned,
+                 Dataset* dataset) {
+  Dataset ds = load_task(task, tok, n, seed);
+  BatchOptions bo;
+  bo.require_aligned = aligned;
+  Batch b = make_batch(ds, tok, bo);
+  if (dataset) *dataset = std::move(ds);
   return b;
 }
 

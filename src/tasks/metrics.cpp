@@ -28,21 +28,9 @@ at::Tensor gather_sum(const at::Tensor& x, const at::Tensor& ids, const at::Tens
 
 }  // namespace
 
-const char* metric_name(Metric m) {
-  switch (m) {
-    case Metric::LogitDiff: return "logit-diff";
-    case Metric::ProbDiff: return "prob-diff";
-    case Metric::KL: return "kl";
-    case Metric::Accuracy: return "accuracy";
-  }
-  return "?";
-}
+const char* metric_name(Metric m) { return enum_name(kMetricNames, m); }
 
-Metric parse_metric(const std::string& name) {
-  for (Metric m : {Metric::LogitDiff, Metric::ProbDiff, Metric::KL, Metric::Accuracy})
-    if (name == metric_name(m)) return m;
-  fail("metric " + name, "unknown metric; known: logit-diff, prob-diff, kl, accuracy");
-}
+Metric parse_metric(const std::string& name) { return enum_parse(kMetricNames, name, "metric", "metric"); }
 
 bool metric_higher_is_better(Metric m) { return m != Metric::KL; }
 
@@ -94,6 +82,14 @@ at::Tensor metric_per_example(Metric m, const at::Tensor& last, const Batch& b, 
 
 at::Tensor metric_mean(Metric m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
   return metric_per_example(m, last, b, clean_last).mean();
+}
+
+at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
+  const at::Tensor v = m.fn(last, b, m.needs_clean_logits ? clean_last : at::Tensor());
+  if (!v.defined() || v.dim() != 1 || v.size(0) != last.size(0))
+    fail("metric " + m.name, "a metric must return one value per example ([" + std::to_string(last.size(0)) +
+                                 "]), got " + (v.defined() ? std::to_string(v.dim()) + " dimensions" : "nothing"));
+  return v.mean();
 }
 
 double normalized_faithfulness(double f_circuit, double f_empty, double f_model) {

@@ -68,7 +68,7 @@ void run_acdc(const DiscoverArgs& a) {
       prog.update(done, extra);
     };
     AcdcResult r = acdc(model, graph, b, o);
-    Circuit c = circuit_of(model, graph, r.scores, r.kept);
+    Circuit c = circuit_from_scores(model, graph, r.scores, r.kept);
     const int64_t raw = c.n_edges_in();
     c.prune();
     runs.push_back({tau, std::move(r), std::move(c), raw});
@@ -76,7 +76,7 @@ void run_acdc(const DiscoverArgs& a) {
 
   // The full model, every circuit and the empty circuit: one patched pass per batch.
   std::vector<at::Tensor> masks;
-  for (const Done& d : runs) masks.push_back(mask_of(d.c));
+  for (const Done& d : runs) masks.push_back(circuit_mask(d.c));
   masks.push_back(at::zeros({graph.n_sources(), graph.n_readers()}));
   Progress eval("discover: evaluating " + std::to_string(masks.size()) + " circuits", b.size());
   const std::vector<double> f = circuit_metrics(model, graph, b, at::stack(masks), ablation, metric, a.batch_size,

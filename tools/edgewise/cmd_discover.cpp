@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "discover.h"
+#include "edgewise/acdc.h"
 #include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
@@ -33,45 +34,6 @@ std::string path_stem(const std::string& path) {
   return path.substr(0, dot);
 }
 
-at::Tensor mask_of(const Circuit& c) {
-  std::vector<float> v(c.in_graph.begin(), c.in_graph.end());
-  const Graph g = c.graph();
-  return at::tensor(v).view({g.n_sources(), g.n_readers()});
-}
-
-// A line plot of (x, y) points as a small standalone SVG (x on a log scale).
-std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y, const std::string& title,
-                      const std::string& x_label) {
-  const double W = 560, H = 360, L = 60, R = 20, T = 40, Bm = 50;
-  double ymin = 0, ymax = 1;
-  for (double v : y)
-    if (std::isfinite(v)) ymin = std::min(ymin, v), ymax = std::max(ymax, v);
-  const double lx0 = std::log10(x.front()), lx1 = std::log10(x.back());
-  auto px = [&](double v) { return L + (std::log10(v) - lx0) / std::max(1e-9, lx1 - lx0) * (W - L - R); };
-  auto py = [&](double v) { return H - Bm - (v - ymin) / std::max(1e-9, ymax - ymin) * (H - T - Bm); };
-  std::ostringstream s;
-  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
-    << "<rect width='100%' height='100%' fill='white'/>\n<text x='" << L << "' y='24' font-size='14'>" << title << "</text>\n"
-    << "<line x1='" << L << "' y1='" << py(1) << "' x2='" << W - R << "' y2='" << py(1) << "' stroke='#bbb' stroke-dasharray='4'/>\n"
-    << "<line x1='" << L << "' y1='" << py(0) << "' x2='" << W - R << "' y2='" << py(0) << "' stroke='#bbb'/>\n"
-    << "<text x='" << L - 8 << "' y='" << py(1) + 4 << "' text-anchor='end'>1</text><text x='" << L - 8 << "' y='"
-    << py(0) + 4 << "' text-anchor='end'>0</text>\n<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='";
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::isfinite(y[i])) s << px(x[i]) << "," << py(y[i]) << " ";
-  s << "'/>\n";
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(y[i])) continue;
-    s << "<circle cx='" << px(x[i]) << "' cy='" << py(y[i]) << "' r='3' fill='#1f77b4'/>\n";
-    char lab[32];
-    std::snprintf(lab, sizeof lab, "%g%%", 100 * x[i]);
-    s << "<text x='" << px(x[i]) << "' y='" << H - Bm + 16 << "' text-anchor='middle' font-size='10'>" << lab << "</text>\n";
-  }
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>" << x_label << "</text>\n"
-    << "<text x='14' y='" << (T + H - Bm) / 2 << "' transform='rotate(-90 14 " << (T + H - Bm) / 2
-    << ")' text-anchor='middle'>normalised faithfulness</text>\n</svg>\n";
-  return s.str();
-}
-
 std::string with_suffix(const std::string& path, const std::string& suffix) {
   const std::string st = path_stem(path);
   return st + suffix + path.substr(st.size());
@@ -81,17 +43,6 @@ std::string fmt_g(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
   return b;
-}
-
-Circuit circuit_of(const Model& model, const Graph& graph, const at::Tensor& scores, const at::Tensor& kept) {
-  Circuit c = Circuit::empty(graph.shape(), graph.split_qkv(), model.config().d_model);
-  at::Tensor sf = scores.to(at::kFloat).contiguous();
-  c.scores.assign(sf.data_ptr<float>(), sf.data_ptr<float>() + sf.numel());
-  if (kept.defined()) {
-    at::Tensor kb = kept.to(at::kByte).contiguous();
-    c.in_graph.assign(kb.data_ptr<uint8_t>(), kb.data_ptr<uint8_t>() + kb.numel());
-  }
-  return c;
 }
 
 std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a) {
@@ -151,7 +102,7 @@ void run_discover(const DiscoverArgs& a) {
   at::Tensor scores = attribute(a.method, model, graph, b, opt);  // [S, R] float64
   const double t_attr = clock.seconds();
 
-  Circuit c = circuit_of(model, graph, scores);
+  Circuit c = circuit_from_scores(model, graph, scores);
   SelectOptions so;
   so.absolute = !a.signed_scores;
   so.greedy = a.greedy;
@@ -161,19 +112,11 @@ void run_discover(const DiscoverArgs& a) {
   const int64_t chosen = select_circuit(c, so);
 
   // The top-n circuits of the curve, chosen by the same rule as the circuit.
-  const std::vector<double> fracs = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
-  std::vector<at::Tensor> masks = {mask_of(c), at::zeros({graph.n_sources(), graph.n_readers()})};
-  std::vector<int64_t> kept;
-  if (!a.curve.empty())
-    for (double fr : fracs) {
-      Circuit ci = c;
-      SelectOptions s2 = so;
-      s2.nodes = -1;
-      s2.edges = std::max<int64_t>(1, static_cast<int64_t>(std::llround(fr * graph.n_edges())));
-      select_circuit(ci, s2);
-      masks.push_back(mask_of(ci));
-      kept.push_back(ci.n_edges_in());
-    }
+  const std::vector<double>& fracs = curve_fractions();
+  std::vector<at::Tensor> masks = {circuit_mask(c), at::zeros({graph.n_sources(), graph.n_readers()})};
+  std::vector<Circuit> curve_cs;
+  if (!a.curve.empty()) curve_cs = curve_circuits(c, so, fracs);
+  for (const Circuit& ci : curve_cs) masks.push_back(circuit_mask(ci));
   // The full model, the circuit, the empty circuit and the curve's circuits: one patched pass
   // per batch.
   Progress eval("discover: evaluating " + std::to_string(masks.size()) + " circuits", b.size());
@@ -190,29 +133,14 @@ void run_discover(const DiscoverArgs& a) {
   if (!a.svg.empty()) circuit_draw_svg(c, a.svg);
 
   if (!a.curve.empty()) {
-    std::ostringstream csv;
-    csv << "fraction,edges,edges_after_prune,metric,faithfulness\n";
+    const FaithfulnessCurve fc = faithfulness_curve(fracs, curve_cs, std::vector<double>(f.begin() + 3, f.end()),
+                                                    f_empty, f_model, graph.n_edges());
+    write_file_atomic(a.curve, fc.csv());
     std::vector<double> faiths;
-    double cpr = 0, cmd = 0;
-    for (size_t i = 0; i < fracs.size(); ++i) {
-      const double fv = f[3 + i];
-      faiths.push_back(normalized_faithfulness(fv, f_empty, f_model));
-      char line[200];
-      std::snprintf(line, sizeof line, "%g,%lld,%lld,%.6g,%.6g\n", fracs[i],
-                    (long long)std::llround(fracs[i] * graph.n_edges()), (long long)kept[i], fv, faiths[i]);
-      csv << line;
-      if (i > 0) {
-        const double w = fracs[i] - fracs[i - 1];
-        cpr += w * (faiths[i] + faiths[i - 1]) / 2;
-        cmd += w * (std::abs(1 - faiths[i]) + std::abs(1 - faiths[i - 1])) / 2;
-      }
-    }
-    csv << "# CPR " << cpr << " CMD " << cmd << " (trapezoids over the fractions " << fracs.front() << ".."
-        << fracs.back() << ")\n";
-    write_file_atomic(a.curve, csv.str());
+    for (const CurvePoint& p : fc.points) faiths.push_back(p.faithfulness);
     const std::string svg_path = path_stem(a.curve) + ".svg";
     write_file_atomic(svg_path, curve_svg(fracs, faiths, a.method + " on " + ds.name + " (" + a.metric + ")"));
-    std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg_path.c_str(), cpr, cmd);
+    std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg_path.c_str(), fc.cpr, fc.cmd);
   }
 
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     %s (ablation %s, metric %s)\n",
@@ -248,10 +176,10 @@ void register_discover_command(CLI::App& app) {
   for (const auto& k : method_keys) methods += (methods.empty() ? "" : ", ") + k;
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
   cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
-      ->check(CLI::IsMember({"resample", "mean", "mean-positional", "zero"}))
+      ->check(CLI::IsMember(enum_choices(kAblationNames)))
       ->capture_default_str();
   auto* metric_opt = cmd->add_option("--metric,-m", a.metric, "Task metric (acdc: default kl, as ACDC's reference)")
-      ->check(CLI::IsMember({"logit-diff", "prob-diff", "kl", "accuracy"}))
+      ->check(CLI::IsMember(enum_choices(kMetricNames)))
       ->capture_default_str();
   cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)");
   cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them");
@@ -282,7 +210,7 @@ void register_discover_command(CLI::App& app) {
   acdc->add_option("--acdc-mode", a.acdc_mode,
                    "classic (one edge at a time, exact), group (recursive group testing), rollback (try many, "
                    "then roll back)")
-      ->check(CLI::IsMember({"classic", "group", "rollback"}))
+      ->check(CLI::IsMember(enum_choices(kAcdcModeNames)))
       ->capture_default_str();
   acdc->add_option("--rollback-tau", a.rollback_tau, "rollback: threshold for edges removed together (default 40 tau)");
   acdc->add_flag("--abs", a.absolute, "Compare |loss change| with tau (an edge that helps is kept too)");

@@ -67,7 +67,7 @@ void run_edge_pruning(const DiscoverArgs& a) {
     val_ds = train_ds;
   }
   BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
+  bo.require_aligned = ablation_needs_alignment(ablation);
   const Batch train = make_batch(train_ds, model.tokenizer(), bo), val = make_batch(val_ds, model.tokenizer(), bo);
   const int64_t steps = a.steps_given ? a.steps : 3000, batch = a.batch_given ? a.batch_size : 32;
   std::fprintf(stderr, "edge-pruning: %lld training / %lld validation examples (%s), %lld steps of batch %lld, %lld edges\n",
@@ -115,7 +115,7 @@ void run_edge_pruning(const DiscoverArgs& a) {
       prog.update(l.step, extra);
     };
     EdgePruningResult r = edge_pruning(model, graph, train, o, progress);
-    Circuit c = circuit_of(model, graph, r.mask, r.kept);
+    Circuit c = circuit_from_scores(model, graph, r.mask, r.kept);
     const int64_t raw = c.n_edges_in();
     c.prune();
     runs.push_back({target, std::move(r), std::move(c), raw});
@@ -123,11 +123,14 @@ void run_edge_pruning(const DiscoverArgs& a) {
 
   // Validation: the full model, every circuit, the empty circuit in one patched pass per batch.
   std::vector<at::Tensor> masks;
-  for (const Done& d : runs) masks.push_back(mask_of(d.c));
+  for (const Done& d : runs) masks.push_back(circuit_mask(d.c));
   masks.push_back(at::zeros({graph.n_sources(), graph.n_readers()}));
   std::fprintf(stderr, "edge-pruning: measuring %zu circuits on %lld validation examples\n", masks.size(),
                (long long)val.size());
-  const CircuitAgreement ag = circuit_agreement(model, graph, val, at::stack(masks), ablation, std::min<int64_t>(batch, 32));
+  EvaluateOptions eo;
+  eo.ablation = ablation;
+  eo.batch_size = std::min<int64_t>(batch, 32);
+  const CircuitEvaluation ag = evaluate_circuits(model, graph, val, at::stack(masks), eo);
   const size_t E = runs.size() + 1;  // index of the empty circuit
   auto faith = [&](size_t i) { return normalized_faithfulness(ag.logit_diff[i], ag.logit_diff[E], ag.logit_diff[0]); };
 

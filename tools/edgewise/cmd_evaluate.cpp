@@ -1,17 +1,17 @@
 // `edgewise evaluate`: the task metric of the full model, of a circuit, and of the empty
 // circuit, and the normalised faithfulness. The three are one patched pass per batch
-// (circuit_metrics, attribution.h).
+// (circuit_metrics, evaluate.h).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "commands.h"
 #include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
@@ -30,48 +30,6 @@ struct EvalArgs {
 };
 
 }  // namespace
-
-Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed) {
-  namespace fs = std::filesystem;
-  // A built-in task's name wins over a file or folder of the same name in the working
-  // directory (a folder called "docstring" next to the run once made --task docstring fail);
-  // "./name" reads such a file.
-  const auto& names = task_names();
-  const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
-  const bool pathlike = task.find('.') != std::string::npos || task.find('/') != std::string::npos;
-  if (pathlike || (!builtin && fs::exists(task))) return load_dataset(task).head(n);
-  TaskOptions o;
-  o.n = n;
-  o.seed = seed;
-  return make_task(task, tok, o);
-}
-
-TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation) {
-  TrainValidation r;
-  r.from_file = std::any_of(ds.examples.begin(), ds.examples.end(), [](const Example& e) { return !e.split.empty(); });
-  if (r.from_file) {
-    r.train = ds.select_split("train");
-    r.validation = ds.select_split("validation");
-  } else {
-    const int64_t n = static_cast<int64_t>(ds.examples.size());
-    const int64_t n_val = std::max<int64_t>(min_validation, std::min<int64_t>(n - 1, std::llround(fraction * n)));
-    r.train = ds, r.validation = ds;
-    r.train.examples.assign(ds.examples.begin(), ds.examples.end() - n_val);
-    r.validation.examples.assign(ds.examples.end() - n_val, ds.examples.end());
-  }
-  if (r.train.examples.empty()) fail(ds.name, "no training examples");
-  return r;
-}
-
-Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
-                 Dataset* dataset) {
-  Dataset ds = load_task(task, model.tokenizer(), n, seed);
-  BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
-  Batch b = make_batch(ds, model.tokenizer(), bo);
-  if (dataset) *dataset = std::move(ds);
-  return b;
-}
 
 LoadOptions load_options(const ModelArgs& a, bool tokenizer) {
   LoadOptions o;
@@ -105,9 +63,8 @@ void run_evaluate(const EvalArgs& a) {
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
   // One patched pass per batch: the full model, the circuit, the empty circuit.
-  at::Tensor circuit_mask = at::from_blob(const_cast<uint8_t*>(c.in_graph.data()), {S, R}, at::kByte).to(at::kFloat);
   Progress p("evaluate: " + std::to_string(N) + " examples", N);
-  const std::vector<double> f = circuit_metrics(model, graph, b, at::stack({circuit_mask, at::zeros({S, R})}),
+  const std::vector<double> f = circuit_metrics(model, graph, b, at::stack({circuit_mask(c), at::zeros({S, R})}),
                                                 ablation, metric, a.batch_size, [&](int64_t done) { p.update(done); });
   const double f_model = f[0], f_circ = f[1], f_empty = f[2];
   const double faith = normalized_faithfulness(f_circ, f_empty, f_model);
@@ -135,10 +92,10 @@ void register_evaluate_command(CLI::App& app) {
       ->required();
   cmd->add_option("--circuit,-c", a.circuit, "Circuit JSON (edgewise or EAP-IG format)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
-      ->check(CLI::IsMember({"resample", "mean", "mean-positional", "zero"}))
+      ->check(CLI::IsMember(enum_choices(kAblationNames)))
       ->capture_default_str();
   cmd->add_option("--metric,-m", a.metric, "Task metric")
-      ->check(CLI::IsMember({"logit-diff", "prob-diff", "kl", "accuracy"}))
+      ->check(CLI::IsMember(enum_choices(kMetricNames)))
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();

@@ -18,6 +18,7 @@
 #include "edgewise/circuit.h"
 #include "edgewise/circuit_tuning.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/metrics.h"
 #include "progress.h"
 
@@ -45,25 +46,6 @@ struct TuneArgs {
   double checkpoint_every = 60;
   bool resume = false;
 };
-
-struct TaskScore {
-  double logit_diff = 0, accuracy = 0, loss = 0;
-};
-
-TaskScore task_score(const Model& model, const Batch& data) {
-  at::NoGradGuard ng;
-  double ld = 0, acc = 0, loss = 0;
-  const int64_t N = data.size(), bs = 32;
-  for (int64_t b0 = 0; b0 < N; b0 += bs) {
-    const Batch b = data.rows(b0, std::min(N, b0 + bs));
-    const at::Tensor logits = model.forward(b.clean);
-    const at::Tensor last = logits_at(logits, b.clean_pos);
-    ld += logit_diff_per_example(last, b).sum().item<double>();
-    acc += accuracy_per_example(last, b).sum().item<double>();
-    loss += answer_loss(logits, b).item<double>() * b.size();
-  }
-  return {ld / N, acc / N, loss / N};
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -106,7 +88,7 @@ void run_tune(const TuneArgs& a) {
   const Dataset& val_ds = tv.validation;
   if (val_ds.examples.empty()) fail(ds.name, "no validation examples (the file's split has none)");
   BatchOptions bo;
-  bo.require_aligned = ablation == Ablation::Resample || ablation == Ablation::MeanPerPosition;
+  bo.require_aligned = ablation_needs_alignment(ablation);
   const Batch train = make_batch(train_ds, model.tokenizer(), bo), val = make_batch(val_ds, model.tokenizer(), bo);
 
   std::string general;
@@ -239,7 +221,7 @@ void register_tune_command(CLI::App& app) {
   d->add_option("--mlp-heads", a.mlp_heads, "Split each MLP into this many neuron groups ('MLP heads'; 1 = whole MLP)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   d->add_option("--ablation,-a", a.ablation, "What replaces an ablated node's output")
-      ->check(CLI::IsMember({"mean", "mean-positional", "zero", "resample"}))->capture_default_str();
+      ->check(CLI::IsMember(enum_choices(kAblationNames)))->capture_default_str();
   d->add_option("--metric,-m", a.metric, "Metric EAP attributes")
       ->check(CLI::IsMember({"logit-diff", "prob-diff"}))->capture_default_str();
   d->add_option("--discovery-examples", a.discovery_examples, "Training examples EAP scores each round")

@@ -20,20 +20,12 @@ void add_model_args(CLI::App* cmd, ModelArgs& a);
 #include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 namespace edgewise::cli {
-/// A built-in task by name (n examples, seeded) or the first n examples of a dataset file.
-Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed);
-/// Train / validation examples: a dataset file's `split` fields when any example has one,
-/// otherwise the last round(fraction N) examples (at least min_validation, at most N - 1; built-in
-/// tasks are seeded i.i.d. draws, so this is a seeded split). Fails when no training example is left.
-struct TrainValidation {
-  Dataset train, validation;
-  bool from_file = false;  ///< the file's split fields were used
-};
-TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation);
-/// load_task tokenized for `model`; clean and corrupted prompts must align (equal token counts)
-/// when the ablation patches position by position (resample, mean-positional).
-Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
-                 Dataset* dataset = nullptr);
+/// The task's batch for `model` (tasks.h's task_batch): clean and corrupted prompts must align
+/// when the ablation patches position by position.
+inline Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
+                        Dataset* dataset = nullptr) {
+  return edgewise::task_batch(model.tokenizer(), task, n, seed, ablation_needs_alignment(ablation), dataset);
+}
 /// The LoadOptions of --dtype and --device.
 LoadOptions load_options(const ModelArgs& a, bool tokenizer = true);
 /// Applies --threads and loads the model with --dtype and --device.

@@ -9,6 +9,8 @@
 
 #include "commands.h"
 #include "edgewise/circuit.h"
+#include "edgewise/evaluate.h"
+#include "edgewise/plot.h"
 #include "edgewise/graph.h"
 #include "edgewise/model.h"
 #include "edgewise/tasks.h"
@@ -47,11 +49,6 @@ struct DiscoverArgs {
 
 /// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
 std::string path_stem(const std::string& path);
-/// The circuit's in-graph flags as a float mask [n_src, n_dst].
-at::Tensor mask_of(const Circuit& c);
-/// A line plot of (x, y) points as a small standalone SVG (x on a log scale, x > 0).
-std::string curve_svg(const std::vector<double>& x, const std::vector<double>& y, const std::string& title,
-                      const std::string& x_label = "edges kept (fraction of all, log scale)");
 /// `discover --method acdc` (cmd_acdc.cpp).
 void run_acdc(const DiscoverArgs& a);
 /// `discover --method edge-pruning` (cmd_edge_pruning.cpp).
@@ -66,9 +63,6 @@ void add_path_patching_options(CLI::App* cmd, DiscoverArgs& a, bool flap_only);
 std::string with_suffix(const std::string& path, const std::string& suffix);
 /// %g of v.
 std::string fmt_g(double v);
-/// A circuit of `graph` with these scores [n_src, n_dst] and, when given, these in-graph edges
-/// (bool [n_src, n_dst]).
-Circuit circuit_of(const Model& model, const Graph& graph, const at::Tensor& scores, const at::Tensor& kept = {});
 /// What identifies a discovery run in its checkpoint: model, data, seed, graph kind.
 std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a);
 /// A sweep's table (`csv`) at --curve or <stem>.sweep.csv, and its curve of (edge fraction,
