@@ -11,6 +11,7 @@
 #include <cmath>
 #include <memory>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "commands.h"
@@ -18,6 +19,7 @@
 #include "edgewise/acdc.h"
 #include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
+#include "edgewise/discover.h"
 #include "edgewise/error.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
@@ -64,12 +66,22 @@ void write_sweep(const DiscoverArgs& a, const std::string& csv, std::vector<std:
 
 namespace {
 
+// The writer of each search method (discover.h's table says which methods search); the
+// attribution methods share the flow below.
+void run_search_method(const DiscoverArgs& a) {
+  using Runner = void (*)(const DiscoverArgs&);
+  static const std::map<std::string, Runner> runners = {{"acdc", run_acdc},
+                                                        {"edge-pruning", run_edge_pruning},
+                                                        {"path-patching", run_path_patching},
+                                                        {"flap", run_flap},
+                                                        {"app", run_app}};
+  const auto it = runners.find(a.method);
+  if (it == runners.end()) fail("discover", "no command-line writer for method '" + a.method + "'");
+  it->second(a);
+}
+
 void run_discover(const DiscoverArgs& a) {
-  if (a.method == "acdc") return run_acdc(a);
-  if (a.method == "edge-pruning") return run_edge_pruning(a);
-  if (a.method == "path-patching") return run_path_patching(a);
-  if (a.method == "flap") return run_flap(a);
-  if (a.method == "app") return run_app(a);
+  if (discovery_method(a.method).kind == MethodKind::Search) return run_search_method(a);
   if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
   Model model = load_model(a.m);
   const Metric metric = parse_metric(a.metric);
@@ -166,14 +178,16 @@ void register_discover_command(CLI::App& app) {
   cmd->add_option("--task,-t", a.task,
                   "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva) or a dataset file")
       ->capture_default_str();
-  static std::vector<std::string> method_keys = attribution_methods();
-  method_keys.push_back("acdc");
-  method_keys.push_back("edge-pruning");
-  method_keys.push_back("path-patching");
-  method_keys.push_back("flap");
-  method_keys.push_back("app");
+  static std::vector<std::string> method_keys;
+  for (const MethodInfo& m : discovery_methods()) method_keys.push_back(m.key);
   std::string methods;
   for (const auto& k : method_keys) methods += (methods.empty() ? "" : ", ") + k;
+  std::string about = "\nMethods (--method):\n";
+  for (const MethodInfo& m : discovery_methods()) {
+    char line[200];
+    std::snprintf(line, sizeof line, "  %-19s %s\n", m.key, m.summary);
+    about += line;
+  }
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
   cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
       ->check(CLI::IsMember(enum_choices(kAblationNames)))
@@ -270,7 +284,8 @@ void register_discover_command(CLI::App& app) {
       "corrupted output into one receiver and keeps the heads whose effect stands out (thresholds in SDs);\n"
       "APP runs it only over the heads a FLAP pruning keeps, and compares with plain path patching:\n"
       "  edgewise discover --task ioi -n 20 --method path-patching -o pp.json\n"
-      "  edgewise discover --task ioi -n 20 --method app --pruning hybrid --pp-circuit pp.json -o app.json");
+      "  edgewise discover --task ioi -n 20 --method app --pruning hybrid --pp-circuit pp.json -o app.json\n" +
+      about);
   cmd->callback([metric_opt, steps_opt, batch_opt] {
     a.metric_given = metric_opt->count() > 0;
     a.steps_given = steps_opt->count() > 0;

@@ -1,0 +1,84 @@
+// One entry point for every discovery method: a table of methods by key (auto-circuit's
+// PRUNE_ALGO_DICT, llama.cpp's tables) and one result type, so a caller — the command line, the
+// Python package, a benchmark — runs any method the same way and gets the same thing back:
+//
+//   DiscoveryResult r = discover("acdc", model, graph, data, options);
+//   r.scores      [n_src, n_dst] float64, 0 off the real edges; larger |score| = more important
+//   r.in_circuit  [n_src, n_dst] bool, the method's own circuit (before pruning); undefined for
+//                 attribution methods, whose circuit is chosen from the scores (evaluate.h)
+//   r.report      the method's record (settings, counts, seconds, its own figures) as JSON
+//
+// A sweep (ACDC over taus, Edge Pruning over targets) is one call per value; sweep_scores()
+// folds the circuits of a sweep into one score per edge, so one curve and one selection rule
+// serve sweeps as they serve attribution (ACDC: the largest tau at which the edge is still kept,
+// as auto-circuit scores ACDC).
+//
+// Not here: the methods (attribution.h, acdc.h, edge_pruning.h, path_patching.h), choosing and
+// measuring circuits (evaluate.h), files.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "edgewise/acdc.h"
+#include "edgewise/attribution.h"
+#include "edgewise/edge_pruning.h"
+#include "edgewise/graph.h"
+#include "edgewise/model.h"
+#include "edgewise/path_patching.h"
+#include "edgewise/tasks.h"
+
+namespace edgewise {
+
+/// Every method's options; each method reads its own struct (the library's defaults are the
+/// command line's). Ablation and metric live in each struct, as each method defines them.
+struct DiscoverOptions {
+  AttributionOptions attribution;     ///< eap, eap-ig-*, clean-corrupted, mask-gradient*, exact
+  AcdcOptions acdc;                   ///< acdc (one tau per call)
+  EdgePruningOptions edge_pruning;    ///< edge-pruning (one target per call; `data` is the training set)
+  PathPatchingOptions path_patching;  ///< path-patching, app
+  FlapSweepOptions flap;              ///< flap, app (the FLAP circuit APP searches within)
+};
+
+/// What every method returns.
+struct DiscoveryResult {
+  std::string method;
+  at::Tensor scores;      ///< [n_src, n_dst] float64, 0 off the real edges
+  at::Tensor in_circuit;  ///< [n_src, n_dst] bool; undefined: choose from the scores
+  std::string score_sign; ///< what a score means ("score ~ M(edge ablated) - M(full model)", ...)
+  nlohmann::json report = nlohmann::json::object();
+};
+
+/// How a method is used.
+enum class MethodKind {
+  Attribution,  ///< scores every edge; the circuit is chosen from the scores
+  Search,       ///< finds its own circuit (ACDC, Edge Pruning, path patching, FLAP, APP)
+};
+
+struct MethodInfo {
+  const char* key;
+  MethodKind kind;
+  const char* summary;  ///< one line, for help texts
+  /// Needs the split q/k/v graph (head-set methods).
+  bool split_graph_only = false;
+};
+/// The table, in the order help lists it.
+const std::vector<MethodInfo>& discovery_methods();
+/// The entry of `key`; fails naming the known keys.
+const MethodInfo& discovery_method(const std::string& key);
+
+/// Runs method `key` on `data`. Fails with a clear message for an unknown key, options the
+/// method cannot take (a caller's metric where the method has none) or data it cannot use.
+DiscoveryResult discover(const std::string& key, const Model& model, const Graph& graph, const Batch& data,
+                         const DiscoverOptions& opt);
+
+/// A sweep's circuits folded into one score per edge: the largest sweep value at which the edge
+/// is in the circuit (0 where it never is). `kept[i]` [n_src, n_dst] bool belongs to `values[i]`
+/// (values > 0). For ACDC, whose circuit shrinks as tau grows, the edges scoring >= tau are the
+/// circuit of tau wherever the sweep's circuits are nested.
+at::Tensor sweep_scores(const std::vector<at::Tensor>& kept, const std::vector<double>& values);
+
+}  // namespace edgewise

@@ -1,0 +1,185 @@
+// The method table and the single entry point (discover.h).
+#include "edgewise/discover.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <map>
+
+#include "edgewise/error.h"
+#include "edgewise/evaluate.h"
+
+namespace edgewise {
+
+namespace {
+
+DiscoveryResult run_attribution(const std::string& key, const Model& model, const Graph& graph, const Batch& data,
+                                const DiscoverOptions& opt) {
+  if (opt.attribution.node_level) fail(key, "discover() scores edges; node scores: attribute() with node_level");
+  DiscoveryResult r;
+  r.scores = attribute(key, model, graph, data, opt.attribution);
+  r.score_sign = key == "exact" ? "score = M(edge ablated) - M(full model)" : "score ~ M(edge ablated) - M(full model)";
+  const AttributionOptions& a = opt.attribution;
+  r.report = {{"ablation", ablation_name(a.ablation)},
+              {"metric", a.metric_fn ? a.metric_fn.name : std::string(metric_name(a.metric))},
+              {"steps", a.steps}, {"batch_size", a.batch_size}};
+  return r;
+}
+
+DiscoveryResult run_acdc(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  const AcdcOptions& o = opt.acdc;
+  AcdcResult a = acdc(model, graph, data, o);
+  DiscoveryResult r;
+  r.scores = a.scores;
+  r.in_circuit = a.kept;
+  r.score_sign = "score = M(edge ablated) - M(circuit) when ACDC tried it";
+  nlohmann::json traj = nlohmann::json::array();
+  for (const AcdcStep& s : a.trajectory)
+    traj.push_back({graph.edge_name(s.src, s.dst), acdc_decision_name(s.decision), s.metric, s.delta, s.evaluations});
+  r.report = {{"tau", o.tau}, {"mode", acdc_mode_name(o.mode)}, {"absolute", o.absolute},
+              {"rollback_tau", o.rollback_tau}, {"ablation", ablation_name(o.ablation)},
+              {"metric", o.metric_fn ? o.metric_fn.name : std::string(metric_name(o.metric))},
+              {"metric_full", a.metric_full}, {"metric_running", a.metric_final}, {"evaluations", a.evaluations},
+              {"passes", a.passes}, {"skipped", a.skipped}, {"seconds", a.seconds}, {"complete", a.complete},
+              {"trajectory_columns", {"edge", "decision", "metric", "delta", "evaluations"}}, {"trajectory", traj}};
+  return r;
+}
+
+DiscoveryResult run_edge_pruning(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  const EdgePruningOptions& o = opt.edge_pruning;
+  EdgePruningResult e = edge_pruning(model, graph, data, o);
+  DiscoveryResult r;
+  r.scores = e.mask.to(at::kDouble);
+  r.in_circuit = e.kept;
+  r.score_sign = "score = the deterministic mask value (0..1) of the trained log-alpha";
+  nlohmann::json log = nlohmann::json::array();
+  for (const EdgePruningLog& l : e.log)
+    log.push_back({l.step, l.loss, l.kl, l.edge_sparsity, l.target, l.node_sparsity, l.node_target, l.lambda1,
+                   l.lambda2, l.lr, l.seconds});
+  r.report = {{"target", o.edge_target}, {"trained_sparsity", e.trained_sparsity}, {"edges_kept", e.edges_kept},
+              {"steps", e.steps_done}, {"batch_size", o.batch_size}, {"lr", o.lr}, {"lambda_lr", o.lambda_lr},
+              {"node_masks", o.node_masks}, {"keep_embedding_edges", o.keep_embedding_edges},
+              {"ablation", ablation_name(o.ablation)}, {"seconds", e.seconds}, {"complete", e.complete},
+              {"log_columns", {"step", "loss", "kl", "edge_sparsity", "target", "node_sparsity", "node_target",
+                               "lambda1", "lambda2", "lr", "seconds"}},
+              {"log", log}};
+  return r;
+}
+
+void need_split(const std::string& key, const Graph& graph) {
+  if (!graph.split_qkv()) fail(key, "needs the graph with separate q/k/v readers (not head level)");
+}
+
+DiscoveryResult run_path_patching(const Model& model, const Graph& graph, const Batch& data,
+                                  const DiscoverOptions& opt) {
+  PathPatchingResult p = path_patching(model, graph, data, opt.path_patching);
+  DiscoveryResult r;
+  r.scores = path_sweep_scores(graph, p);
+  r.in_circuit = circuit_mask(head_circuit(model, graph, p.heads, r.scores)).to(at::kBool);
+  r.score_sign = "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges";
+  r.report = path_patching_json(p, graph, std::nan(""));
+  r.report.erase("performance_percent");  // measured by the evaluation, not the search
+  r.report["settings"] = path_patching_settings_json(opt.path_patching);
+  return r;
+}
+
+DiscoveryResult run_flap(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  FlapSweep f = flap_sweep(model, data, opt.flap);
+  DiscoveryResult r;
+  // Head scores on every out-edge of the head would mislead: the scores are 0, the report has
+  // every head's standardised score.
+  r.scores = at::zeros({graph.n_sources(), graph.n_readers()}, at::kDouble);
+  r.in_circuit = circuit_mask(head_circuit(model, graph, f.result.heads, r.scores)).to(at::kBool);
+  r.score_sign = "none (a head set; the report holds each head's FLAP score)";
+  r.report = flap_sweep_json(f, graph, opt.flap);
+  return r;
+}
+
+DiscoveryResult run_app(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  FlapSweep f = flap_sweep(model, data, opt.flap);
+  PathPatchingOptions o = opt.path_patching;
+  o.allowed = f.result.heads;
+  PathPatchingResult p = path_patching(model, graph, data, o);
+  DiscoveryResult r;
+  r.scores = path_sweep_scores(graph, p);
+  r.in_circuit = circuit_mask(head_circuit(model, graph, p.heads, r.scores)).to(at::kBool);
+  r.score_sign = "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges";
+  nlohmann::json pj = path_patching_json(p, graph, std::nan(""));
+  pj.erase("performance_percent");
+  r.report = {{"settings", path_patching_settings_json(o)}, {"flap", flap_sweep_json(f, graph, opt.flap)},
+              {"app", pj}};
+  return r;
+}
+
+}  // namespace
+
+const std::vector<MethodInfo>& discovery_methods() {
+  static const std::vector<MethodInfo> t = [] {
+    std::vector<MethodInfo> v;
+    // One line each; attribution_methods() returns stable strings (a static table), so c_str()
+    // stays valid.
+    static const std::map<std::string, const char*> about = {
+        {"eap", "EAP: (ablated - clean) x gradient at the clean run; 2 forwards + 1 backward"},
+        {"eap-ig-inputs", "EAP-IG: gradients averaged over interpolated input embeddings (--steps)"},
+        {"eap-ig-activations", "EAP-IG: gradients averaged over interpolated node outputs (--steps)"},
+        {"clean-corrupted", "gradients averaged over the clean and the corrupted run"},
+        {"mask-gradient", "auto-circuit's mask gradient at mask value 1 (= EAP)"},
+        {"mask-gradient-ig", "mask gradients averaged over mask values k/steps"},
+        {"exact", "the true effect of ablating each edge alone (one patched pass per edge; slow)"}};
+    for (const std::string& k : attribution_methods()) {
+      const auto it = about.find(k);
+      v.push_back({k.c_str(), MethodKind::Attribution, it != about.end() ? it->second : "edge attribution", false});
+    }
+    v.push_back({"acdc", MethodKind::Search, "ACDC: greedy pruning with threshold tau (docs/ACDC.md)", false});
+    v.push_back({"edge-pruning", MethodKind::Search, "Edge Pruning: learned hard-concrete edge masks (docs/EDGE_PRUNING.md)",
+                 false});
+    v.push_back({"path-patching", MethodKind::Search, "automated path patching (docs/PATH_PATCHING.md)", true});
+    v.push_back({"flap", MethodKind::Search, "FLAP head pruning: sparsity sweep and cliff (docs/PATH_PATCHING.md)", true});
+    v.push_back({"app", MethodKind::Search, "APP: path patching within a FLAP circuit (docs/PATH_PATCHING.md)", true});
+    return v;
+  }();
+  return t;
+}
+
+const MethodInfo& discovery_method(const std::string& key) {
+  for (const MethodInfo& m : discovery_methods())
+    if (key == m.key) return m;
+  std::string known;
+  for (const MethodInfo& m : discovery_methods()) known += std::string(known.empty() ? "" : ", ") + m.key;
+  fail("discover", "unknown method '" + key + "' (known: " + known + ")");
+}
+
+DiscoveryResult discover(const std::string& key, const Model& model, const Graph& graph, const Batch& data,
+                         const DiscoverOptions& opt) {
+  const MethodInfo& m = discovery_method(key);
+  if (m.split_graph_only) need_split(key, graph);
+  DiscoveryResult r;
+  if (m.kind == MethodKind::Attribution) {
+    r = run_attribution(key, model, graph, data, opt);
+  } else if (key == "acdc") {
+    r = run_acdc(model, graph, data, opt);
+  } else if (key == "edge-pruning") {
+    r = run_edge_pruning(model, graph, data, opt);
+  } else if (key == "path-patching") {
+    r = run_path_patching(model, graph, data, opt);
+  } else if (key == "flap") {
+    r = run_flap(model, graph, data, opt);
+  } else {
+    r = run_app(model, graph, data, opt);
+  }
+  r.method = key;
+  return r;
+}
+
+at::Tensor sweep_scores(const std::vector<at::Tensor>& kept, const std::vector<double>& values) {
+  if (kept.size() != values.size() || kept.empty()) fail("sweep", "one circuit per sweep value, at least one");
+  at::Tensor s = at::zeros(kept.front().sizes(), at::kDouble);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (!(values[i] > 0)) fail("sweep", "sweep values must be positive");
+    if (!kept[i].sizes().equals(kept.front().sizes())) fail("sweep", "the sweep's circuits differ in shape");
+    s = at::where(kept[i].to(at::kCPU, at::kBool), at::clamp_min(s, values[i]), s);
+  }
+  return s;
+}
+
+}  // namespace edgewise

@@ -1,0 +1,126 @@
+// The method table and discover() (include/edgewise/discover.h): every method runs through the
+// one entry point and returns the one result type; discover() gives exactly what the method's
+// own function gives; sweeps fold into scores by the largest value that keeps an edge.
+#include <gtest/gtest.h>
+#include <ATen/ATen.h>
+
+#include <set>
+#include <string>
+
+#include "edgewise/discover.h"
+#include "edgewise/error.h"
+#include "edgewise/evaluate.h"
+#include "patch_models.h"
+
+using namespace edgewise;
+
+namespace {
+
+DiscoverOptions small_options() {
+  DiscoverOptions o;
+  o.attribution.batch_size = 2;
+  o.attribution.steps = 2;
+  o.acdc.tau = 1e-2;
+  o.acdc.metric = Metric::LogitDiff;
+  o.edge_pruning.steps = 4;
+  o.edge_pruning.batch_size = 2;
+  o.edge_pruning.warmup_steps = 1;
+  o.edge_pruning.target_warmup_steps = 2;
+  o.path_patching.batch_size = 2;
+  o.path_patching.importance_threshold = 1;
+  o.path_patching.min_value_threshold = 1e-3;
+  o.flap.lowest = 0.5, o.flap.highest = 0.9, o.flap.step = 0.2;
+  o.flap.batch_size = 2;
+  return o;
+}
+
+}  // namespace
+
+// Every method in the table runs through discover() and returns scores over the graph, a circuit
+// within the real edges for the search methods, and a report.
+TEST(Discover, EveryMethodReturnsTheOneResultType) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("llama");
+  Graph g = model_graph(m, true);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 5);
+  const at::Tensor real = full_mask(g, 1).squeeze(0).to(at::kBool);
+  std::set<std::string> seen;
+  for (const MethodInfo& info : discovery_methods()) {
+    SCOPED_TRACE(info.key);
+    EXPECT_TRUE(seen.insert(info.key).second) << "key listed twice";
+    DiscoveryResult r = discover(info.key, m, g, b, small_options());
+    EXPECT_EQ(r.method, info.key);
+    ASSERT_TRUE(r.scores.defined());
+    EXPECT_EQ(r.scores.scalar_type(), at::kDouble);
+    EXPECT_EQ(r.scores.sizes(), (std::vector<int64_t>{g.n_sources(), g.n_readers()}));
+    EXPECT_EQ(r.scores.masked_select(real.logical_not()).abs().sum().item<double>(), 0.0);  // 0 off the edges
+    EXPECT_FALSE(r.score_sign.empty());
+    EXPECT_TRUE(r.report.is_object());
+    if (info.kind == MethodKind::Attribution) {
+      EXPECT_FALSE(r.in_circuit.defined());
+      EXPECT_GT(r.scores.abs().sum().item<double>(), 0.0);
+    } else {
+      ASSERT_TRUE(r.in_circuit.defined());
+      EXPECT_EQ(r.in_circuit.scalar_type(), at::kBool);
+      EXPECT_EQ(r.in_circuit.logical_and(real.logical_not()).sum().item<int64_t>(), 0);  // only real edges
+    }
+  }
+  for (const char* k : {"eap", "eap-ig-inputs", "exact", "acdc", "edge-pruning", "path-patching", "flap", "app"})
+    EXPECT_TRUE(seen.count(k)) << k;
+}
+
+// discover() is the method's own function, not a second implementation.
+TEST(Discover, SameAsTheMethodsOwnFunctions) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph g = model_graph(m, true);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 9);
+  DiscoverOptions o = small_options();
+  EXPECT_TRUE(discover("eap-ig-inputs", m, g, b, o).scores.equal(attribute("eap-ig-inputs", m, g, b, o.attribution)));
+  const AcdcResult a = acdc(m, g, b, o.acdc);
+  const DiscoveryResult d = discover("acdc", m, g, b, o);
+  EXPECT_TRUE(d.in_circuit.equal(a.kept));
+  EXPECT_TRUE(d.scores.equal(a.scores));
+  EXPECT_EQ(d.report.at("trajectory").size(), a.trajectory.size());
+  EXPECT_EQ(d.report.at("evaluations").get<int64_t>(), a.evaluations);
+  const EdgePruningResult e = edge_pruning(m, g, b, o.edge_pruning);
+  const DiscoveryResult de = discover("edge-pruning", m, g, b, o);
+  EXPECT_TRUE(de.in_circuit.equal(e.kept));
+  EXPECT_TRUE(de.scores.equal(e.mask.to(at::kDouble)));
+}
+
+// Head-set methods refuse the head-level graph; unknown keys name the known ones.
+TEST(Discover, BadRequestsFailClearly) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph head_level = model_graph(m, false);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 2, 6, 1);
+  try {
+    discover("path-patching", m, head_level, b, small_options());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q/k/v"), std::string::npos) << e.what();
+  }
+  try {
+    discovery_method("acdc-ish");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("unknown method 'acdc-ish'"), std::string::npos) << w;
+    EXPECT_NE(w.find("edge-pruning"), std::string::npos) << w;
+  }
+}
+
+// A sweep's circuits fold into the largest value that keeps each edge, computed here by hand.
+TEST(Discover, SweepScoresAreTheLargestValueKeepingTheEdge) {
+  const at::Tensor k1 = at::tensor({1, 1, 0, 1}).to(at::kBool).view({2, 2});  // tau 0.01
+  const at::Tensor k2 = at::tensor({1, 0, 0, 1}).to(at::kBool).view({2, 2});  // tau 0.1
+  const at::Tensor k3 = at::tensor({0, 0, 0, 1}).to(at::kBool).view({2, 2});  // tau 1
+  const at::Tensor s = sweep_scores({k2, k1, k3}, {0.1, 0.01, 1.0});        // any order
+  const at::Tensor want = at::tensor({0.1, 0.01, 0.0, 1.0}, at::kDouble).view({2, 2});
+  EXPECT_TRUE(s.equal(want)) << s;
+  // The circuits are nested here, so selecting score >= tau gives each tau's circuit back.
+  for (auto [k, tau] : {std::pair{k1, 0.01}, std::pair{k2, 0.1}, std::pair{k3, 1.0}}) EXPECT_TRUE((s >= tau).equal(k));
+  EXPECT_THROW(sweep_scores({k1}, {0.0}), Error);
+  EXPECT_THROW(sweep_scores({k1, k2}, {0.1}), Error);
+}
