@@ -124,3 +124,42 @@ TEST(Discover, SweepScoresAreTheLargestValueKeepingTheEdge) {
   EXPECT_THROW(sweep_scores({k1}, {0.0}), Error);
   EXPECT_THROW(sweep_scores({k1, k2}, {0.1}), Error);
 }
+
+// HAP: with the prefilter keeping every edge it is Edge Pruning exactly (what the issue asks);
+// with a small fraction the circuit lies within the prefilter's survivors, the other edges'
+// masks are 0, and the survivors are the largest |scores|.
+TEST(Discover, HapIsEdgePruningWithinThePrefiltersEdges) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph g = model_graph(m, true);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 13);
+  DiscoverOptions o = small_options();
+  o.edge_pruning.steps = 6;
+  o.edge_pruning.edge_target = 0.5;
+  o.hap.keep_fraction = 1.0;
+  const DiscoveryResult ep = discover("edge-pruning", m, g, b, o);
+  const DiscoveryResult all = discover("hap", m, g, b, o);
+  EXPECT_TRUE(all.in_circuit.equal(ep.in_circuit));
+  EXPECT_TRUE(all.scores.equal(ep.scores));
+  EXPECT_EQ(all.report.at("prefilter").at("candidates").get<int64_t>(), g.n_edges());
+
+  o.hap.keep_fraction = 0.2;
+  const DiscoveryResult h = discover("hap", m, g, b, o);
+  const at::Tensor cand = hap_candidates(m, g, b, o.hap, o.attribution);
+  EXPECT_EQ(cand.sum().item<int64_t>(), std::llround(0.2 * g.n_edges()));
+  EXPECT_EQ(h.report.at("prefilter").at("candidates").get<int64_t>(), cand.sum().item<int64_t>());
+  EXPECT_GT(h.in_circuit.sum().item<int64_t>(), 0);
+  EXPECT_EQ(h.in_circuit.logical_and(cand.logical_not()).sum().item<int64_t>(), 0);  // only survivors
+  EXPECT_EQ(h.scores.masked_select(cand.logical_not()).abs().sum().item<double>(), 0.0);
+  // The survivors are the largest |EAP scores|: every survivor's |score| >= every other edge's.
+  const at::Tensor eap = attribute("eap", m, g, b, o.attribution).abs();
+  const at::Tensor real = full_mask(g, 1).squeeze(0).to(at::kBool);
+  EXPECT_GE(eap.masked_select(cand).min().item<double>(),
+            eap.masked_select(real.logical_and(cand.logical_not())).max().item<double>());
+  // Bad fractions and prefilters fail by name.
+  o.hap.keep_fraction = 0;
+  EXPECT_THROW(discover("hap", m, g, b, o), Error);
+  o.hap.keep_fraction = 0.2;
+  o.hap.prefilter = "acdc";
+  EXPECT_THROW(discover("hap", m, g, b, o), Error);
+}

@@ -33,6 +33,15 @@
 
 namespace edgewise {
 
+/// HAP (Gu et al. 2025, "Discovering Transformer Circuits via a Hybrid Attribution and Pruning
+/// Framework"): an attribution method keeps the `keep_fraction` of edges with the largest
+/// |score|, then Edge Pruning learns masks over those survivors only (the others stay ablated and
+/// count as removed in the sparsity, which is Edge Pruning's target over the whole graph).
+struct HapOptions {
+  std::string prefilter = "eap";  ///< any attribution method (its options: DiscoverOptions::attribution)
+  double keep_fraction = 0.1;     ///< of the graph's real edges, in (0, 1]
+};
+
 /// Every method's options; each method reads its own struct (the library's defaults are the
 /// command line's). Ablation and metric live in each struct, as each method defines them.
 struct DiscoverOptions {
@@ -41,6 +50,7 @@ struct DiscoverOptions {
   EdgePruningOptions edge_pruning;    ///< edge-pruning (one target per call; `data` is the training set)
   PathPatchingOptions path_patching;  ///< path-patching, app
   FlapSweepOptions flap;              ///< flap, app (the FLAP circuit APP searches within)
+  HapOptions hap;                     ///< hap (with `attribution` for the prefilter, `edge_pruning` for the rest)
 };
 
 /// What every method returns.
@@ -80,5 +90,13 @@ DiscoveryResult discover(const std::string& key, const Model& model, const Graph
 /// (values > 0). For ACDC, whose circuit shrinks as tau grows, the edges scoring >= tau are the
 /// circuit of tau wherever the sweep's circuits are nested.
 at::Tensor sweep_scores(const std::vector<at::Tensor>& kept, const std::vector<double>& values);
+
+/// HAP's survivors: the max(1, round(fraction x edges)) real edges of the largest |score| (ties:
+/// lower index first), as [n_src, n_dst] bool. Fails for a fraction outside (0, 1].
+at::Tensor prefilter_candidates(const Graph& graph, const at::Tensor& scores, double fraction);
+/// HAP's first stage on `data`: the prefilter's scores (with `attribution`'s options), then its
+/// survivors. The command line sets EdgePruningOptions::candidates from it.
+at::Tensor hap_candidates(const Model& model, const Graph& graph, const Batch& data, const HapOptions& hap,
+                          const AttributionOptions& attribution);
 
 }  // namespace edgewise

@@ -65,6 +65,10 @@ struct EdgePruningOptions {
   uint64_t seed = 42;
   Ablation ablation = Ablation::Resample;
   int64_t cache_mb = 4096;  ///< keep every example's ablated values when they fit in this much
+  /// [n_src, n_dst] bool: the only edges that may stay (a prefilter's survivors, HAP); the other
+  /// prunable edges are ablated throughout and count as removed in the sparsity. Undefined:
+  /// every edge is a candidate (plain Edge Pruning).
+  at::Tensor candidates;
   /// Checkpoint file (safetensors, written atomically at step boundaries at most every
   /// checkpoint_seconds, 0: after every step, and at the end).
   std::string checkpoint;
@@ -104,7 +108,9 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
 /// One step's objective, exposed for tests: the masks sampled from log-alphas with noise `u`
 /// (same shape; node_u for nodes), the patched forward of `b` with ablated values `ablated`
 /// and the clean logits `clean_last` [B, V] at b.clean_pos. Computes in the log-alphas' dtype
-/// (double for checks). `edge_valid` [n_src, n_dst] bool: the prunable edges.
+/// (double for checks). `edge_valid` [n_src, n_dst] bool: the edges whose masks are learned;
+/// `edge_counted`: the edges the sparsity is measured over (undefined: edge_valid); counted
+/// edges outside edge_valid are ablated (mask 0), real edges outside both stay (mask 1).
 struct EdgePruningObjective {
   at::Tensor loss, kl, edge_sparsity, node_sparsity;
 };
@@ -113,7 +119,8 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
                                             const at::Tensor& edge_valid, const at::Tensor& log_alpha,
                                             const at::Tensor& u, const at::Tensor& node_log_alpha,
                                             const at::Tensor& node_u, const at::Tensor& lambdas, double target,
-                                            double node_target, bool keep_embedding_edges);
+                                            double node_target, bool keep_embedding_edges,
+                                            const at::Tensor& edge_counted = {});
 
 /// One AdamW step on p (in place, no grad) as torch.optim.AdamW computes it (betas 0.9 / 0.999,
 /// eps 1e-8, decoupled weight decay); `maximize` ascends. Exposed for tests.

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -111,7 +113,49 @@ DiscoveryResult run_app(const Model& model, const Graph& graph, const Batch& dat
   return r;
 }
 
+DiscoveryResult run_hap(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  const HapOptions& h = opt.hap;
+  const auto t0 = std::chrono::steady_clock::now();
+  const at::Tensor candidates = hap_candidates(model, graph, data, h, opt.attribution);
+  const double prefilter_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  DiscoverOptions o = opt;
+  o.edge_pruning.candidates = candidates;
+  DiscoveryResult r = run_edge_pruning(model, graph, data, o);
+  r.report["prefilter"] = {{"method", h.prefilter}, {"keep_fraction", h.keep_fraction},
+                           {"candidates", candidates.sum().item<int64_t>()}, {"seconds", prefilter_seconds}};
+  return r;
+}
+
 }  // namespace
+
+at::Tensor prefilter_candidates(const Graph& graph, const at::Tensor& scores, double fraction) {
+  if (!(fraction > 0 && fraction <= 1)) fail("hap", "the kept fraction must lie in (0, 1]");
+  const int64_t S = graph.n_sources(), R = graph.n_readers();
+  if (scores.dim() != 2 || scores.size(0) != S || scores.size(1) != R)
+    fail("hap", "prefilter scores must be [" + std::to_string(S) + ", " + std::to_string(R) + "]");
+  const at::Tensor a = scores.to(at::kCPU, at::kDouble).abs().contiguous();
+  const double* p = a.data_ptr<double>();
+  std::vector<int64_t> edges;
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t j = 0; j < R; ++j)
+      if (graph.is_edge(i, j)) edges.push_back(i * R + j);
+  const auto n = std::min<int64_t>(static_cast<int64_t>(edges.size()),
+                                   std::max<int64_t>(1, std::llround(fraction * static_cast<double>(edges.size()))));
+  std::partial_sort(edges.begin(), edges.begin() + n, edges.end(),
+                    [&](int64_t x, int64_t y) { return p[x] != p[y] ? p[x] > p[y] : x < y; });
+  at::Tensor keep = at::zeros({S, R}, at::kBool);
+  bool* k = keep.data_ptr<bool>();
+  for (int64_t e = 0; e < n; ++e) k[edges[e]] = true;
+  return keep;
+}
+
+at::Tensor hap_candidates(const Model& model, const Graph& graph, const Batch& data, const HapOptions& hap,
+                          const AttributionOptions& attribution) {
+  if (discovery_method(hap.prefilter).kind != MethodKind::Attribution)
+    fail("hap", "the prefilter must be an attribution method, not '" + hap.prefilter + "'");
+  if (attribution.node_level) fail("hap", "the prefilter scores edges (node_level off)");
+  return prefilter_candidates(graph, attribute(hap.prefilter, model, graph, data, attribution), hap.keep_fraction);
+}
 
 const std::vector<MethodInfo>& discovery_methods() {
   static const std::vector<MethodInfo> t = [] {
@@ -133,6 +177,8 @@ const std::vector<MethodInfo>& discovery_methods() {
     v.push_back({"acdc", MethodKind::Search, "ACDC: greedy pruning with threshold tau (docs/ACDC.md)", false});
     v.push_back({"edge-pruning", MethodKind::Search, "Edge Pruning: learned hard-concrete edge masks (docs/EDGE_PRUNING.md)",
                  false});
+    v.push_back({"hap", MethodKind::Search,
+                 "HAP: an attribution prefilter keeps the best edges, Edge Pruning learns within them", false});
     v.push_back({"path-patching", MethodKind::Search, "automated path patching (docs/PATH_PATCHING.md)", true});
     v.push_back({"flap", MethodKind::Search, "FLAP head pruning: sparsity sweep and cliff (docs/PATH_PATCHING.md)", true});
     v.push_back({"app", MethodKind::Search, "APP: path patching within a FLAP circuit (docs/PATH_PATCHING.md)", true});
@@ -160,6 +206,8 @@ DiscoveryResult discover(const std::string& key, const Model& model, const Graph
     r = run_acdc(model, graph, data, opt);
   } else if (key == "edge-pruning") {
     r = run_edge_pruning(model, graph, data, opt);
+  } else if (key == "hap") {
+    r = run_hap(model, graph, data, opt);
   } else if (key == "path-patching") {
     r = run_path_patching(model, graph, data, opt);
   } else if (key == "flap") {

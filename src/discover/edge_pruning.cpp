@@ -72,6 +72,7 @@ std::string options_key(const EdgePruningOptions& o) {
     << " target_warmup=" << o.target_warmup_steps << " lr=" << o.lr << " lambda_lr=" << o.lambda_lr
     << " wd=" << o.weight_decay << " clip=" << o.max_grad_norm << " seed=" << o.seed
     << " ablation=" << ablation_name(o.ablation);
+  if (o.candidates.defined()) s << " candidates=" << discover::fnv1a(o.candidates);
   return s.str();
 }
 
@@ -115,14 +116,16 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
                                             const at::Tensor& edge_valid, const at::Tensor& log_alpha,
                                             const at::Tensor& u, const at::Tensor& node_log_alpha,
                                             const at::Tensor& node_u, const at::Tensor& lambdas, double target,
-                                            double node_target, bool keep_embedding_edges) {
+                                            double node_target, bool keep_embedding_edges,
+                                            const at::Tensor& edge_counted) {
   const auto dt = log_alpha.scalar_type();
+  const at::Tensor counted = edge_counted.defined() ? edge_counted : edge_valid;
   at::Tensor valid = edge_valid.to(dt);
-  at::Tensor fixed = (real_edges(graph) & ~edge_valid).to(dt);  // real edges that are not prunable
+  at::Tensor fixed = (real_edges(graph) & ~counted).to(dt);  // real edges that are not prunable
   at::Tensor z = hard_concrete::sample(log_alpha, u);
-  at::Tensor mask = z * valid + fixed;
+  at::Tensor mask = z * valid + fixed;  // counted edges outside edge_valid: 0, ablated
   EdgePruningObjective o;
-  o.edge_sparsity = 1.0 - (z * valid).sum() / valid.sum();
+  o.edge_sparsity = 1.0 - (z * valid).sum() / counted.to(dt).sum();
   at::Tensor lam = lambdas.to(dt);
   at::Tensor d = o.edge_sparsity - target;
   at::Tensor loss = lam[0] * d + lam[1] * d * d;
@@ -154,9 +157,16 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   if (positional && !train.aligned)
     fail("edge pruning", std::string(ablation_name(opt.ablation)) +
                              " ablation needs clean and corrupted prompts of equal token counts");
-  const at::Tensor valid = edge_pruning_valid(graph, opt.keep_embedding_edges), valid_f = valid.to(at::kFloat);
-  const int64_t n_valid = valid.sum().item<int64_t>();
-  if (n_valid == 0) fail("edge pruning", "the graph has no prunable edges");
+  // `prunable`: the edges the sparsity counts; `valid`: those whose masks are learned (the
+  // candidates among them; all of them without a prefilter).
+  const at::Tensor prunable = edge_pruning_valid(graph, opt.keep_embedding_edges);
+  const bool prefiltered = opt.candidates.defined();
+  if (prefiltered && !opt.candidates.sizes().equals({S, R}))
+    fail("edge pruning", "candidates must be [" + std::to_string(S) + ", " + std::to_string(R) + "] for this graph");
+  const at::Tensor valid = prefiltered ? prunable & opt.candidates.to(at::kCPU, at::kBool) : prunable;
+  const at::Tensor valid_f = valid.to(at::kFloat);
+  const int64_t n_valid = valid.sum().item<int64_t>(), n_prunable = prunable.sum().item<int64_t>();
+  if (n_valid == 0) fail("edge pruning", prefiltered ? "no candidate edge is prunable" : "the graph has no prunable edges");
   const std::string key = opt.fingerprint + " | " + options_key(opt);
   const int64_t B = std::min(opt.batch_size, N), per_epoch = (N + B - 1) / B;
 
@@ -289,7 +299,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
     EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows_dev), valid,
                                                       la, u, nla, nu, lam_used, target, ntarget,
-                                                      opt.keep_embedding_edges);
+                                                      opt.keep_embedding_edges, prefiltered ? prunable : at::Tensor());
     obj.loss.backward();
     {
       at::NoGradGuard ng;
@@ -350,10 +360,12 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   at::Tensor det_valid = hard_concrete::deterministic(la.flatten().masked_select(vflat));
   at::Tensor det = at::zeros({S * R});
   det.masked_scatter_(vflat, det_valid);
-  r.trained_sparsity = 1.0 - det_valid.mean().item<double>();
+  // Over every prunable edge: those outside the candidates count as removed.
+  r.trained_sparsity = prefiltered ? 1.0 - det_valid.sum().item<double>() / static_cast<double>(n_prunable)
+                                   : 1.0 - det_valid.mean().item<double>();
   const int64_t keep = std::llround(det_valid.sum().item<double>());
   at::Tensor kept = hard_concrete::keep_largest(det.view({S, R}), valid, keep);
-  at::Tensor fixed = real_edges(graph) & ~valid;
+  at::Tensor fixed = real_edges(graph) & ~prunable;
   r.mask = det.view({S, R}) + fixed.to(at::kFloat);
   kept = kept | fixed;
   if (opt.node_masks) {

@@ -72,6 +72,7 @@ void run_search_method(const DiscoverArgs& a) {
   using Runner = void (*)(const DiscoverArgs&);
   static const std::map<std::string, Runner> runners = {{"acdc", run_acdc},
                                                         {"edge-pruning", run_edge_pruning},
+                                                        {"hap", run_edge_pruning},
                                                         {"path-patching", run_path_patching},
                                                         {"flap", run_flap},
                                                         {"app", run_app}};
@@ -266,6 +267,13 @@ void register_discover_command(CLI::App& app) {
                  "Examples held out for validation when the data has no split field")
       ->capture_default_str();
   ep->add_option("--cache-mb", a.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
+      ->capture_default_str();
+  auto* hp = cmd->add_option_group("HAP (--method hap; with the Edge Pruning options)");
+  hp->add_option("--prefilter", a.hap.prefilter, "Attribution method whose best edges Edge Pruning may keep")
+      ->check(CLI::IsMember(attribution_methods()))
+      ->capture_default_str();
+  hp->add_option("--keep-fraction", a.hap.keep_fraction, "Fraction of the graph's edges the prefilter keeps")
+      ->check(CLI::Range(1e-9, 1.0))
       ->capture_default_str();
   ep->add_option("--train-log", a.train_log, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
   add_path_patching_options(cmd, a, false);

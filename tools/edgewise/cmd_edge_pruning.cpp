@@ -18,6 +18,7 @@
 
 #include "discover.h"
 #include "edgewise/attribution.h"
+#include "edgewise/discover.h"
 #include "edgewise/edge_pruning.h"
 #include "edgewise/error.h"
 #include "edgewise/metrics.h"
@@ -74,6 +75,20 @@ void run_edge_pruning(const DiscoverArgs& a) {
                (long long)train.size(), (long long)val.size(), has_split ? "the file's split" : "seeded split",
                (long long)steps, (long long)batch, (long long)graph.n_edges());
 
+  // HAP: the prefilter's survivors, scored on the training split.
+  at::Tensor candidates;
+  if (a.method == "hap") {
+    AttributionOptions ao;
+    ao.ablation = ablation;
+    ao.metric = parse_metric(a.metric);
+    ao.batch_size = std::min<int64_t>(batch, 16);
+    Progress pre("hap: " + a.hap.prefilter + " prefilter", 1);
+    candidates = hap_candidates(model, graph, train, a.hap, ao);
+    std::fprintf(stderr, "hap: %s keeps %lld of %lld edges (%g) in %.1f s\n", a.hap.prefilter.c_str(),
+                 (long long)candidates.sum().item<int64_t>(), (long long)graph.n_edges(), a.hap.keep_fraction,
+                 pre.seconds());
+  }
+
   const bool sweep = a.targets.size() > 1;
   struct Done {
     double target;
@@ -107,6 +122,7 @@ void run_edge_pruning(const DiscoverArgs& a) {
     o.resume = a.resume;
     o.fingerprint = run_fingerprint(model, ds, a);
     o.log_every = 10;
+    o.candidates = candidates;
     Progress prog("edge-pruning target=" + fmt_g(target) + " steps", steps);
     auto progress = [&](const EdgePruningLog& l) {
       char extra[240];
@@ -134,10 +150,13 @@ void run_edge_pruning(const DiscoverArgs& a) {
   const size_t E = runs.size() + 1;  // index of the empty circuit
   auto faith = [&](size_t i) { return normalized_faithfulness(ag.logit_diff[i], ag.logit_diff[E], ag.logit_diff[0]); };
 
-  std::printf("model      %s\ntask       %s (%lld train, %lld validation)\nmethod     edge-pruning (ablation %s, "
+  const std::string prefix =
+      candidates.defined() ? "hap: " + a.hap.prefilter + " keeps " + fmt_g(a.hap.keep_fraction) + " of the edges, then " : "";
+  std::printf("model      %s\ntask       %s (%lld train, %lld validation)\nmethod     %sedge-pruning (ablation %s, "
               "%lld steps, batch %lld%s)\n\n",
               model.source().origin.c_str(), ds.name.c_str(), (long long)train.size(), (long long)val.size(),
-              ablation_name(ablation), (long long)steps, (long long)batch, a.node_masks ? ", node masks" : "");
+              prefix.c_str(), ablation_name(ablation), (long long)steps, (long long)batch,
+              a.node_masks ? ", node masks" : "");
   std::printf("%-8s %9s %7s %7s %6s %9s %10s %8s %8s %8s %8s\n", "target", "sparsity", "edges", "pruned", "nodes",
               "val KL", "logit diff", "faithful", "accuracy", "exact", "seconds");
   std::ostringstream csv;
@@ -149,7 +168,7 @@ void run_edge_pruning(const DiscoverArgs& a) {
     const int64_t n_nodes = std::count(nodes_in.begin(), nodes_in.end(), 1);
     const double f = faith(i + 1);
     d.c.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", train.size()},
-                {"method", "edge-pruning"}, {"ablation", a.ablation}, {"seed", a.seed},
+                {"method", a.method}, {"ablation", a.ablation}, {"seed", a.seed},
                 {"edge_pruning", {{"target", d.target}, {"trained_sparsity", d.r.trained_sparsity},
                                   {"steps", d.r.steps_done}, {"batch_size", batch}, {"lr", a.lr},
                                   {"lambda_lr", a.lambda_lr}, {"node_masks", a.node_masks},
@@ -160,6 +179,9 @@ void run_edge_pruning(const DiscoverArgs& a) {
                                 {"logit_diff_model", ag.logit_diff[0]}, {"logit_diff_empty", ag.logit_diff[E]},
                                 {"kl_empty", ag.kl[E]}, {"faithfulness", f}}},
                 {"score_sign", "score = the deterministic mask value (0..1) of the trained log-alpha"}};
+    if (candidates.defined())
+      d.c.meta["prefilter"] = {{"method", a.hap.prefilter}, {"keep_fraction", a.hap.keep_fraction},
+                               {"candidates", candidates.sum().item<int64_t>()}};
     const std::string out = sweep ? with_suffix(a.out, ".t" + fmt_g(d.target)) : a.out;
     circuit_write(d.c, out);
     const std::string log = a.train_log.empty() ? path_stem(out) + ".log.csv"

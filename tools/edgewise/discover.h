@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "edgewise/circuit.h"
+#include "edgewise/discover.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/plot.h"
 #include "edgewise/graph.h"
@@ -38,6 +39,7 @@ struct DiscoverArgs {
   int64_t warmup_steps = 200, target_warmup_steps = 2500, cache_mb = 4096;
   std::string train_log;
   bool steps_given = false, batch_given = false;
+  HapOptions hap;  ///< --method hap: the prefilter and the fraction it keeps (library defaults)
   // Path patching, FLAP, APP
   double importance_threshold = 2.0, min_value_threshold = 0.02;
   std::string threshold_mode = "linear", paths = "direct", pp_circuit;
