@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
           m.forward(corrupted);
         }
         at::Tensor x = at::ones({1}).requires_grad_(true);
-        edgewise::Hooks h({"hook_embed"}, [&](const std::string&, at::Tensor& t) { t = t * x; });
+        edgewise::Hooks h({"hook_embed"}, [&](const at::Tensor& t, const std::string&) { return t * x; });
         at::Tensor last = edgewise::logits_at(m.forward(clean, &h), b.clean_pos.narrow(0, i, j - i));
         edgewise::metric_mean(edgewise::Metric::LogitDiff, last,
                               [&] {

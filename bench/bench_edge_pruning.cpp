@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     }
     auto floor = [&] {
       at::Tensor x = at::ones({1}).requires_grad_(true);
-      edgewise::Hooks h({"hook_embed"}, [&](const std::string&, at::Tensor& t) { t = t * x; });
+      edgewise::Hooks h({"hook_embed"}, [&](const at::Tensor& t, const std::string&) { return t * x; });
       at::Tensor last = edgewise::logits_at(m.forward(fb.clean, &h), fb.clean_pos);
       edgewise::kl_per_example(last, clean_last).mean().backward();
     };

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
          [&] {
            // The plain forward and a backward to the embeddings: the floor for gradient methods.
            at::Tensor x = at::randn({1}).to(dev).requires_grad_(true);
-           edgewise::Hooks h({"hook_embed"}, [&](const std::string&, at::Tensor& t) { t = t * x; });
+           edgewise::Hooks h({"hook_embed"}, [&](const at::Tensor& t, const std::string&) { return t * x; });
            m.forward(clean, &h).select(1, T - 1).sum().backward();
          }},
         {"dense_grad",

@@ -163,3 +163,18 @@ TEST(Discover, HapIsEdgePruningWithinThePrefiltersEdges) {
   o.hap.prefilter = "acdc";
   EXPECT_THROW(discover("hap", m, g, b, o), Error);
 }
+
+// A circuit's scores and mask come back as tensors exactly as they went in.
+TEST(Discover, CircuitTensorsRoundTrip) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph g = model_graph(m, true);
+  at::manual_seed(4);
+  const at::Tensor real = full_mask(g, 1).squeeze(0);
+  const at::Tensor scores = at::randn({g.n_sources(), g.n_readers()}) * real;
+  const at::Tensor kept = (at::rand({g.n_sources(), g.n_readers()}) < 0.3).logical_and(real.to(at::kBool));
+  const Circuit c = circuit_from_scores(m, g, scores, kept);
+  EXPECT_TRUE(circuit_scores(c).equal(scores));
+  EXPECT_TRUE(circuit_mask(c).equal(kept.to(at::kFloat)));
+  EXPECT_EQ(c.n_edges_in(), kept.sum().item<int64_t>());
+}

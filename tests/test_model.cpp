@@ -238,7 +238,7 @@ TEST(ModelHooks, ReplacementTakesEffect) {
     auto g = ewtest::read_golden_tensors(gold(std::string(n) + "_golden.safetensors"));
     Model m = load_dir(n);
     Hooks h({"blocks." + std::to_string(layer) + ".hook_attn_out"},
-            [](const std::string&, at::Tensor& t) { t = at::zeros_like(t); });
+            [](const at::Tensor& t, const std::string&) { return at::zeros_like(t); });
     at::NoGradGuard ng;
     at::Tensor logits = m.forward(g["input_ids"], &h);
     // transformers with a forward hook zeroing that layer's attention output; same fp32 argument.
@@ -255,7 +255,10 @@ TEST(ModelHooks, AllHooksAndShapeCheck) {
   auto g = ewtest::read_golden_tensors(gold("llama_golden.safetensors"));
   Model m = load_dir("llama");
   std::map<std::string, std::vector<int64_t>> seen;
-  Hooks all = Hooks::all([&](const std::string& n, at::Tensor& t) { seen[n] = t.sizes().vec(); });
+  Hooks all = Hooks::all([&](const at::Tensor& t, const std::string& n) {
+    seen[n] = t.sizes().vec();
+    return at::Tensor();
+  });
   at::NoGradGuard ng;
   EXPECT_LE(max_diff(m.forward(g["input_ids"], &all), g["logits"]), 1e-4);
   using S = std::vector<int64_t>;
@@ -272,7 +275,7 @@ TEST(ModelHooks, AllHooksAndShapeCheck) {
   // 2 global + 3 layers x 20 points (with rot_q/rot_k and pre_linear).
   EXPECT_EQ(seen.size(), 1u + 1u + 3u * 20u);
 
-  Hooks bad({"blocks.0.hook_resid_mid"}, [](const std::string&, at::Tensor& t) { t = t.narrow(1, 0, 3); });
+  Hooks bad({"blocks.0.hook_resid_mid"}, [](const at::Tensor& t, const std::string&) { return t.narrow(1, 0, 3); });
   const std::string e = error_of([&] { m.forward(g["input_ids"], &bad); });
   EXPECT_NE(e.find("blocks.0.hook_resid_mid"), std::string::npos) << e;
   EXPECT_NE(e.find("[3, 24, 64]"), std::string::npos) << e;
@@ -377,9 +380,10 @@ TEST(ModelHooks, MlpInReplacementLeavesResidual) {
   std::map<std::string, at::Tensor> cap;
   Hooks h({"blocks.0.hook_mlp_in", "blocks.0.hook_resid_mid", "blocks.0.hook_mlp_out",
            "blocks.0.hook_resid_post"},
-          [&](const std::string& n, at::Tensor& t) {
-            if (n == "blocks.0.hook_mlp_in") t = at::zeros_like(t);
-            cap[n] = t;
+          [&](const at::Tensor& t, const std::string& n) {
+            const at::Tensor out = n == "blocks.0.hook_mlp_in" ? at::zeros_like(t) : t;
+            cap[n] = out;
+            return out;
           });
   at::NoGradGuard ng;
   m.forward(g["input_ids"], &h);

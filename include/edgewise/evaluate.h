@@ -36,6 +36,8 @@ namespace edgewise {
 
 /// The circuit's in-graph flags as a float mask [n_src, n_dst].
 at::Tensor circuit_mask(const Circuit& c);
+/// The circuit's scores as a float32 tensor [n_src, n_dst] (a copy).
+at::Tensor circuit_scores(const Circuit& c);
 /// A circuit of `model` over `graph` holding these scores [n_src, n_dst] (any floating dtype;
 /// stored as float32) and, when `kept` (bool [n_src, n_dst]) is given, these in-graph edges;
 /// otherwise no edge is in.

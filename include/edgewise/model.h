@@ -77,13 +77,15 @@ struct LoadOptions {
 c10::Device parse_device(const std::string& s);
 
 /// Names and replaces intermediates of the forward pass.
-/// `fn(name, t)` is called with each requested hook name ("blocks.3.hook_resid_post") and the
-/// tensor computed there; it may read it or assign a new tensor of the same shape to `t`.
+/// `fn(t, name)` is called with the tensor computed at each requested hook point and its name
+/// ("blocks.3.hook_resid_post"), as TransformerLens calls fn(activation, hook): it returns the
+/// replacement (a tensor of the same shape) or an undefined tensor to leave the value as it is.
+/// The argument must not be modified in place.
 /// Per-head values (attn.hook_q/k/v/z/pattern/attn_scores/result) are only computed when their
 /// names are requested.
 class Hooks {
  public:
-  using Fn = std::function<void(const std::string& name, at::Tensor& t)>;
+  using Fn = std::function<at::Tensor(const at::Tensor& t, const std::string& name)>;
   Hooks() = default;
   /// Calls fn at every hook whose name is in `names`.
   Hooks(std::set<std::string> names, Fn fn) : names_(std::move(names)), fn_(std::move(fn)) {}
@@ -95,8 +97,11 @@ class Hooks {
   bool wants(const std::string& name) const { return all_ || names_.count(name) > 0; }
   /// True when any wanted hook name starts with `prefix` ("blocks.3."); always with all().
   bool wants_any_prefix(const std::string& prefix) const;
+  /// Runs the hook at `name` on t, replacing t by what it returns (when defined).
   void call(const std::string& name, at::Tensor& t) const {
-    if (fn_ && wants(name)) fn_(name, t);
+    if (!fn_ || !wants(name)) return;
+    at::Tensor r = fn_(t, name);
+    if (r.defined()) t = std::move(r);
   }
 
  private:

@@ -159,9 +159,10 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     std::map<std::string, at::Tensor> leaf;
     std::set<std::string> with_embed = names;
     with_embed.insert("hook_embed");
-    Hooks hooks(with_embed, [&](const std::string& name, at::Tensor& t) {
-      if (name == "hook_embed") t = t.detach().requires_grad_(true);
-      else leaf[name] = t;
+    Hooks hooks(with_embed, [&](const at::Tensor& t, const std::string& name) {
+      if (name == "hook_embed") return t.detach().requires_grad_(true);
+      leaf[name] = t;
+      return at::Tensor();
     });
     const at::Tensor logits = model.forward(b.clean, &hooks);
     at::Tensor clean_last;

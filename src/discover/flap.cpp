@@ -64,7 +64,7 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
     at::Tensor t = tokens.narrow(0, i, j - i).narrow(1, 0, T);
     at::Tensor real = model_detail::real_token_mask(len, j - i, T, at::kDouble, at::kCPU).unsqueeze(-1);  // [b, T, 1]
     count += real.sum().item<double>();
-    Hooks hk(names, [&](const std::string& name, at::Tensor& x) {
+    Hooks hk(names, [&](const at::Tensor& x, const std::string& name) {
       const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));
       at::Tensor v = x.to(at::kCPU, at::kDouble).reshape({j - i, T, -1}) * real;  // the statistics are small: CPU
       if (name.find("hook_z") != std::string::npos) {
@@ -74,6 +74,7 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
         ms[l] += v.sum(at::IntArrayRef{0, 1});
         mq[l] += (v * v).sum(at::IntArrayRef{0, 1});
       }
+      return at::Tensor();  // read only
     });
     model.forward(t, &hk);
   }
@@ -199,12 +200,12 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
       Hooks cap = Hooks::capture(names, &other);
       model.forward(b.corrupted, &cap);
     }
-    Hooks hk(names, [&](const std::string& name, at::Tensor& x) {
+    Hooks hk(names, [&](const at::Tensor& x, const std::string& name) {
       const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));
       const bool z = name.find("hook_z") != std::string::npos;
       at::Tensor k = z ? keep_h[l] : keep_c[l];
       at::Tensor repl = ablation == Ablation::Resample ? other.at(name) : (z ? mean_z[l] : mean_p[l]);
-      x = x * k + repl * (1 - k);
+      return x * k + repl * (1 - k);
     });
     at::Tensor clean_last;
     if (metric == Metric::KL) clean_last = logits_at(model.forward(b.clean), b.clean_pos);

@@ -22,6 +22,13 @@ at::Tensor circuit_mask(const Circuit& c) {
   return at::tensor(v).view({g.n_sources(), g.n_readers()});
 }
 
+at::Tensor circuit_scores(const Circuit& c) {
+  const Graph g = c.graph();
+  if (static_cast<int64_t>(c.scores.size()) != g.n_sources() * g.n_readers())
+    fail("circuit", "has no scores for its graph");
+  return at::tensor(c.scores).view({g.n_sources(), g.n_readers()});
+}
+
 Circuit circuit_from_scores(const Model& model, const Graph& graph, const at::Tensor& scores, const at::Tensor& kept) {
   const int64_t S = graph.n_sources(), R = graph.n_readers();
   if (scores.dim() != 2 || scores.size(0) != S || scores.size(1) != R)

@@ -13,7 +13,7 @@
 //   ln2.hook_normalized, mlp.hook_pre, mlp.hook_pre_linear (gated: up projection), mlp.hook_post,
 //   hook_mlp_out, hook_resid_post. Before the blocks: hook_embed, hook_pos_embed ([B,T,D]);
 //   after: ln_final.hook_normalized.
-// Hooks replace by assigning a new tensor of the same shape; in-place edits of a hooked tensor
+// Hooks replace by returning a new tensor of the same shape; in-place edits of a hooked tensor
 // are not supported (tensors are shared, not cloned).
 //
 // Dimension letters: B batch, T tokens, D model width, H query heads, G key/value heads,

@@ -14,7 +14,10 @@ Hooks Hooks::all(Fn fn) {
 }
 
 Hooks Hooks::capture(std::set<std::string> names, std::map<std::string, at::Tensor>* out) {
-  return Hooks(std::move(names), [out](const std::string& name, at::Tensor& t) { (*out)[name] = t; });
+  return Hooks(std::move(names), [out](const at::Tensor& t, const std::string& name) {
+    (*out)[name] = t;
+    return at::Tensor();
+  });
 }
 
 bool Hooks::wants_any_prefix(const std::string& prefix) const {
