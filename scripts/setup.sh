@@ -85,6 +85,11 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -DEDGEWISE_PYTHON="$PY" >"$ROOT/.cmake-configure.log" 2>&1 || {
       cat "$ROOT/.cmake-configure.log" >&2; log "configuring failed"; exit 1; }
 fi
+# ccache counts every compile that uses libtorch's precompiled header as uncacheable unless it may
+# trust the header (the sloppiness below, ccache's documented setting for precompiled headers);
+# the base directory makes clones of the repository (CI's fresh clone) share the cache.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 log "building (ninja -C $BUILD)"
 if ! ninja -C "$BUILD" >"$ROOT/.ninja.log" 2>&1; then
   grep -E "error|FAILED" -A5 "$ROOT/.ninja.log" | head -80 >&2
