@@ -21,14 +21,16 @@ HELD=${HELD:-50}
 half=$((STEPS / 2))
 
 edges_in() { python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(sum(1 for e in c['edges'].values() if e['in_graph']))" "$1"; }
-train() {  # NAME STEPS EXTRA...
+train() {  # NAME STEPS EXTRA... (a run whose circuit exists is kept: rerun after deleting it)
   local name=$1 steps=$2; shift 2
+  [ -f "$OUT/$name.json" ] && return 0
   local t0; t0=$(date +%s.%N)
   "$EW" discover --task ioi -n 125 --target "$TARGET" --steps "$steps" --batch-size 8 --warmup-steps $((steps / 10)) \
     --target-warmup-steps $((steps * 7 / 10)) --init-log-alpha 3 -o "$OUT/$name.json" "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"
+  sed -i "/^$name /d" "$OUT/seconds.txt"
   echo "$name $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")" >> "$OUT/seconds.txt"
 }
-: > "$OUT/seconds.txt"
+touch "$OUT/seconds.txt"
 train ep "$STEPS" --method edge-pruning
 train hap "$STEPS" --method hap --prefilter eap --keep-fraction "$KEEP"
 train hap_half "$half" --method hap --prefilter eap --keep-fraction "$KEEP"

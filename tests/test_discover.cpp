@@ -144,9 +144,14 @@ TEST(Discover, HapIsEdgePruningWithinThePrefiltersEdges) {
   EXPECT_EQ(all.report.at("prefilter").at("candidates").get<int64_t>(), g.n_edges());
 
   o.hap.keep_fraction = 0.2;
+  o.edge_pruning.edge_target = 0.9;
   const DiscoveryResult h = discover("hap", m, g, b, o);
   const at::Tensor cand = hap_candidates(m, g, b, o.hap, o.attribution);
   EXPECT_EQ(cand.sum().item<int64_t>(), std::llround(0.2 * g.n_edges()));
+  // The target's warm-up starts where the prefilter left the sparsity (0.8 here), not at 0.
+  const double start = 1.0 - static_cast<double>(cand.sum().item<int64_t>()) / static_cast<double>(g.n_edges());
+  EXPECT_NEAR(h.report.at("log").at(0).at(4).get<double>(), start, 1e-12);
+  EXPECT_NEAR(h.report.at("log").back().at(4).get<double>(), 0.9, 1e-12);
   EXPECT_EQ(h.report.at("prefilter").at("candidates").get<int64_t>(), cand.sum().item<int64_t>());
   EXPECT_GT(h.in_circuit.sum().item<int64_t>(), 0);
   EXPECT_EQ(h.in_circuit.logical_and(cand.logical_not()).sum().item<int64_t>(), 0);  // only survivors

@@ -66,8 +66,9 @@ struct EdgePruningOptions {
   Ablation ablation = Ablation::Resample;
   int64_t cache_mb = 4096;  ///< keep every example's ablated values when they fit in this much
   /// [n_src, n_dst] bool: the only edges that may stay (a prefilter's survivors, HAP); the other
-  /// prunable edges are ablated throughout and count as removed in the sparsity. Undefined:
-  /// every edge is a candidate (plain Edge Pruning).
+  /// prunable edges are ablated throughout and count as removed in the sparsity, and the
+  /// target's warm-up starts from that share instead of 0. Undefined: every edge is a candidate
+  /// (plain Edge Pruning).
   at::Tensor candidates;
   /// Checkpoint file (safetensors, written atomically at step boundaries at most every
   /// checkpoint_seconds, 0: after every step, and at the end).

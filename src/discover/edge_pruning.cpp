@@ -53,9 +53,13 @@ double lr_factor(int64_t k, int64_t warmup, int64_t total) {
   return std::max(0.0, static_cast<double>(total - k) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
 }
 
-double target_at(double final_target, int64_t k, int64_t warmup) {
+// The target rises linearly over `warmup` steps from `start` (0 for Edge Pruning; the share of
+// edges a prefilter removed for HAP, which is where its sparsity starts) to `final_target`.
+double target_at(double final_target, int64_t k, int64_t warmup, double start = 0.0) {
   if (warmup <= 0) return final_target;
-  return final_target * std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
+  if (start == 0.0) return final_target * std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
+  const double f = std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
+  return start + (final_target - start) * f;
 }
 
 at::Tensor from_st(const StTensor& t) {
@@ -166,6 +170,11 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   const at::Tensor valid = prefiltered ? prunable & opt.candidates.to(at::kCPU, at::kBool) : prunable;
   const at::Tensor valid_f = valid.to(at::kFloat);
   const int64_t n_valid = valid.sum().item<int64_t>(), n_prunable = prunable.sum().item<int64_t>();
+  // Where the sparsity starts: a prefilter's non-survivors are removed from the first step, and
+  // the target's warm-up starts there too (from 0 the Lagrangian would first push the survivors
+  // to stay while the target catches up, and its multipliers wind up).
+  const double start_sparsity =
+      prefiltered ? std::min(opt.edge_target, 1.0 - static_cast<double>(n_valid) / static_cast<double>(n_prunable)) : 0.0;
   if (n_valid == 0) fail("edge pruning", prefiltered ? "no candidate edge is prunable" : "the graph has no prunable edges");
   const std::string key = opt.fingerprint + " | " + options_key(opt);
   const int64_t B = std::min(opt.batch_size, N), per_epoch = (N + B - 1) / B;
@@ -294,7 +303,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     la.requires_grad_(true);
     lam.requires_grad_(true);
     if (opt.node_masks) nla.requires_grad_(true);
-    const double target = target_at(opt.edge_target, step, opt.target_warmup_steps);
+    const double target = target_at(opt.edge_target, step, opt.target_warmup_steps, start_sparsity);
     const double ntarget = target_at(opt.node_target, step, opt.target_warmup_steps);
     at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
     EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows_dev), valid,
