@@ -72,15 +72,24 @@ void need_split(const std::string& key, const Graph& graph) {
   if (!graph.split_qkv()) fail(key, "needs the graph with separate q/k/v readers (not head level)");
 }
 
-DiscoveryResult run_path_patching(const Model& model, const Graph& graph, const Batch& data,
-                                  const DiscoverOptions& opt) {
-  PathPatchingResult p = path_patching(model, graph, data, opt.path_patching);
+// A path-patching search (plain or APP's) as a result: the sender -> receiver scores, the head
+// set as a circuit, the report without a performance (the evaluation measures that).
+DiscoveryResult head_search_result(const Model& model, const Graph& graph, const PathPatchingResult& p,
+                                   nlohmann::json* report) {
   DiscoveryResult r;
   r.scores = path_sweep_scores(graph, p);
   r.in_circuit = circuit_mask(head_circuit(model, graph, p.heads, r.scores)).to(at::kBool);
   r.score_sign = "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges";
-  r.report = path_patching_json(p, graph, std::nan(""));
-  r.report.erase("performance_percent");  // measured by the evaluation, not the search
+  *report = path_patching_json(p, graph, std::nan(""));
+  report->erase("performance_percent");
+  return r;
+}
+
+DiscoveryResult run_path_patching(const Model& model, const Graph& graph, const Batch& data,
+                                  const DiscoverOptions& opt) {
+  nlohmann::json pj;
+  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, opt.path_patching), &pj);
+  r.report = std::move(pj);
   r.report["settings"] = path_patching_settings_json(opt.path_patching);
   return r;
 }
@@ -101,15 +110,10 @@ DiscoveryResult run_app(const Model& model, const Graph& graph, const Batch& dat
   FlapSweep f = flap_sweep(model, data, opt.flap);
   PathPatchingOptions o = opt.path_patching;
   o.allowed = f.result.heads;
-  PathPatchingResult p = path_patching(model, graph, data, o);
-  DiscoveryResult r;
-  r.scores = path_sweep_scores(graph, p);
-  r.in_circuit = circuit_mask(head_circuit(model, graph, p.heads, r.scores)).to(at::kBool);
-  r.score_sign = "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges";
-  nlohmann::json pj = path_patching_json(p, graph, std::nan(""));
-  pj.erase("performance_percent");
+  nlohmann::json pj;
+  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, o), &pj);
   r.report = {{"settings", path_patching_settings_json(o)}, {"flap", flap_sweep_json(f, graph, opt.flap)},
-              {"app", pj}};
+              {"app", std::move(pj)}};
   return r;
 }
 
