@@ -46,6 +46,16 @@ struct MetricFn {
 /// The batch mean of a caller's metric, checked: the result must be [N] for N examples.
 at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last);
 
+// A method's metric is `fn` when the caller set one, else the built-in `m`: one place decides.
+/// Its batch mean.
+at::Tensor metric_mean(Metric m, const MetricFn& fn, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last);
+/// Its name, as outputs and checkpoints record it.
+std::string metric_label(Metric m, const MetricFn& fn);
+/// Its direction.
+bool metric_higher_is_better(Metric m, const MetricFn& fn);
+/// Whether it reads the full model's logits (KL, or a caller's metric that asks).
+bool metric_needs_clean_logits(Metric m, const MetricFn& fn);
+
 /// The logits at each example's prediction position: [N, T, V] x [N] -> [N, V].
 at::Tensor logits_at(const at::Tensor& logits, const at::Tensor& pos);
 

@@ -456,7 +456,7 @@ class Engine {
   MetricFn metric_fn_;
   // The metric's batch mean for logits at the prediction positions [B, V].
   at::Tensor batch_metric(const at::Tensor& last) const {
-    return metric_fn_ ? metric_fn_mean(metric_fn_, last, data_, clean_last_) : metric_mean(metric_, last, data_, clean_last_);
+    return metric_mean(metric_, metric_fn_, last, data_, clean_last_);
   }
   at::ScalarType dt_;
   c10::Device dev_ = c10::kCPU;  // the model's
@@ -499,7 +499,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
 
   Engine e(model, graph, data, ablated, opt.metric, opt.metric_fn, dt);
   const int64_t S = graph.n_sources(), R = graph.n_readers();
-  const bool higher = opt.metric_fn ? opt.metric_fn.higher_is_better : metric_higher_is_better(opt.metric);
+  const bool higher = metric_higher_is_better(opt.metric, opt.metric_fn);
   auto loss = [&](double v) { return higher ? -v : v; };
   auto passes = [&](double delta, double thr) { return (opt.absolute ? std::abs(delta) : delta) < thr; };
 
@@ -519,7 +519,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
                        {"mode", acdc_mode_name(opt.mode)},
                        {"rollback_tau", rollback_tau},
                        {"absolute", opt.absolute},
-                       {"metric", opt.metric_fn ? opt.metric_fn.name : std::string(metric_name(opt.metric))},
+                       {"metric", metric_label(opt.metric, opt.metric_fn)},
                        {"ablation", ablation_name(opt.ablation)},
                        {"double", opt.double_precision},
                        {"graph", {graph.shape().n_layers, graph.shape().n_heads, graph.shape().n_kv_heads, graph.split_qkv()}},

@@ -1,6 +1,6 @@
 // The attribution registry, the shared data loop and gradient pass (common.h) and node
-// scores. Circuits from scores and their evaluation: src/eval/evaluate.cpp. The methods themselves: eap.cpp, eap_ig.cpp, mask_gradient.cpp,
-// exact.cpp.
+// scores. Circuits from scores and their evaluation: src/eval/evaluate.cpp. The methods
+// themselves: eap.cpp, eap_ig.cpp, mask_gradient.cpp, exact.cpp.
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -50,8 +50,7 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
                         ? source_outputs(model, graph, p.b.corrupted, at::kDouble)
                         : ablated_values(model, graph, opt.ablation, p.b.clean, p.b.corrupted);
       }
-      const bool needs_clean = opt.metric_fn ? opt.metric_fn.needs_clean_logits : opt.metric == Metric::KL;
-      if (needs_clean) p.clean_last = logits_at(model.forward(p.b.clean), p.b.clean_pos);
+      if (metric_needs_clean_logits(opt.metric, opt.metric_fn)) p.clean_last = logits_at(model.forward(p.b.clean), p.b.clean_pos);
     }
     f(p);
     if (opt.progress) opt.progress(stage, j, N);
@@ -59,8 +58,7 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
 }
 
 at::Tensor part_metric(const AttributionOptions& opt, const Part& p, const at::Tensor& last) {
-  if (opt.metric_fn) return metric_fn_mean(opt.metric_fn, last, p.b, p.clean_last);
-  return metric_mean(opt.metric, last, p.b, p.clean_last);
+  return metric_mean(opt.metric, opt.metric_fn, last, p.b, p.clean_last);
 }
 
 at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, const at::Tensor& tokens,

@@ -23,7 +23,7 @@ DiscoveryResult run_attribution(const std::string& key, const Model& model, cons
   r.score_sign = key == "exact" ? "score = M(edge ablated) - M(full model)" : "score ~ M(edge ablated) - M(full model)";
   const AttributionOptions& a = opt.attribution;
   r.report = {{"ablation", ablation_name(a.ablation)},
-              {"metric", a.metric_fn ? a.metric_fn.name : std::string(metric_name(a.metric))},
+              {"metric", metric_label(a.metric, a.metric_fn)},
               {"steps", a.steps}, {"batch_size", a.batch_size}};
   return r;
 }
@@ -40,7 +40,7 @@ DiscoveryResult run_acdc(const Model& model, const Graph& graph, const Batch& da
     traj.push_back({graph.edge_name(s.src, s.dst), acdc_decision_name(s.decision), s.metric, s.delta, s.evaluations});
   r.report = {{"tau", o.tau}, {"mode", acdc_mode_name(o.mode)}, {"absolute", o.absolute},
               {"rollback_tau", o.rollback_tau}, {"ablation", ablation_name(o.ablation)},
-              {"metric", o.metric_fn ? o.metric_fn.name : std::string(metric_name(o.metric))},
+              {"metric", metric_label(o.metric, o.metric_fn)},
               {"metric_full", a.metric_full}, {"metric_running", a.metric_final}, {"evaluations", a.evaluations},
               {"passes", a.passes}, {"skipped", a.skipped}, {"seconds", a.seconds}, {"complete", a.complete},
               {"trajectory_columns", {"edge", "decision", "metric", "delta", "evaluations"}}, {"trajectory", traj}};

@@ -57,9 +57,8 @@ double lr_factor(int64_t k, int64_t warmup, int64_t total) {
 // edges a prefilter removed for HAP, which is where its sparsity starts) to `final_target`.
 double target_at(double final_target, int64_t k, int64_t warmup, double start = 0.0) {
   if (warmup <= 0) return final_target;
-  if (start == 0.0) return final_target * std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
-  const double f = std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
-  return start + (final_target - start) * f;
+  // With start 0 this is final_target x f to the bit (0 + x and x - 0 are exact).
+  return start + (final_target - start) * std::min(1.0, static_cast<double>(k) / static_cast<double>(warmup));
 }
 
 at::Tensor from_st(const StTensor& t) {

@@ -92,6 +92,13 @@ at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch
   return v.mean();
 }
 
+at::Tensor metric_mean(Metric m, const MetricFn& fn, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
+  return fn ? metric_fn_mean(fn, last, b, clean_last) : metric_mean(m, last, b, clean_last);
+}
+std::string metric_label(Metric m, const MetricFn& fn) { return fn ? fn.name : std::string(metric_name(m)); }
+bool metric_higher_is_better(Metric m, const MetricFn& fn) { return fn ? fn.higher_is_better : metric_higher_is_better(m); }
+bool metric_needs_clean_logits(Metric m, const MetricFn& fn) { return fn ? fn.needs_clean_logits : m == Metric::KL; }
+
 double normalized_faithfulness(double f_circuit, double f_empty, double f_model) {
   const double d = f_model - f_empty;
   if (d == 0.0) return std::numeric_limits<double>::quiet_NaN();
