@@ -43,14 +43,15 @@ Circuit random_circuit(GraphShape s, bool split, uint32_t seed) {
 
 TEST(Circuit, RoundTripIsExact) {
   for (auto [shape, split] : {std::pair{GraphShape{12, 12, 12}, true}, std::pair{GraphShape{3, 4, 2}, true},
-                              std::pair{GraphShape{2, 3, 3}, false}}) {
+                              std::pair{GraphShape{2, 3, 3}, false}, std::pair{GraphShape{3, 4, 4, true}, true}}) {
     Circuit c = random_circuit(shape, split, 7);
     std::string p = out_dir() + "/rt_" + std::to_string(shape.n_layers) + "_" + std::to_string(shape.n_kv_heads) +
-                    (split ? "_qkv" : "_heads") + ".json";
+                    (split ? "_qkv" : "_heads") + (shape.parallel ? "_parallel" : "") + ".json";
     edgewise::circuit_write(c, p);
     Circuit r = edgewise::circuit_read(p);
     EXPECT_EQ(r.shape.n_layers, shape.n_layers);
     EXPECT_EQ(r.shape.n_kv_heads, shape.n_kv_heads);
+    EXPECT_EQ(r.shape.parallel, shape.parallel);
     EXPECT_EQ(r.split_qkv, split);
     EXPECT_EQ(r.in_graph, c.in_graph);
     ASSERT_EQ(r.scores.size(), c.scores.size());

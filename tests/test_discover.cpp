@@ -37,10 +37,13 @@ DiscoverOptions small_options() {
 }  // namespace
 
 // Every method in the table runs through discover() and returns scores over the graph, a circuit
-// within the real edges for the search methods, and a report.
+// within the real edges for the search methods, and a report: on the grouped-query Llama and on
+// GPT-NeoX with parallel attention + MLP (whose graph lacks the same-layer head -> MLP edges).
 TEST(Discover, EveryMethodReturnsTheOneResultType) {
   REQUIRE_GOLDEN();
-  Model m = ewtest::load_patch_model("llama");
+  for (const char* name : {"llama", "neox"}) {
+  SCOPED_TRACE(name);
+  Model m = ewtest::load_patch_model(name);
   Graph g = model_graph(m, true);
   Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 5);
   const at::Tensor real = full_mask(g, 1).squeeze(0).to(at::kBool);
@@ -67,6 +70,7 @@ TEST(Discover, EveryMethodReturnsTheOneResultType) {
   }
   for (const char* k : {"eap", "eap-ig-inputs", "exact", "acdc", "edge-pruning", "path-patching", "flap", "app"})
     EXPECT_TRUE(seen.count(k)) << k;
+  }
 }
 
 // discover() is the method's own function, not a second implementation.

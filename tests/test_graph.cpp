@@ -60,3 +60,28 @@ TEST(Graph, EapIgNamesAndRules) {
   EXPECT_FALSE(q.find_edge("a0.h3->a1.h3<v>").has_value());
   EXPECT_EQ(q.n_readers(), 2 * (4 + 2 + 2 + 1) + 1);
 }
+
+TEST(Graph, ParallelBlocksHaveNoSameLayerHeadToMlpEdges) {
+  // A parallel block (GPT-NeoX, GPT-J) feeds its MLP the block's input: the MLP of layer l reads
+  // what the attention of layer l reads, so each of the L * H head -> same-layer MLP edges of the
+  // sequential graph is absent; nothing else changes.
+  for (bool split : {true, false}) {
+    const Graph seq(GraphShape{3, 4, 4, false}, split), par(GraphShape{3, 4, 4, true}, split);
+    EXPECT_EQ(par.n_edges(), seq.n_edges() - 3 * 4);
+    for (int64_t l = 0; l < 3; ++l) {
+      const std::string m = "m" + std::to_string(l);
+      for (int64_t h = 0; h < 4; ++h) {
+        const std::string e = "a" + std::to_string(l) + ".h" + std::to_string(h) + "->" + m;
+        EXPECT_TRUE(seq.find_edge(e).has_value()) << e;
+        EXPECT_FALSE(par.find_edge(e).has_value()) << e;
+      }
+      if (l > 0) EXPECT_TRUE(par.find_edge("a" + std::to_string(l - 1) + ".h0->" + m).has_value());
+      EXPECT_TRUE(par.find_edge("input->" + m).has_value());
+    }
+    EXPECT_TRUE(par.find_edge("a2.h3->logits").has_value());
+    EXPECT_TRUE(par.find_edge("m2->logits").has_value());
+    int64_t n = 0;
+    for (auto v : par.real_edges()) n += v;
+    EXPECT_EQ(n, par.n_edges());
+  }
+}

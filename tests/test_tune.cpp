@@ -201,6 +201,8 @@ TEST(Tune, WritesReferenceCases) {
       {"gpt2", "adamw", {{ParamPart::V, 0, 3}, {ParamPart::O, 0, 0}, {ParamPart::MlpOut, 0, 1}}, 2},
       {"llama", "sgd", {{ParamPart::Q, 1, 3}, {ParamPart::K, 0, 1}, {ParamPart::V, 1, 0}, {ParamPart::MlpIn, 1, 2}}, 4},
       {"llama", "adamw", {{ParamPart::O, 1, 1}, {ParamPart::MlpIn, 0, 0}, {ParamPart::MlpOut, 0, 3}}, 4},
+      // GPT-NeoX (parallel block): saved in its per-head fused q/k/v layout for transformers to load.
+      {"neox", "adamw", {{ParamPart::Q, 1, 2}, {ParamPart::V, 0, 1}, {ParamPart::O, 1, 0}, {ParamPart::MlpIn, 1, 1}, {ParamPart::MlpOut, 0, 0}}, 2},
   };
   for (const Case& k : cases) {
     const Model model = ewtest::load_patch_model(k.model);

@@ -5,7 +5,8 @@
 //            one v reader per key/value head: a{l}.kv{g}<k>, a{l}.kv{g}<v>), m{l}, logits;
 //            at head level (no q/k/v split) the readers are a{l}.h{h}, m{l}, logits.
 // Edge src->dst exists when src writes before dst reads: every source of an earlier layer (and
-// input) feeds every reader of layer l; the heads of layer l also feed m{l}; everything feeds
+// input) feeds every reader of layer l; the heads of layer l also feed m{l}, unless the block is
+// parallel (attention and MLP read the same residual: GPT-NeoX, GPT-J); everything feeds
 // logits. Scores and masks are [n_src, n_dst] tensors with real_edges() marking real edges; an
 // edge's name is computed from its indices, never stored.
 // Torch-free: masks and the patched forward live in graph/patch (later).
@@ -19,6 +20,10 @@ namespace edgewise {
 
 struct GraphShape {
   int64_t n_layers = 0, n_heads = 0, n_kv_heads = 0;
+  /// Parallel attention + MLP blocks (ModelConfig::block.parallel): no head -> same-layer MLP
+  /// edges. Circuit files carry it as cfg.parallel_attn_mlp (EAP-IG's name).
+  bool parallel = false;
+  bool operator==(const GraphShape&) const = default;
 };
 
 class Graph {
@@ -55,7 +60,8 @@ class Graph {
   /// Number of sources a reader of `layer` can see (its prefix of the source list):
   /// attention readers of layer l see input and everything of layers < l.
   int64_t sources_before_attn(int64_t layer) const;
-  /// ... and the MLP of layer l also sees the heads of layer l.
+  /// ... and the MLP of layer l also sees the heads of layer l (sequential blocks; a parallel
+  /// block's MLP sees what its attention sees).
   int64_t sources_before_mlp(int64_t layer) const;
   /// Number of sources reader j can see (its edges are exactly sources [0, n)).
   int64_t reader_fan_in(int64_t j) const;

@@ -1,5 +1,5 @@
-// One hookable decoder-only transformer for GPT-2 and the Llama family (Llama 2/3, CodeLlama,
-// Qwen2/2.5, SmolLM2). Architectures are data (src/model/arch.cpp): a table per architecture
+// One hookable decoder-only transformer for GPT-2, GPT-NeoX / Pythia and the Llama family
+// (Llama 2/3, CodeLlama, Qwen2/2.5, SmolLM2). Architectures are data (src/model/arch.cpp): a table per architecture
 // maps checkpoint tensor names to canonical ones with flags (optional, transposed, tied).
 // Weights are loaded once, read-only; the forward pass names every intermediate with its
 // TransformerLens hook name, and a Hooks object may read or replace any of them.
@@ -26,8 +26,9 @@
 
 namespace edgewise {
 
-enum class Arch { Gpt2, Llama, Qwen2 };
-inline constexpr EnumName<Arch> kArchNames[] = {{Arch::Gpt2, "gpt2"}, {Arch::Llama, "llama"}, {Arch::Qwen2, "qwen2"}};
+enum class Arch { Gpt2, Llama, Qwen2, GptNeox };
+inline constexpr EnumName<Arch> kArchNames[] = {
+    {Arch::Gpt2, "gpt2"}, {Arch::Llama, "llama"}, {Arch::Qwen2, "qwen2"}, {Arch::GptNeox, "gpt_neox"}};
 const char* arch_name(Arch a);
 
 enum class Norm { LayerNorm, RMSNorm };
@@ -40,10 +41,24 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;
 };
 
+/// The block's shape: what the engines (plain forward, patched forward, ACDC's evaluator) read
+/// to arrange one block's primitives (src/model/block.h), and what the circuit graph's topology
+/// follows. Pre-norm blocks with a norm before attention, one before the MLP and one before the
+/// unembedding are what every supported architecture has; the fields say where they differ.
+struct BlockShape {
+  /// Attention and MLP both read the block's input and both add to it (GPT-NeoX's
+  /// use_parallel_residual, GPT-J): x + attn(ln1(x)) + mlp(ln2(x)). The graph then has no edge
+  /// from a layer's heads to its own MLP. False: x' = x + attn(ln1(x)); x' + mlp(ln2(x')).
+  bool parallel = false;
+  /// The leading dims of each head the rotary embedding turns; 0 = all of d_head. GPT-NeoX's
+  /// rotary_pct (Pythia: 0.25) gives d_head * rotary_pct.
+  int64_t rotary_dims = 0;
+};
+
 /// Hyper-parameters. Read from config.json or GGUF metadata.
 struct ModelConfig {
   Arch arch = Arch::Llama;
-  std::string hf_model_type;  ///< "gpt2", "llama", "qwen2", ...
+  std::string hf_model_type;  ///< "gpt2", "llama", "qwen2", "gpt_neox", ...
   int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
   int64_t vocab_size = 0, n_ctx = 0;
   Norm norm = Norm::RMSNorm;
@@ -56,6 +71,7 @@ struct ModelConfig {
   bool gated_mlp = true;   ///< SwiGLU (gate, up, down) vs GPT-2's (fc, proj)
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
   bool tied_embeddings = false;
+  BlockShape block;
   std::optional<int32_t> bos_token_id, eos_token_id;
 };
 
@@ -144,7 +160,7 @@ class Model {
   /// the forward's one-matmul path; see fused_weight_groups).
   Model with_weights(std::map<std::string, at::Tensor> w) const;
 
-  /// Rotary tables [n_positions, Dh] in the weights' dtype (undefined without rotary
+  /// Rotary tables [n_positions, Dr] (Dr: the rotated dims, model_detail::rotary_dims) in the weights' dtype (undefined without rotary
   /// embeddings); read by the patched forward (graph/patch.cpp).
   const at::Tensor& rope_cos() const { return rope_cos_; }
   const at::Tensor& rope_sin() const { return rope_sin_; }

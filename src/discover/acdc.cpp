@@ -9,7 +9,8 @@
 // a kept edge and it still reaches the logits (is "live"). Everything else is unchanged by
 // construction. Accepting mask j writes its recomputed values into the state.
 //
-// The arithmetic is the model's (norms, rotary, SDPA, MLP from src/model/internal.h), per node.
+// The arithmetic is the block primitives' (src/model/block.h: norms, projections, rotary, SDPA,
+// output projection, MLP), per node; the block's shape decides what the MLP's reader reads.
 //
 // Dimension letters: K masks, B prompts, T tokens, D width, Dh head width, V vocabulary.
 #include "edgewise/acdc.h"
@@ -79,8 +80,9 @@ class Engine {
     emb_ = at::embedding(W.at("token_embd.weight").to(dt), tokens_);
     if (c_.positional_embedding) emb_ = emb_ + W.at("position_embd.weight").to(dt).narrow(0, 0, T_).unsqueeze(0);
     if (c_.rope) {
-      cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dh_});
-      sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dh_});
+      Dr_ = model.rope_cos().size(1);  // the rotated dims (partial rotary: < Dh)
+      cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
+      sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
     }
     out_norm_w_ = W.at("output_norm.weight").to(dt);
     auto it = W.find("output_norm.bias");
@@ -186,9 +188,10 @@ class Engine {
       auto cached = [&](int64_t r) { return X_.select(0, r).unsqueeze(0); };
       at::Tensor heads = head_outputs(l, hs, cached, cached, false);  // [H, 1, B, T, D]
       O_.narrow(0, g_.head_source(l, 0), H_).copy_(heads.select(1, 0));
+      const at::Tensor block_in = resid;  // a parallel block's MLP reads this
       resid = resid + heads.select(1, 0).sum(0);
       if (lw_[l].o_b.defined()) resid = resid + lw_[l].o_b;
-      set_inputs(mlp_reader_[l], 1, g_.sources_before_mlp(l), resid);
+      set_inputs(mlp_reader_[l], 1, g_.sources_before_mlp(l), mlp_reads_block_input(c_) ? block_in : resid);
       O_.select(0, g_.mlp_source(l)).copy_(mlp_output(l, X_.select(0, mlp_reader_[l])));
       resid = resid + O_.select(0, g_.mlp_source(l));
       if (lw_[l].down_b.defined()) resid = resid + lw_[l].down_b;
@@ -382,9 +385,7 @@ class Engine {
                        const at::Tensor& which, int64_t p) {
       at::Tensor xn = norm(c_, x, w.an_w, w.an_b);
       at::Tensor wsel = wt.view({rows, Dh_, D_}).index_select(0, which);  // [nh, Dh, D]
-      at::Tensor y = b.defined() ? at::baddbmm(b.view({rows, Dh_}).index_select(0, which).unsqueeze(1), xn,
-                                               wsel.transpose(1, 2))
-                                 : at::bmm(xn, wsel.transpose(1, 2));  // [nh, N, Dh]
+      at::Tensor y = project_heads(xn, wsel, b.defined() ? b.view({rows, Dh_}).index_select(0, which) : b);  // [nh, N, Dh]
       return y.view({nh, x.size(1) / p, p, Dh_}).transpose(0, 1);
     };
     at::Tensor q = project(stack(xq, K, P), w.q_w, w.q_b, H_, hi, P);       // [K*B, nh, P, Dh]
@@ -393,8 +394,8 @@ class Engine {
     if (c_.rope) {
       k = rotary(k, cos_, sin_);
       if (last_only) {
-        at::Tensor cp = cos_.view({T_, Dh_}).index_select(0, pos_).view({1, B_, 1, 1, Dh_});
-        at::Tensor sp = sin_.view({T_, Dh_}).index_select(0, pos_).view({1, B_, 1, 1, Dh_});
+        at::Tensor cp = cos_.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
+        at::Tensor sp = sin_.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
         q = rotary(q.view({K, B_, nh, 1, Dh_}), cp, sp).view({K * B_, nh, 1, Dh_});
       } else {
         q = rotary(q, cos_, sin_);
@@ -406,17 +407,12 @@ class Engine {
     }
     at::Tensor z;  // [K*B, nh, P, Dh]
     if (last_only) {
-      const double scale = 1.0 / std::sqrt(static_cast<double>(Dh_));
-      at::Tensor mask = (at::arange(T_, pos_.options()).view({1, T_}) <= pos_.view({B_, 1}))  // [B, T]
-                            .view({1, B_, 1, 1, T_})
-                            .expand({K, B_, 1, 1, T_})
-                            .reshape({K * B_, 1, 1, T_});
-      z = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+      z = attention_at(q, k, v, pos_);
     } else {
       z = causal_attention(q, k, v);
     }
-    at::Tensor wo = w.o_w.view({D_, H_, Dh_}).permute({1, 2, 0}).index_select(0, hi);  // [nh, Dh, D]
-    at::Tensor out = at::bmm(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
+    at::Tensor wo = out_proj_heads(c_, w).index_select(0, hi);  // [nh, Dh, D]
+    at::Tensor out = head_results(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
     return out.view({nh, K, B_, P, D_});
   }
 
@@ -441,7 +437,7 @@ class Engine {
   // The MLP's output (without the down bias) for inputs x [.., D].
   at::Tensor mlp_output(int64_t l, const at::Tensor& x) {
     const LayerWeights& w = lw_[l];
-    return at::linear(mlp_hidden(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr), w.down_w);
+    return model_detail::mlp_output(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr, /*bias=*/false);
   }
 
   // Logits [K, B, V] from the logits reader's inputs at the prediction positions [K, B, 1, D].
@@ -460,7 +456,7 @@ class Engine {
   }
   at::ScalarType dt_;
   c10::Device dev_ = c10::kCPU;  // the model's
-  int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
+  int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, Dr_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
   at::Tensor tokens_, pos_, abl_, emb_, cos_, sin_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
   std::vector<LayerWeights> lw_;
   std::vector<int64_t> attn_first_, mlp_reader_;
@@ -480,7 +476,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   if (data.size() == 0) fail("acdc", "the dataset is empty");
   const ModelConfig& c = model.config();
   if (graph.shape().n_layers != c.n_layers || graph.shape().n_heads != c.n_heads ||
-      graph.shape().n_kv_heads != c.n_kv_heads)
+      graph.shape().n_kv_heads != c.n_kv_heads || graph.shape().parallel != c.block.parallel)
     fail("acdc", "the graph does not match the model");
   const double rollback_tau = opt.rollback_tau < 0 ? 40 * opt.tau : opt.rollback_tau;
   const at::ScalarType dt = opt.double_precision ? at::kDouble : at::kFloat;

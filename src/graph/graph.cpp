@@ -39,7 +39,9 @@ Graph::Graph(GraphShape shape, bool split_qkv) : shape_(shape), split_(split_qkv
 
 int64_t Graph::source_begin(int64_t layer) const { return 1 + layer * (shape_.n_heads + 1); }
 int64_t Graph::sources_before_attn(int64_t layer) const { return source_begin(layer); }
-int64_t Graph::sources_before_mlp(int64_t layer) const { return source_begin(layer) + shape_.n_heads; }
+int64_t Graph::sources_before_mlp(int64_t layer) const {
+  return source_begin(layer) + (shape_.parallel ? 0 : shape_.n_heads);
+}
 int64_t Graph::reader_fan_in(int64_t j) const { return fan_in_[j]; }
 
 std::string Graph::source_name(int64_t i) const {

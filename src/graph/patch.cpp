@@ -2,8 +2,9 @@
 // recomputed with one input per reader, the dense path. Per layer, the differences
 // (o_s - õ_s) of every source seen so far, [K, S, B*T*D], meet the reader columns of (1 - m),
 // [K, R, S], in one batched matmul; each reader's input is the residual minus its row.
-// The arithmetic follows Model::forward (src/model/forward.cpp) op for op where it can (norms in
-// fp32, HF rotate_half, SDPA with grouped k/v) so that all-ones masks reproduce the plain run.
+// The arithmetic is the block primitives' (src/model/block.h), as in Model::forward (norms in
+// fp32, HF rotate_half, SDPA with grouped k/v), so that all-ones masks reproduce the plain run;
+// the block's shape (sequential or parallel) decides which residual the MLP's readers read.
 //
 // Dimension letters: K circuits, B batch, T tokens, D width, H query heads, G key/value heads,
 // R readers of a layer (split: H + 2G; head level: H), S sources seen so far, Dh head width.
@@ -64,6 +65,10 @@ ReaderIndex reader_index(const Graph& g) {
 void check_graph(const Model& m, const Graph& g) {
   const ModelConfig& c = m.config();
   const GraphShape& s = g.shape();
+  if (s.parallel != c.block.parallel)
+    fail("patched forward", std::string("graph of ") + (s.parallel ? "parallel" : "sequential") +
+                                " blocks does not match the model's " + (c.block.parallel ? "parallel" : "sequential") +
+                                " ones (build it with model_graph)");
   if (s.n_layers != c.n_layers || s.n_heads != c.n_heads || s.n_kv_heads != c.n_kv_heads)
     fail("patched forward", "graph of " + std::to_string(s.n_layers) + " layers, " +
                                 std::to_string(s.n_heads) + " heads, " + std::to_string(s.n_kv_heads) +
@@ -238,8 +243,9 @@ class Pass {
       put_range(0, 1, x0.view({1, 1, B_, T_, D_}));
     }
     if (c_.rope) {
-      cos_ = model_.rope_cos().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dh_});
-      sin_ = model_.rope_sin().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dh_});
+      const int64_t Dr = model_.rope_cos().size(1);  // the rotated dims (partial rotary: < Dh)
+      cos_ = model_.rope_cos().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dr});
+      sin_ = model_.rope_sin().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dr});
     }
     std::vector<at::Tensor> resid;
     for (int64_t l = start; l < L; ++l) {
@@ -498,6 +504,7 @@ class Pass {
   }
 
   void attention(int64_t l, const LayerWeights& w) {
+    x_block_ = x_;  // the block's input: what a parallel block's MLP reads
     const int64_t H = H_, G = G_, Dh = Dh_, T = T_;
     const bool split = g_.split_qkv();
     const int64_t nr = split ? H + 2 * G : H, r0 = ri_.attn_first[l], S = g_.sources_before_attn(l);
@@ -513,10 +520,7 @@ class Pass {
       return bqkv.view({H + 2 * G, Dh}).narrow(0, off, G).repeat_interleave(H / G, 0);  // [H, Dh]
     };
     // Per-reader projection: xn [m, N*T, D], weights [m, Dh, D], bias [m, Dh] -> [m, N*T, Dh].
-    auto project = [&](const at::Tensor& xn, const at::Tensor& wt, const at::Tensor& b) {
-      if (b.defined()) return at::baddbmm(b.unsqueeze(1), xn, wt.transpose(1, 2));
-      return at::bmm(xn, wt.transpose(1, 2));
-    };
+    const auto& project = project_heads;
     auto rows = [&](const at::Tensor& t, const std::vector<int64_t>& idx) {
       return t.index_select(0, index_tensor(idx, dev_));
     };
@@ -599,12 +603,12 @@ class Pass {
     }
     at::Tensor z = causal_attention(q, k, v);  // [N, H, T, Dh]
     const int64_t Kz = N / B_;
-    const at::Tensor wo = w.o_w.view({D_, H, Dh}).permute({1, 2, 0});  // [H, Dh, D]
+    const at::Tensor wo = out_proj_heads(c_, w);  // [H, Dh, D]
     const int64_t s_head = g_.head_source(l, 0);
     at::Tensor attn_out;  // [Kz, B, T, D]
     if (mode_ == Mode::Dense) {
       // The per-head outputs are all needed; their sum is the attention output.
-      at::Tensor heads = at::bmm(z.transpose(0, 1).reshape({H, N * T, Dh}), wo);  // [H, N*T, D]
+      at::Tensor heads = head_results(z.transpose(0, 1).reshape({H, N * T, Dh}), wo);  // [H, N*T, D]
       if (!detach_.empty()) {
         std::vector<uint8_t> flag(detach_.begin() + s_head, detach_.begin() + s_head + H);
         if (std::find(flag.begin(), flag.end(), 1) != flag.end()) {
@@ -626,7 +630,7 @@ class Pass {
           wh = rows(wo, hs);
         }
         const int64_t nh = static_cast<int64_t>(hs.size());
-        at::Tensor heads = at::bmm(zh.reshape({nh, N * T, Dh}), wh).view({nh, Kz, B_, T, D_});
+        at::Tensor heads = head_results(zh.reshape({nh, N * T, Dh}), wh).view({nh, Kz, B_, T, D_});
         put_range(s_head, H, heads);  // all H, or the kept ones only
       }
     }
@@ -635,8 +639,18 @@ class Pass {
 
   void mlp(int64_t l, const LayerWeights& w) {
     const int64_t r = ri_.mlp[l];
-    at::Tensor xn = normed_input(l, g_.sources_before_mlp(l), r, w.fn_w, w.fn_b);  // [Km, B, T, D]
-    at::Tensor out = at::linear(mlp_hidden(c_, w, xn, nullptr), w.down_w, w.down_b);
+    at::Tensor xn;  // [Km, B, T, D]
+    if (mlp_reads_block_input(c_)) {
+      // Parallel block: the MLP's readers read the block's input (the graph gives them no edge
+      // from this layer's heads); the residual with the attention output added waits.
+      const at::Tensor after_attn = x_;
+      x_ = x_block_;
+      xn = normed_input(l, g_.sources_before_mlp(l), r, w.fn_w, w.fn_b);
+      x_ = after_attn;
+    } else {
+      xn = normed_input(l, g_.sources_before_mlp(l), r, w.fn_w, w.fn_b);
+    }
+    at::Tensor out = mlp_output(c_, w, xn, nullptr, /*bias=*/true);
     const int64_t s = g_.mlp_source(l);
     if (detached(s)) out = out.detach();
     x_ = x_ + out;
@@ -660,7 +674,7 @@ class Pass {
   bool fusable_ = false;  // float32 / float64: the fused norms (reader_norm.h) apply
   std::vector<int64_t> slot_, rows_before_;
   std::vector<uint8_t> touched_;
-  at::Tensor keep_rows_, buf_, x_, cos_, sin_;
+  at::Tensor keep_rows_, buf_, x_, x_block_, cos_, sin_;
   at::Tensor acc_;  // dense: the current chunk's corrections from the rows before it [K, n, BTD]
   std::map<int64_t, at::Tensor> acc_parts_;  // with gradients: acc_ split by first reader of each group
   int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0, chunk_nr_ = 0;
@@ -692,7 +706,7 @@ CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor&
 
 Graph model_graph(const Model& model, bool split_qkv) {
   const ModelConfig& c = model.config();
-  return Graph(GraphShape{c.n_layers, c.n_heads, c.n_kv_heads}, split_qkv);
+  return Graph(GraphShape{c.n_layers, c.n_heads, c.n_kv_heads, c.block.parallel}, split_qkv);
 }
 
 at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tensor& tokens,

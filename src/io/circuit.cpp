@@ -147,7 +147,7 @@ void circuit_write(const Circuit& c, const std::string& path) {
   auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };
   std::ostringstream o;
   o << "{\n \"cfg\": " << nlohmann::json{{"n_layers", c.shape.n_layers}, {"n_heads", c.shape.n_heads},
-                                         {"n_kv_heads", c.shape.n_kv_heads}, {"parallel_attn_mlp", false},
+                                         {"n_kv_heads", c.shape.n_kv_heads}, {"parallel_attn_mlp", c.shape.parallel},
                                          {"d_model", c.d_model}}.dump();
   auto nodes = c.nodes_in_graph();
   o << ",\n \"nodes\": {";
@@ -189,9 +189,10 @@ Circuit circuit_read(const std::string& path) {
     if (dflt) return *dflt;
     fail(path, std::string("cfg.") + k + " is missing or not an integer");
   };
-  if (cfg.value("parallel_attn_mlp", false))
-    fail(path, "cfg.parallel_attn_mlp is true: parallel attention/MLP graphs are not supported");
+  if (cfg.contains("parallel_attn_mlp") && !cfg["parallel_attn_mlp"].is_boolean())
+    fail(path, "cfg.parallel_attn_mlp must be true or false, found " + cfg["parallel_attn_mlp"].dump());
   Circuit c;
+  c.shape.parallel = cfg.value("parallel_attn_mlp", false);
   c.shape.n_layers = get_int("n_layers", std::nullopt);
   c.shape.n_heads = get_int("n_heads", std::nullopt);
   c.shape.n_kv_heads = get_int("n_kv_heads", c.shape.n_heads);

@@ -1,7 +1,8 @@
 // Architectures as data: the canonical tensor set (llama.cpp names, torch [out, in] order) and,
 // per architecture and checkpoint format, a table from checkpoint names to canonical names with
 // flags (optional, transposed, tied, fused q/k/v, rotary-permuted). Adding an architecture
-// means adding rows here (and, if its block differs, a variant in forward.cpp).
+// means adding rows here, its hyper-parameters in config.cpp and, where its block differs, a
+// field of BlockShape (model.h) read by the block primitives (block.h); see docs/ADDING.md.
 // Not here: reading files (load.cpp), hyper-parameters (config.cpp).
 #include "internal.h"
 
@@ -97,6 +98,31 @@ const std::vector<ArchRow> kHfLlama = {
     {C::FfnDownB, "model.layers.{l}.mlp.down_proj.bias", 0},
     {C::OutNorm, "model.norm.weight", 0},
     {C::Output, "lm_head.weight", kOptional | kTied},
+};
+
+// Hugging Face GPT-NeoX (GPTNeoXForCausalLM; Pythia): nn.Linear [out, in]; query_key_value is
+// [H * 3 * Dh, D] grouped by head (kFusedQkvHeads); the output is untied by default.
+const std::vector<ArchRow> kHfGptNeox = {
+    {C::TokenEmbd, "gpt_neox.embed_in.weight", 0},
+    {C::AttnNorm, "gpt_neox.layers.{l}.input_layernorm.weight", 0},
+    {C::AttnNormB, "gpt_neox.layers.{l}.input_layernorm.bias", 0},
+    {C::AttnQ, "gpt_neox.layers.{l}.attention.query_key_value.weight", kFusedQkvHeads},
+    {C::AttnK, "gpt_neox.layers.{l}.attention.query_key_value.weight", kFusedQkvHeads},
+    {C::AttnV, "gpt_neox.layers.{l}.attention.query_key_value.weight", kFusedQkvHeads},
+    {C::AttnQB, "gpt_neox.layers.{l}.attention.query_key_value.bias", kFusedQkvHeads},
+    {C::AttnKB, "gpt_neox.layers.{l}.attention.query_key_value.bias", kFusedQkvHeads},
+    {C::AttnVB, "gpt_neox.layers.{l}.attention.query_key_value.bias", kFusedQkvHeads},
+    {C::AttnO, "gpt_neox.layers.{l}.attention.dense.weight", 0},
+    {C::AttnOB, "gpt_neox.layers.{l}.attention.dense.bias", 0},
+    {C::FfnNorm, "gpt_neox.layers.{l}.post_attention_layernorm.weight", 0},
+    {C::FfnNormB, "gpt_neox.layers.{l}.post_attention_layernorm.bias", 0},
+    {C::FfnUp, "gpt_neox.layers.{l}.mlp.dense_h_to_4h.weight", 0},
+    {C::FfnUpB, "gpt_neox.layers.{l}.mlp.dense_h_to_4h.bias", 0},
+    {C::FfnDown, "gpt_neox.layers.{l}.mlp.dense_4h_to_h.weight", 0},
+    {C::FfnDownB, "gpt_neox.layers.{l}.mlp.dense_4h_to_h.bias", 0},
+    {C::OutNorm, "gpt_neox.final_layer_norm.weight", 0},
+    {C::OutNormB, "gpt_neox.final_layer_norm.bias", 0},
+    {C::Output, "embed_out.weight", kOptional | kTied},
 };
 
 // GGUF llama (llama.cpp convert_hf_to_gguf.py LlamaModel): shapes reversed into torch order at
@@ -217,6 +243,7 @@ const std::vector<ArchRow>& arch_rows_hf(Arch a) {
   switch (a) {
     case Arch::Gpt2: return kHfGpt2;
     case Arch::Llama: case Arch::Qwen2: return kHfLlama;
+    case Arch::GptNeox: return kHfGptNeox;
   }
   return kHfLlama;
 }
@@ -226,6 +253,8 @@ const std::vector<ArchRow>& arch_rows_gguf(Arch a) {
     case Arch::Gpt2: return kGgufGpt2;
     case Arch::Llama: return kGgufLlama;
     case Arch::Qwen2: return kGgufQwen2;
+    case Arch::GptNeox:
+      fail("", "GGUF files of architecture gptneox are not supported (load the Hugging Face safetensors directory)");
   }
   return kGgufLlama;
 }

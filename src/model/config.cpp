@@ -1,6 +1,6 @@
-// Hyper-parameters: Hugging Face config.json (gpt2, llama, qwen2) and GGUF metadata (llama,
-// qwen2, gpt2) into one ModelConfig. Defaults are those of the transformers config classes
-// (GPT2Config, LlamaConfig, Qwen2Config) for keys a file leaves out.
+// Hyper-parameters: Hugging Face config.json (gpt2, llama, qwen2, gpt_neox) and GGUF metadata
+// (llama, qwen2, gpt2) into one ModelConfig. Defaults are those of the transformers config
+// classes (GPT2Config, LlamaConfig, Qwen2Config, GPTNeoXConfig) for keys a file leaves out.
 // Not here: tensor names and shapes (arch.cpp), reading weights (load.cpp).
 #include <nlohmann/json.hpp>
 
@@ -120,7 +120,7 @@ ModelConfig config_from_hf_json(const std::string& path) {
   }
   if (!j.is_object()) fail(path, "not a JSON object");
   JsonReader r{j, path};
-  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2)");
+  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2, gpt_neox)");
   ModelConfig c;
   c.hf_model_type = r.get_string("model_type", "");
   c.arch = arch_from_string(c.hf_model_type, path);
@@ -154,6 +154,48 @@ ModelConfig config_from_hf_json(const std::string& path) {
     c.gated_mlp = false;
     c.qkv_bias = c.o_bias = c.mlp_bias = true;
     c.tied_embeddings = r.get_bool("tie_word_embeddings", true);
+  } else if (c.arch == Arch::GptNeox) {
+    // GPTNeoXConfig (Pythia): LayerNorm, parallel residual by default, partial rotary, fused
+    // per-head q/k/v (arch.cpp), biases everywhere, an untied output.
+    c.d_model = r.get_int("hidden_size", 6144);
+    c.n_layers = r.get_int("num_hidden_layers", 44);
+    c.n_heads = r.get_int("num_attention_heads", 64);
+    c.n_kv_heads = c.n_heads;
+    if (c.n_heads > 0 && c.d_model % c.n_heads != 0)
+      fail(path, "hidden_size " + std::to_string(c.d_model) + " is not a multiple of num_attention_heads " +
+                     std::to_string(c.n_heads));
+    if (c.n_heads > 0) c.d_head = c.d_model / c.n_heads;
+    c.d_mlp = r.get_int("intermediate_size", 24576);
+    c.n_ctx = r.get_int("max_position_embeddings", 2048);
+    c.vocab_size = r.get_int("vocab_size", 50432);
+    c.norm = Norm::LayerNorm;
+    c.norm_eps = r.get_float("layer_norm_eps", 1e-5);
+    const std::string act = r.get_string("hidden_act", "gelu");
+    if (act == "gelu") c.act = Act::Gelu;
+    else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.act = Act::GeluNew;
+    else fail(path, "unsupported hidden_act '" + act + "' (supported: gelu, gelu_new, gelu_pytorch_tanh)");
+    c.positional_embedding = false;
+    c.rope = true;
+    // transformers < 5 writes rotary_emb_base / rotary_pct; 5 writes rope_parameters
+    // {rope_theta, partial_rotary_factor}, read by read_rope.
+    double pct = r.get_float("rotary_pct", r.get_float("partial_rotary_factor", 0.25));
+    read_rope(r, c);
+    if (!r.has("rope_parameters") && !r.has("rope_theta")) c.rope_theta = r.get_float("rotary_emb_base", 10000.0);
+    if (r.has("rope_parameters") && r.j["rope_parameters"].is_object()) {
+      JsonReader s{r.j["rope_parameters"], path};
+      pct = s.get_float("partial_rotary_factor", pct);
+    }
+    if (!(pct > 0.0 && pct <= 1.0)) fail(path, "rotary_pct must lie in (0, 1], found " + std::to_string(pct));
+    const int64_t dr = static_cast<int64_t>(static_cast<double>(c.d_head) * pct);  // int(), as transformers
+    if (dr < 2 || dr % 2 != 0)
+      fail(path, "rotary_pct " + std::to_string(pct) + " of head width " + std::to_string(c.d_head) + " gives " +
+                     std::to_string(dr) + " rotated dims; an even number >= 2 is needed");
+    c.block.rotary_dims = dr == c.d_head ? 0 : dr;
+    c.block.parallel = r.get_bool("use_parallel_residual", true);
+    c.gated_mlp = false;
+    c.qkv_bias = c.o_bias = r.get_bool("attention_bias", true);
+    c.mlp_bias = true;
+    c.tied_embeddings = r.get_bool("tie_word_embeddings", false);
   } else {
     c.d_model = r.get_int("hidden_size");
     c.n_layers = r.get_int("num_hidden_layers");

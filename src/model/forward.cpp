@@ -1,6 +1,7 @@
-// The forward pass: one decoder-only transformer for GPT-2 and the Llama family, computed as
-// transformers computes it (pre-norm blocks; RMSNorm in fp32 then weight; HF rotate_half RoPE;
-// softmax in fp32), naming every intermediate with its TransformerLens hook name where it is
+// The forward pass: one decoder-only transformer for GPT-2, GPT-NeoX and the Llama family,
+// computed as transformers computes it (pre-norm blocks, sequential or parallel; RMSNorm in fp32
+// then weight; HF rotate_half RoPE, full or partial; softmax in fp32), from the block primitives
+// of block.h, naming every intermediate with its TransformerLens hook name where it is
 // computed. Per-head values (scores, pattern, per-head result) are only built when asked for;
 // otherwise attention goes through at::scaled_dot_product_attention.
 //
@@ -8,8 +9,9 @@
 //   hook_resid_pre, ln1.hook_normalized (norm output incl. weight/bias), attn.hook_q/k/v
 //   (pre-rotary, [B,T,H,Dh] / [B,T,G,Dh]), attn.hook_rot_q/rot_k (post-rotary),
 //   attn.hook_attn_scores (scaled, causal-masked with -inf, [B,H,T,T]), attn.hook_pattern,
-//   attn.hook_z [B,T,H,Dh], attn.hook_result [B,T,H,D] (no o bias), hook_attn_out, hook_resid_mid,
-//   hook_mlp_in (the MLP's input before ln2; replacing it does not change the residual),
+//   attn.hook_z [B,T,H,Dh], attn.hook_result [B,T,H,D] (no o bias), hook_attn_out, hook_resid_mid
+//   (sequential blocks only, as in TransformerLens), hook_mlp_in (the MLP's input before ln2:
+//   resid_mid, or resid_pre in a parallel block; replacing it does not change the residual),
 //   ln2.hook_normalized, mlp.hook_pre, mlp.hook_pre_linear (gated: up projection), mlp.hook_post,
 //   hook_mlp_out, hook_resid_post. Before the blocks: hook_embed, hook_pos_embed ([B,T,D]);
 //   after: ln_final.hook_normalized.
@@ -35,8 +37,9 @@ using namespace model_detail;
 namespace model_detail {
 
 at::Tensor rope_inv_freq(const ModelConfig& c, const at::Tensor& freq_factors) {
-  // transformers: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), in fp32.
-  const int64_t dim = c.d_head;
+  // transformers: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), in fp32, dim the
+  // rotated width (GPT-NeoX: int(head_dim * partial_rotary_factor)).
+  const int64_t dim = rotary_dims(c);
   at::Tensor e = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim);
   at::Tensor inv = at::reciprocal(at::pow(c.rope_theta, e));
   const RopeScaling& s = c.rope_scaling;
@@ -68,29 +71,6 @@ void rope_tables(const at::Tensor& inv_freq, int64_t T, at::Tensor* cos, at::Ten
   *sin = emb.sin();
 }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  // ATen's fused kernel computes exactly this sequence for fp32 and double (same reduction,
-  // weight applied last; checked bit for bit against the explicit ops in test_model) in one
-  // pass instead of five; bf16 keeps the explicit ops, where transformers rounds to bf16
-  // before the weight.
-  if ((x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && w.scalar_type() == x.scalar_type())
-    return at::rms_norm(x, {x.size(-1)}, w, eps);
-  at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
-}
-
-at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);
-  return at::layer_norm(x, {c.d_model}, w, b, c.norm_eps);
-}
-
-at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t h = x.size(-1) / 2;
-  at::Tensor rot = at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);  // rotate_half
-  return x * cos + rot * sin;
-}
-
 at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d) {
   return at::tensor(v, at::kLong).to(d);  // no copy when d is the CPU
 }
@@ -102,108 +82,6 @@ at::Tensor real_token_mask(const at::Tensor& lengths, int64_t B, int64_t T, at::
   return (at::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1)).to(dt);
 }
 
-
-LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l) {
-  const std::string p = "blk." + std::to_string(l) + ".";
-  auto g = [&](const char* n) {
-    auto it = w.find(p + n);
-    return it == w.end() ? at::Tensor() : it->second;
-  };
-  return {g("attn_norm.weight"), g("attn_norm.bias"), g("attn_q.weight"), g("attn_q.bias"),
-          g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
-          g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),
-          g("ffn_gate.weight"),  g("ffn_gate.bias"),  g("ffn_up.weight"), g("ffn_up.bias"),
-          g("ffn_down.weight"),  g("ffn_down.bias")};
-}
-
-LayerWeights layer_weights_as(const LayerWeights& w, at::ScalarType dt) {
-  LayerWeights r = w;
-  for (at::Tensor* t : {&r.an_w, &r.an_b, &r.q_w, &r.q_b, &r.k_w, &r.k_b, &r.v_w, &r.v_b, &r.o_w, &r.o_b,
-                        &r.fn_w, &r.fn_b, &r.gate_w, &r.gate_b, &r.up_w, &r.up_b, &r.down_w, &r.down_b})
-    if (t->defined()) *t = t->to(dt);
-  return r;
-}
-
-at::Tensor fused_rows(std::initializer_list<const at::Tensor*> parts) {
-  const at::Tensor& first = **parts.begin();
-  if (!first.defined() || !first.is_contiguous()) return {};
-  int64_t rows = 0;
-  const char* expect = static_cast<const char*>(first.data_ptr());
-  for (const at::Tensor* t : parts) {
-    if (!t->defined() || !t->is_contiguous() || t->dim() != first.dim() ||
-        t->scalar_type() != first.scalar_type() || !t->storage().is_alias_of(first.storage()) ||
-        static_cast<const char*>(t->data_ptr()) != expect)
-      return {};
-    for (int64_t d = 1; d < t->dim(); ++d)
-      if (t->size(d) != first.size(d)) return {};
-    expect += t->nbytes();
-    rows += t->size(0);
-  }
-  std::vector<int64_t> size = first.sizes().vec();
-  size[0] = rows;
-  // Under autograd, as_strided on a row view reaches only the view's own rows (the gradient of
-  // the k and v rows of a packed q/k/v leaf was lost): take the window from the base buffer.
-  if (first.requires_grad() && first.is_view()) {
-    const at::Tensor base(first._base());
-    if (base.is_contiguous() && base.data_ptr() == base.storage().data())
-      return base.as_strided(size, first.strides(), first.storage_offset());
-    return {};
-  }
-  return first.as_strided(size, first.strides(), first.storage_offset());
-}
-
-at::Tensor qkv_weight(const LayerWeights& w) {
-  at::Tensor f = fused_rows({&w.q_w, &w.k_w, &w.v_w});
-  return f.defined() ? f : at::cat({w.q_w, w.k_w, w.v_w}, 0);
-}
-
-at::Tensor qkv_bias(const LayerWeights& w) {
-  if (!w.q_b.defined()) return {};
-  at::Tensor f = fused_rows({&w.q_b, &w.k_b, &w.v_b});
-  return f.defined() ? f : at::cat({w.q_b, w.k_b, w.v_b}, 0);
-}
-
-at::Tensor qkv_linear(const LayerWeights& w, const at::Tensor& xn) {
-  const at::Tensor fw = fused_rows({&w.q_w, &w.k_w, &w.v_w});
-  const at::Tensor fb = fused_rows({&w.q_b, &w.k_b, &w.v_b});
-  if (fw.defined() && (fb.defined() || !w.q_b.defined())) return at::linear(xn, fw, fb);  // one matmul
-  return at::cat({at::linear(xn, w.q_w, w.q_b), at::linear(xn, w.k_w, w.k_b), at::linear(xn, w.v_w, w.v_b)}, -1);
-}
-
-at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookFn* hook) {
-  auto hk = [hook](const char* name, at::Tensor& t) {
-    if (hook) (*hook)(name, t);
-  };
-  if (c.gated_mlp) {
-    at::Tensor gate, up;  // [.., F]
-    const at::Tensor gu_w = fused_rows({&w.gate_w, &w.up_w});
-    const at::Tensor gu_b = fused_rows({&w.gate_b, &w.up_b});
-    if (gu_w.defined() && (gu_b.defined() || !w.gate_b.defined())) {
-      at::Tensor gu = at::linear(xn, gu_w, gu_b);  // [.., 2F]: one matmul
-      gate = gu.narrow(-1, 0, c.d_mlp);
-      up = gu.narrow(-1, c.d_mlp, c.d_mlp);
-    } else {
-      gate = at::linear(xn, w.gate_w, w.gate_b);
-      up = at::linear(xn, w.up_w, w.up_b);
-    }
-    hk("mlp.hook_pre", gate);
-    hk("mlp.hook_pre_linear", up);
-    at::Tensor post = at::silu(gate) * up;
-    hk("mlp.hook_post", post);
-    return post;
-  }
-  at::Tensor pre = at::linear(xn, w.up_w, w.up_b);  // [.., F]
-  hk("mlp.hook_pre", pre);
-  at::Tensor post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : at::gelu(pre);
-  hk("mlp.hook_post", post);
-  return post;
-}
-
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                          scale, /*enable_gqa=*/k.size(1) != q.size(1));
-}
 
 }  // namespace model_detail
 
@@ -277,8 +155,7 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
   if (hk.wants("attn.hook_result")) {
     // Per-head output in residual space: result[b,t,h] = z[b,t,h] @ W_O[:, h*Dh:(h+1)*Dh]^T.
     at::Tensor zh = z.permute({2, 0, 1, 3}).reshape({H, B * T, Dh});  // [H, B*T, Dh]
-    at::Tensor wo = w.o_w.view({D, H, Dh}).permute({1, 2, 0});       // [H, Dh, D]
-    at::Tensor result = at::bmm(zh, wo).view({H, B, T, D}).permute({1, 2, 0, 3});  // [B, T, H, D]
+    at::Tensor result = head_results(zh, out_proj_heads(c, w)).view({H, B, T, D}).permute({1, 2, 0, 3});  // [B, T, H, D]
     hk("attn.hook_result", result);
     at::Tensor out = result.sum(2);
     return w.o_b.defined() ? out + w.o_b : out;
@@ -288,14 +165,9 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
 
 // The MLP on its normalised input xn [B, T, D]; returns mlp_out [B, T, D].
 at::Tensor mlp(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookAt& hk) {
-  at::Tensor post;
-  if (hk.hooks) {
-    const HookFn fn = [&hk](const char* name, at::Tensor& t) { hk(name, t); };
-    post = mlp_hidden(c, w, xn, &fn);
-  } else {
-    post = mlp_hidden(c, w, xn, nullptr);
-  }
-  return at::linear(post, w.down_w, w.down_b);
+  if (!hk.hooks) return mlp_output(c, w, xn, nullptr, /*bias=*/true);
+  const HookFn fn = [&hk](const char* name, at::Tensor& t) { hk(name, t); };
+  return mlp_output(c, w, xn, &fn, /*bias=*/true);
 }
 
 }  // namespace
@@ -331,10 +203,10 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     }
     x = x + pos;
   }
-  at::Tensor cos, sin;  // [1, T, 1, Dh]
+  at::Tensor cos, sin;  // [1, T, 1, Dr]
   if (c.rope) {
-    cos = rope_cos_.narrow(0, 0, T).view({1, T, 1, c.d_head});
-    sin = rope_sin_.narrow(0, 0, T).view({1, T, 1, c.d_head});
+    cos = rope_cos_.narrow(0, 0, T).view({1, T, 1, rope_cos_.size(1)});
+    sin = rope_sin_.narrow(0, 0, T).view({1, T, 1, rope_sin_.size(1)});
   }
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -347,9 +219,10 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     hk("ln1.hook_normalized", xn);
     at::Tensor attn_out = attention(c, w, xn, cos, sin, hk);  // [B, T, D]
     hk("hook_attn_out", attn_out);
-    at::Tensor resid_mid = x + attn_out;
-    hk("hook_resid_mid", resid_mid);
-    at::Tensor mlp_in = resid_mid;
+    const bool parallel = mlp_reads_block_input(c);
+    at::Tensor resid_mid = x + attn_out;  // parallel: the sum so far, not a point of its own
+    if (!parallel) hk("hook_resid_mid", resid_mid);
+    at::Tensor mlp_in = parallel ? x : resid_mid;
     hk("hook_mlp_in", mlp_in);
     at::Tensor xn2 = norm(c, mlp_in, w.fn_w, w.fn_b);
     hk("ln2.hook_normalized", xn2);

@@ -198,7 +198,7 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
       // The shape the checkpoint must have, before our transforms.
       std::vector<int64_t> expect = want;
       int64_t part_begin = 0;
-      if (row->flags & kFusedQkv) {
+      if (row->flags & (kFusedQkv | kFusedQkvHeads)) {
         const bool bias = want.size() == 1;
         expect = bias ? std::vector<int64_t>{Q + 2 * KV} : std::vector<int64_t>{Q + 2 * KV, cfg.d_model};
         if (ct == CTensor::AttnK || ct == CTensor::AttnKB) part_begin = Q;
@@ -216,6 +216,11 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
       at::Tensor w = ck.read(name);
       if ((row->flags & kTransposed) && w.dim() == 2) w = w.t();
       if (row->flags & kFusedQkv) w = w.narrow(0, part_begin, want[0]);
+      if (row->flags & kFusedQkvHeads) {  // [H, 3, Dh, ...]: part q = 0, k = 1, v = 2 of each head
+        std::vector<int64_t> grouped = {cfg.n_heads, 3, cfg.d_head};
+        if (w.dim() == 2) grouped.push_back(w.size(1));
+        w = w.reshape(grouped).select(1, part_begin / Q).reshape(want);
+      }
       if (row->flags & kRotaryPermuted) {
         const bool is_q = ct == CTensor::AttnQ || ct == CTensor::AttnQB;
         w = unpermute_rotary(w, is_q ? cfg.n_heads : cfg.n_kv_heads);

@@ -42,6 +42,27 @@ std::string hf_config_json(const ModelConfig& c) {
     j["activation_function"] = c.act == Act::Gelu ? "gelu" : "gelu_new";
     j["tie_word_embeddings"] = c.tied_embeddings;
     ids();
+  } else if (c.arch == Arch::GptNeox) {
+    if (c.qkv_bias != c.o_bias || !c.mlp_bias)
+      fail("config.json", "GPT-NeoX's attention_bias covers q/k/v and o together and its MLP is always biased");
+    j["architectures"] = {"GPTNeoXForCausalLM"};
+    j["model_type"] = "gpt_neox";
+    j["hidden_size"] = c.d_model;
+    j["intermediate_size"] = c.d_mlp;
+    j["num_hidden_layers"] = c.n_layers;
+    j["num_attention_heads"] = c.n_heads;
+    j["hidden_act"] = c.act == Act::Gelu ? "gelu" : "gelu_new";
+    j["max_position_embeddings"] = c.n_ctx;
+    j["layer_norm_eps"] = c.norm_eps;
+    j["use_parallel_residual"] = c.block.parallel;
+    j["attention_bias"] = c.qkv_bias;
+    const double pct = static_cast<double>(rotary_dims(c)) / static_cast<double>(c.d_head);
+    j["rotary_pct"] = pct;  // transformers < 5
+    j["rotary_emb_base"] = c.rope_theta;
+    j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}, {"partial_rotary_factor", pct}};
+    j["tie_word_embeddings"] = c.tied_embeddings;
+    j["vocab_size"] = c.vocab_size;
+    ids();
   } else {
     const bool qwen = c.arch == Arch::Qwen2;
     if (qwen && (!c.qkv_bias || c.o_bias || c.mlp_bias))
@@ -108,7 +129,20 @@ std::vector<std::pair<std::string, at::Tensor>> hf_tensors(const Model& model) {
       const std::string name = expand_layer(first_alternative(row.checkpoint), l);
       if (!done.insert(name).second) continue;  // GPT-2's fused q/k/v: three rows, one tensor
       at::Tensor t;
-      if (row.flags & kFusedQkv) {
+      if (row.flags & kFusedQkvHeads) {  // back to [H, 3, Dh, ...] grouped by head
+        const bool bias = row.tensor == CTensor::AttnQB || row.tensor == CTensor::AttnKB ||
+                          row.tensor == CTensor::AttnVB;
+        std::vector<at::Tensor> parts;
+        for (CTensor p : bias ? std::vector<CTensor>{CTensor::AttnQB, CTensor::AttnKB, CTensor::AttnVB}
+                              : std::vector<CTensor>{CTensor::AttnQ, CTensor::AttnK, CTensor::AttnV}) {
+          const at::Tensor& w = model.weight(canonical_name(p, l));
+          std::vector<int64_t> per_head = {c.n_heads, c.d_head};
+          if (w.dim() == 2) per_head.push_back(w.size(1));
+          parts.push_back(w.reshape(per_head));
+        }
+        t = at::stack(parts, 1).reshape({3 * c.n_heads * c.d_head, -1});
+        if (bias) t = t.view({-1});
+      } else if (row.flags & kFusedQkv) {
         const bool bias = row.tensor == CTensor::AttnQB || row.tensor == CTensor::AttnKB ||
                           row.tensor == CTensor::AttnVB;
         const CTensor q = bias ? CTensor::AttnQB : CTensor::AttnQ, k = bias ? CTensor::AttnKB : CTensor::AttnK,

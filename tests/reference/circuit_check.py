@@ -1,7 +1,8 @@
 """Reads the circuit files test_circuit.cpp wrote as EAP-IG's Graph.from_json would.
 
-An independent re-statement of EAP-IG's graph (hannamw/EAP-IG, src/eap/graph.py, from_model with
-parallel_attn_mlp=False): its node names and its edge names for the file's cfg. from_json
+An independent re-statement of EAP-IG's graph (hannamw/EAP-IG, src/eap/graph.py, from_model, both
+branches of parallel_attn_mlp: with it, the MLP of a layer is fed by the residual stream before
+that layer's heads join it): its node names and its edge names for the file's cfg. from_json
 requires the keys cfg/nodes/edges and looks up every edge name in that set, reading
 {"score", "in_graph"}; so a file it can read has exactly those names and value types. Grouped-
 query (n_kv_heads < n_heads) and head-level files are edgewise extensions EAP-IG cannot build;
@@ -31,10 +32,15 @@ def eap_ig_names(cfg, split_qkv=True):
                     kv = f"a{l}.h{g}" if G == H else f"a{l}.kv{g}"
                     edges.append(f"{src}->{kv}<k>")
                     edges.append(f"{src}->{kv}<v>")
-        stream += heads
+        if cfg.get("parallel_attn_mlp", False):
+            for src in stream:
+                edges.append(f"{src}->m{l}")
+            stream += heads
+        else:
+            stream += heads
+            for src in stream:
+                edges.append(f"{src}->m{l}")
         nodes += heads
-        for src in stream:
-            edges.append(f"{src}->m{l}")
         stream.append(f"m{l}")
         nodes.append(f"m{l}")
     for src in stream:
@@ -51,7 +57,7 @@ def main():
     for f in files:
         d = json.load(open(f))
         assert all(k in d for k in ("cfg", "nodes", "edges")), f"{f}: missing cfg/nodes/edges"
-        assert d["cfg"]["parallel_attn_mlp"] is False
+        assert isinstance(d["cfg"]["parallel_attn_mlp"], bool)
         split = d.get("edgewise", {}).get("split_qkv", True)
         nodes, edges = eap_ig_names(d["cfg"], split)
         assert sorted(d["nodes"]) == sorted(nodes), f"{f}: node names differ from EAP-IG's"
@@ -65,7 +71,7 @@ def main():
         for n in nodes[:-1]:
             has_out = any(v["in_graph"] for e, v in d["edges"].items() if e.split("->")[0] == n)
             assert d["nodes"][n]["in_graph"] == has_out, f"{f}: node {n} in_graph flag"
-        if d["cfg"]["n_layers"] == 12 and d["cfg"]["n_heads"] == 12 and split:
+        if d["cfg"]["n_layers"] == 12 and d["cfg"]["n_heads"] == 12 and split and not d["cfg"]["parallel_attn_mlp"]:
             assert len(edges) == 32491, len(edges)  # EAP-IG / MIB's GPT-2 small count
         print(f"{f}: {len(edges)} edges, names and types as EAP-IG reads them")
 

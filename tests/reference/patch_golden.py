@@ -14,13 +14,17 @@ For an edge src->dst and the paired prompts (clean, corrupted):
      post_attention_layernorm; the residual itself is untouched); for logits, the final norm's
      input. Head-level readers (a{l}.h{h}, GPT-2 only) get q, k and v recomputed.
 
-Models: a random GPT-2 (4 layers, 4 heads, d 64, vocab 512) and a random grouped-query Llama
-(4 layers, 4 heads, 2 key/value heads), weights redrawn as in model_golden.py.
+Models: a random GPT-2 (4 layers, 4 heads, d 64, vocab 512), a random grouped-query Llama
+(4 layers, 4 heads, 2 key/value heads) and two random GPT-NeoX (Pythia's block: LayerNorm, fused
+per-head q/k/v, partial rotary): "neox" with parallel attention + MLP (use_parallel_residual,
+rotary_pct 0.25, as Pythia) and "neox_seq" sequential (rotary_pct 0.5); weights redrawn as in
+model_golden.py. In a parallel block the MLP reads the block's input, so the graph has no
+a{l}.h{h} -> m{l} edges.
 For each model, >= 20 random edges of every kind (input->q/k/v, head->q/k/v, head->mlp,
 mlp->q/k/v, any->logits) plus all input->mlp and mlp->mlp edges.
 
 Writes into --out:
-  gpt2/, llama/                       save_pretrained directories
+  gpt2/, llama/, neox/, neox_seq/     save_pretrained directories
   <name>_patch.safetensors            clean_ids, corrupt_ids [B, T] int64; clean_logits,
                                       corrupt_logits [B, T, V]; edge_logits [N, B, T, V];
                                       clean_logits_f64, corrupt_logits_f64: the model in double
@@ -37,7 +41,8 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                          LlamaForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_golden import randomise  # noqa: E402
@@ -69,6 +74,21 @@ def make_llama(seed):
     return m.eval()
 
 
+def make_neox(seed, parallel, rotary_pct):
+    torch.manual_seed(seed)
+    cfg = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=D, intermediate_size=4 * D, num_hidden_layers=L,
+                        num_attention_heads=H, max_position_embeddings=256, layer_norm_eps=1e-5,
+                        hidden_act="gelu", use_parallel_residual=parallel, attention_bias=True,
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                         "partial_rotary_factor": rotary_pct},
+                        tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
+                        attn_implementation="eager")
+    m = GPTNeoXForCausalLM(cfg)
+    randomise(m, seed)
+    assert m.gpt_neox.layers[0].attention.rotary_ndims == int(D // H * rotary_pct)
+    return m.eval()
+
+
 def rms_norm_f64(self, x):
     return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
 
@@ -92,11 +112,14 @@ class Arch:
     def __init__(self, model):
         self.m = model
         self.gpt2 = isinstance(model, GPT2LMHeadModel)
+        self.neox = isinstance(model, GPTNeoXForCausalLM)
         c = model.config
         self.H = c.num_attention_heads
-        self.G = H if self.gpt2 else c.num_key_value_heads
+        self.G = c.num_key_value_heads if hasattr(c, "num_key_value_heads") and not self.neox else self.H
         self.Dh = c.hidden_size // self.H
-        self.layers = model.transformer.h if self.gpt2 else model.model.layers
+        self.parallel = self.neox and c.use_parallel_residual
+        self.layers = (model.transformer.h if self.gpt2 else model.gpt_neox.layers if self.neox
+                       else model.model.layers)
 
     def ln1(self, l):
         return self.layers[l].ln_1 if self.gpt2 else self.layers[l].input_layernorm
@@ -105,9 +128,12 @@ class Arch:
         return self.layers[l].ln_2 if self.gpt2 else self.layers[l].post_attention_layernorm
 
     def final_norm(self):
-        return self.m.transformer.ln_f if self.gpt2 else self.m.model.norm
+        return (self.m.transformer.ln_f if self.gpt2 else self.m.gpt_neox.final_layer_norm if self.neox
+                else self.m.model.norm)
 
     def o_proj(self, l):
+        if self.neox:
+            return self.layers[l].attention.dense
         return self.layers[l].attn.c_proj if self.gpt2 else self.layers[l].self_attn.o_proj
 
     def mlp(self, l):
@@ -120,6 +146,8 @@ class Arch:
         return z[..., s] @ w[s, :] if self.gpt2 else z[..., s] @ w[:, s].T  # Conv1D is [in, out]
 
     def mlp_bias(self, l):
+        if self.neox:
+            return self.mlp(l).dense_4h_to_h.bias
         return self.mlp(l).c_proj.bias if self.gpt2 else None
 
     def proj_slices(self, l, kind, idx):
@@ -129,6 +157,10 @@ class Arch:
             c_attn = self.layers[l].attn.c_attn
             off = {"q": 0, "k": self.H * Dh, "v": 2 * self.H * Dh}
             return [(c_attn, slice(off[k] + idx * Dh, off[k] + (idx + 1) * Dh)) for k in kind]
+        if self.neox:  # query_key_value's rows are grouped by head: [H, 3, Dh]
+            qkv = self.layers[l].attention.query_key_value
+            off = {"q": 0, "k": Dh, "v": 2 * Dh}
+            return [(qkv, slice(idx * 3 * Dh + off[k], idx * 3 * Dh + off[k] + Dh)) for k in kind]
         a = self.layers[l].self_attn
         mods = {"q": a.q_proj, "k": a.k_proj, "v": a.v_proj}
         return [(mods[k], slice(idx * Dh, (idx + 1) * Dh)) for k in kind]
@@ -209,7 +241,8 @@ def edge_kind(src, dst):
 
 def all_edges(arch, split):
     """Edges as (src, dst) names, in the graph's rule: sources of earlier layers feed attention
-    readers; heads of the same layer also feed the MLP; all feed logits."""
+    readers; heads of the same layer also feed the MLP unless the block is parallel; all feed
+    logits."""
     srcs = lambda upto_layer, with_heads_of=None: (
         ["input"] + [f"a{l}.h{h}" for l in range(upto_layer) for h in range(arch.H)]
         + [f"m{l}" for l in range(upto_layer)]
@@ -226,7 +259,7 @@ def all_edges(arch, split):
             readers += [f"a{l}.h{h}" for h in range(arch.H)]
         for r in readers:
             edges += [(s, r) for s in srcs(l)]
-        edges += [(s, f"m{l}") for s in srcs(l, l)]
+        edges += [(s, f"m{l}") for s in (srcs(l) if arch.parallel else srcs(l, l))]
     edges += [(s, "logits") for s in srcs(L)]
     return edges
 
@@ -284,6 +317,8 @@ def main():
     torch.set_num_threads(1)
     golden("gpt2", make_gpt2(11), a.out, 11)
     golden("llama", make_llama(12), a.out, 12)
+    golden("neox", make_neox(13, parallel=True, rotary_pct=0.25), a.out, 13)
+    golden("neox_seq", make_neox(14, parallel=False, rotary_pct=0.5), a.out, 14)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 For each case directory <model>_<optimizer>/ (a tuned random model saved by edgewise, with
 case.json: the base model, the circuit's parts, the optimiser settings, the prompts):
   1. the circuit's masks are rebuilt here from the part names in Hugging Face layouts (GPT-2's
-     Conv1D [in, out] c_attn / c_proj / c_fc, Llama's [out, in] q/k/v/o, gate/up/down), not from
-     edgewise's canonical tensors;
+     Conv1D [in, out] c_attn / c_proj / c_fc, Llama's [out, in] q/k/v/o, gate/up/down, GPT-NeoX's
+     query_key_value grouped by head [H, 3, Dh] / dense / dense_h_to_4h / dense_4h_to_h), not
+     from edgewise's canonical tensors;
   2. the base model is trained in transformers with torch.optim.SGD / AdamW for the same steps on
      the same loss (cross-entropy of the answer token at each prompt's last position, every
      example each step), the gradient masked, and every entry outside the masks (value and
@@ -37,12 +38,17 @@ bad = []
 def part_masks(model, parts, mlp_heads):
     cfg = model.config
     gpt2 = cfg.model_type == "gpt2"
+    neox = cfg.model_type == "gpt_neox"
     sd = dict(model.named_parameters())
     masks = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in sd.items()}
     if gpt2:
         D, H = cfg.n_embd, cfg.n_head
         Dh, G, F = D // H, H, cfg.n_inner or 4 * D
         pre = "transformer.h.{}."
+    elif neox:
+        D, H = cfg.hidden_size, cfg.num_attention_heads
+        Dh, G, F = D // H, H, cfg.intermediate_size
+        pre = "gpt_neox.layers.{}."
     else:
         D, H, G = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
         Dh = getattr(cfg, "head_dim", None) or D // H
@@ -54,7 +60,22 @@ def part_masks(model, parts, mlp_heads):
         i = int(idx[2:] if idx.startswith("kv") else idx[1:])
         p = pre.format(layer)
         lo, hi = i * F // mlp_heads, (i + 1) * F // mlp_heads
-        if gpt2:
+        if neox:
+            off = {"q": 0, "k": Dh, "v": 2 * Dh}  # rows of head i: [i * 3 Dh, (i + 1) * 3 Dh) = q | k | v
+            if kind in off:
+                r = slice(i * 3 * Dh + off[kind], i * 3 * Dh + off[kind] + Dh)
+                masks[p + "attention.query_key_value.weight"][r, :] = True
+                masks[p + "attention.query_key_value.bias"][r] = True
+            elif kind == "o":
+                masks[p + "attention.dense.weight"][:, i * Dh:(i + 1) * Dh] = True
+                masks[p + "attention.dense.bias"][:] = True
+            elif kind == "in":
+                masks[p + "mlp.dense_h_to_4h.weight"][lo:hi, :] = True
+                masks[p + "mlp.dense_h_to_4h.bias"][lo:hi] = True
+            elif kind == "out":
+                masks[p + "mlp.dense_4h_to_h.weight"][:, lo:hi] = True
+                masks[p + "mlp.dense_4h_to_h.bias"][:] = True
+        elif gpt2:
             off = {"q": 0, "k": D, "v": 2 * D}
             if kind in off:
                 masks[p + "attn.c_attn.weight"][:, off[kind] + i * Dh: off[kind] + (i + 1) * Dh] = True

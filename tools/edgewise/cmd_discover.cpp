@@ -99,8 +99,7 @@ void run_discover(const DiscoverArgs& a) {
   if (!a.candidates.empty()) {
     if (a.method != "exact") fail("discover", "--exact-candidates is for --method exact");
     const Circuit cand = circuit_read(a.candidates);
-    if (cand.shape.n_layers != graph.shape().n_layers || cand.shape.n_heads != graph.shape().n_heads ||
-        cand.shape.n_kv_heads != graph.shape().n_kv_heads || cand.split_qkv != graph.split_qkv())
+    if (!(cand.shape == graph.shape()) || cand.split_qkv != graph.split_qkv())
       fail(a.candidates, "its graph does not match this model's (layers, heads, kv heads, q/k/v split)");
     std::vector<uint8_t> in = cand.in_graph;
     opt.exact_candidates =
