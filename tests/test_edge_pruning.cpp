@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -162,6 +163,48 @@ TEST(EdgePruning, AdamWMatchesLibtorch) {
       ASSERT_TRUE(at::allclose(p, q.detach(), 0, 1e-12)) << "step " << k << " maximize " << maximize;
     }
   }
+}
+
+// The optimiser module (optim.h), as circuit-tuning uses it: SGD against libtorch's; a mask of
+// all entries is bit-identical to no mask; entries outside a mask keep value and state exactly.
+TEST(EdgePruning, OptimiserModuleMaskedSteps) {
+  at::manual_seed(3);
+  at::Tensor p = at::randn({9}, at::kDouble), q = p.clone().requires_grad_(true);
+  torch::optim::SGD ref({q}, torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(0.01));
+  OptimState st;
+  OptimOptions sgd;
+  sgd.kind = OptimKind::Sgd, sgd.lr = 0.05, sgd.momentum = 0.9, sgd.weight_decay = 0.01;
+  for (int k = 0; k < 4; ++k) {
+    at::Tensor gr = at::randn({9}, at::kDouble);
+    q.mutable_grad() = gr.clone();
+    ref.step();
+    optim_step(p, gr, st, sgd);
+    ASSERT_TRUE(at::allclose(p, q.detach(), 0, 1e-12)) << "SGD step " << k;  // association order only
+  }
+  for (OptimKind kind : {OptimKind::AdamW, OptimKind::Sgd}) {
+    OptimOptions o;
+    o.kind = kind, o.lr = 0.03, o.weight_decay = 0.02, o.momentum = 0.5;
+    at::Tensor a = at::randn({6, 5}), b = a.clone(), c = a.clone();
+    OptimState sa, sb, sc;
+    const at::Tensor all = at::ones({6, 5}, at::kBool), half = at::rand({6, 5}) > 0.5;
+    for (int k = 0; k < 3; ++k) {
+      const at::Tensor gr = at::randn({6, 5});
+      const at::Tensor c_before = c.clone(), m_before = sc.m.defined() ? sc.m.clone() : at::zeros_like(c);
+      optim_step(a, gr, sa, o);
+      optim_step(b, gr, sb, o, all);
+      optim_step(c, gr, sc, o, half);
+      EXPECT_TRUE(a.equal(b)) << "all-true mask vs none, step " << k;
+      EXPECT_TRUE(sa.m.equal(sb.m));
+      EXPECT_TRUE(c.masked_select(half.logical_not()).equal(c_before.masked_select(half.logical_not())));
+      EXPECT_TRUE(sc.m.masked_select(half.logical_not()).equal(m_before.masked_select(half.logical_not())));
+      EXPECT_TRUE(c.masked_select(half).equal(a.masked_select(half)));  // entry by entry: as unmasked
+      EXPECT_GT((c - c_before).abs().max().item<double>(), 1e-4);  // the masked entries moved
+    }
+  }
+  // One seeded order: the same (seed, epoch) gives the same permutation, other epochs others.
+  EXPECT_TRUE(epoch_order(50, 7, 3).equal(epoch_order(50, 7, 3)));
+  EXPECT_FALSE(epoch_order(50, 7, 3).equal(epoch_order(50, 7, 4)));
+  EXPECT_TRUE(std::get<0>(epoch_order(50, 7, 3).sort()).equal(at::arange(50, at::kLong)));
 }
 
 // 4. A short run on the random GPT-2 drives the sampled sparsity to the target (the Lagrangian

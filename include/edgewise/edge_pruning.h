@@ -43,6 +43,7 @@
 #include "edgewise/graph.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/optim.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -123,13 +124,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
                                             double node_target, bool keep_embedding_edges,
                                             const at::Tensor& edge_counted = {});
 
-/// One AdamW step on p (in place, no grad) as torch.optim.AdamW computes it (betas 0.9 / 0.999,
-/// eps 1e-8, decoupled weight decay); `maximize` ascends. Exposed for tests.
-struct AdamWState {
-  at::Tensor m, v;
-  int64_t t = 0;
-};
-void adamw_step(at::Tensor& p, const at::Tensor& grad, AdamWState& s, double lr, double weight_decay, bool maximize);
+// The optimiser (AdamW, seeded epoch order) is the shared module, include/edgewise/optim.h.
 
 /// The prunable edges: every real edge, less the input's unless keep_embedding_edges.
 at::Tensor edge_pruning_valid(const Graph& graph, bool keep_embedding_edges);

@@ -9,8 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <numeric>
-#include <random>
 #include <set>
 #include <sstream>
 
@@ -19,6 +17,7 @@
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/graph.h"
+#include "edgewise/optim.h"
 #include "edgewise/safetensors.h"
 #include "../model/internal.h"
 
@@ -27,7 +26,8 @@ namespace edgewise {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kFormat = "edgewise-circuit-tuning-checkpoint";
+// -2: batches drawn from optim.h's epoch_order (a checkpoint of the earlier order would resume on other batches).
+constexpr const char* kFormat = "edgewise-circuit-tuning-checkpoint-2";
 
 // Neuron group j of G over F neurons: [j F / G, (j + 1) F / G).
 int64_t group_lo(int64_t F, int64_t G, int64_t j) { return j * F / G; }
@@ -351,22 +351,17 @@ std::vector<at::Tensor> leaf_masks(const Trainable& tr, const std::map<std::stri
   return m;
 }
 
-struct OptState {
-  at::Tensor a, b;  // SGD: momentum buffer; AdamW: m, v
-};
-
-// The batch of step k: examples k*B .. k*B+B-1 of the stream of per-epoch seeded permutations.
+// The batch of step k: examples k*B .. k*B+B-1 of the stream of per-epoch seeded permutations
+// (optim.h's epoch_order, as Edge Pruning visits its examples; a batch may span two epochs).
 at::Tensor batch_index(int64_t N, int64_t B, int64_t k, uint64_t seed) {
   at::Tensor idx = at::empty({B}, at::kLong);
   int64_t epoch = -1;
-  std::vector<int64_t> perm(N);
+  at::Tensor perm;
   for (int64_t i = 0; i < B; ++i) {
     const int64_t pos = k * B + i, e = pos / N;
     if (e != epoch) {
       epoch = e;
-      std::iota(perm.begin(), perm.end(), 0);
-      std::mt19937_64 g(seed * 1000003ull + static_cast<uint64_t>(e) + 17);
-      std::shuffle(perm.begin(), perm.end(), g);
+      perm = epoch_order(N, seed, e);
     }
     idx[i] = perm[pos % N];
   }
@@ -374,13 +369,9 @@ at::Tensor batch_index(int64_t N, int64_t B, int64_t k, uint64_t seed) {
 }
 
 at::Tensor discovery_index(int64_t N, int64_t n, int64_t round, uint64_t seed) {
-  std::vector<int64_t> perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::mt19937_64 g(seed * 7919ull + static_cast<uint64_t>(round) * 104729ull + 5);
-  std::shuffle(perm.begin(), perm.end(), g);
-  perm.resize(std::min(N, n));
-  std::sort(perm.begin(), perm.end());
-  return at::tensor(perm, at::kLong);
+  // The first n of a permutation from its own stream of optim.h's generators (above the epochs').
+  const at::Tensor perm = at::randperm(N, seeded_generator(seed, 2 * kOrderStream + static_cast<uint64_t>(round)));
+  return std::get<0>(perm.narrow(0, 0, std::min(N, n)).sort());
 }
 
 std::string options_key(const TuneOptions& o) {
@@ -510,7 +501,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   }
   Trainable tr = make_trainable(model, trainable);
   const size_t NL = tr.leaf.size();
-  std::vector<OptState> st(NL);
+  std::vector<OptimState> st(NL);  // file names: SGD's buffer and AdamW's m as ".a", AdamW's v as ".b"
   std::vector<at::Tensor> ever(NL);  // entries inside some round's circuit
   for (size_t i = 0; i < NL; ++i) ever[i] = at::zeros(tr.leaf[i].sizes(), tr.leaf[i].options().dtype(at::kBool));
 
@@ -548,8 +539,8 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       const std::string& n = tr.leaf_name[i];
       tr.leaf[i] = get(n, tr.leaf[i], at::kFloat);
       ever[i] = get(n + ".ever", tr.leaf[i], at::kByte).to(at::kBool);
-      if (f.find(n + ".a")) st[i].a = get(n + ".a", tr.leaf[i], at::kFloat);
-      if (f.find(n + ".b")) st[i].b = get(n + ".b", tr.leaf[i], at::kFloat);
+      if (f.find(n + ".a")) st[i].m = get(n + ".a", tr.leaf[i], at::kFloat);
+      if (f.find(n + ".b")) st[i].v = get(n + ".b", tr.leaf[i], at::kFloat);
     }
   }
   auto save = [&](int64_t step, double secs) {
@@ -566,8 +557,8 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     for (size_t i = 0; i < NL; ++i) {
       add(tr.leaf_name[i], tr.leaf[i]);
       add(tr.leaf_name[i] + ".ever", ever[i]);
-      if (st[i].a.defined()) add(tr.leaf_name[i] + ".a", st[i].a);
-      if (st[i].b.defined()) add(tr.leaf_name[i] + ".b", st[i].b);
+      if (st[i].m.defined()) add(tr.leaf_name[i] + ".a", st[i].m);
+      if (st[i].v.defined()) add(tr.leaf_name[i] + ".b", st[i].v);
     }
     nlohmann::json rj = nlohmann::json::array(), lj = nlohmann::json::array();
     for (const auto& r : rounds) rj.push_back(round_json(r));
@@ -634,30 +625,12 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       for (size_t i = 0; i < NL; ++i) {
         if (!masks[i].defined()) continue;
         at::Tensor p = tr.leaf[i].detach();
-        const at::Tensor in = masks[i].to(at::kBool);
-        at::Tensor gi = scale == 1.0 ? g[i] : g[i] * scale;
-        OptState& s = st[i];
-        if (!s.a.defined()) s.a = at::zeros_like(p);
-        at::Tensor next;
-        if (opt.optimizer == "sgd") {
-          // torch.optim.SGD (dampening 0, no Nesterov): g += wd p; buf = mu buf + g; p -= lr buf
-          if (opt.weight_decay != 0) gi = gi + opt.weight_decay * p;
-          const at::Tensor buf = opt.momentum != 0 ? s.a * opt.momentum + gi : gi;
-          s.a = at::where(in, buf, s.a);
-          next = p - lr * s.a;
-        } else {
-          // torch.optim.AdamW (betas 0.9 / 0.999, eps 1e-8), bias correction by the steps taken
-          if (!s.b.defined()) s.b = at::zeros_like(p);
-          const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-          const double t = static_cast<double>(step + 1);
-          const at::Tensor decayed = p * (1 - lr * opt.weight_decay);
-          s.a = at::where(in, s.a * b1 + gi * (1 - b1), s.a);
-          s.b = at::where(in, s.b * b2 + gi * gi * (1 - b2), s.b);
-          const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
-          const at::Tensor denom = s.b.sqrt() / std::sqrt(bc2) + eps;
-          next = decayed - (lr / bc1) * (s.a / denom);
-        }
-        p.copy_(at::where(in, next, p));
+        const at::Tensor gi = scale == 1.0 ? g[i] : g[i] * scale;
+        OptimOptions oo;  // torch.optim.SGD (dampening 0, no Nesterov) / AdamW (0.9, 0.999, 1e-8)
+        oo.kind = opt.optimizer == "sgd" ? OptimKind::Sgd : OptimKind::AdamW;
+        oo.lr = lr, oo.weight_decay = opt.weight_decay, oo.momentum = opt.momentum;
+        st[i].t = step;  // AdamW's bias correction counts every step taken, as torch's (frozen rounds included)
+        optim_step(p, gi, st[i], oo, masks[i].to(at::kBool));
       }
     }
     for (auto& l : tr.leaf) l.mutable_grad() = at::Tensor();

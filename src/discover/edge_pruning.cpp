@@ -35,16 +35,10 @@ at::Tensor node_valid(const Graph& graph, bool keep_embedding_edges) {
 
 constexpr const char* kFormat = "edgewise-edge-pruning-checkpoint";
 
-// A generator for stream `stream` of run `seed`: step k's noise and epoch e's order each get
-// their own, so a resumed run redraws them without any saved generator state.
-at::Generator generator(uint64_t seed, uint64_t stream) {
-  // splitmix64 of (seed, stream): distinct, well-mixed seeds for neighbouring streams.
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return at::detail::createCPUGenerator(z ^ (z >> 31));
-}
-constexpr uint64_t kNoiseStream = 0, kOrderStream = 1ull << 40;
+// Step k's noise and epoch e's order each have their own generator (optim.h), so a resumed run
+// redraws them without any saved generator state.
+at::Generator generator(uint64_t seed, uint64_t stream) { return seeded_generator(seed, stream); }
+constexpr uint64_t kNoiseStream = 0;
 
 // HF's linear schedule with warm-up: step k (0-based) uses lr x k / warmup during warm-up, then
 // decays linearly to 0 at `total`.
@@ -93,20 +87,6 @@ void check_options(const EdgePruningOptions& o) {
 }
 
 }  // namespace
-
-void adamw_step(at::Tensor& p, const at::Tensor& grad, AdamWState& s, double lr, double wd, bool maximize) {
-  at::NoGradGuard ng;
-  if (!s.m.defined()) s.m = at::zeros_like(p), s.v = at::zeros_like(p);
-  at::Tensor g = maximize ? -grad : grad;
-  ++s.t;
-  p.mul_(1.0 - lr * wd);
-  s.m.lerp_(g, 1.0 - 0.9);
-  s.v.mul_(0.999).addcmul_(g, g, 1.0 - 0.999);
-  const double bc1 = 1.0 - std::pow(0.9, static_cast<double>(s.t));
-  const double bc2 = 1.0 - std::pow(0.999, static_cast<double>(s.t));
-  at::Tensor denom = (s.v.sqrt() / std::sqrt(bc2)).add_(1e-8);
-  p.addcdiv_(s.m, denom, -lr / bc1);
-}
 
 at::Tensor edge_pruning_valid(const Graph& graph, bool keep_embedding_edges) {
   at::Tensor v = real_edges(graph);
@@ -280,8 +260,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   for (; step < opt.steps; ++step) {
     const int64_t epoch = step / per_epoch, in_epoch = step % per_epoch;
     if (epoch != perm_epoch) {
-      at::Generator g = generator(opt.seed, kOrderStream + static_cast<uint64_t>(epoch));
-      perm = at::randperm(N, g);
+      perm = epoch_order(N, opt.seed, epoch);
       perm_epoch = epoch;
     }
     const int64_t from = in_epoch * B;
