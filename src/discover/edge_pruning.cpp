@@ -35,9 +35,8 @@ at::Tensor node_valid(const Graph& graph, bool keep_embedding_edges) {
 
 constexpr const char* kFormat = "edgewise-edge-pruning-checkpoint";
 
-// Step k's noise and epoch e's order each have their own generator (optim.h), so a resumed run
-// redraws them without any saved generator state.
-at::Generator generator(uint64_t seed, uint64_t stream) { return seeded_generator(seed, stream); }
+// Step k's noise and epoch e's order each have their own generator (optim.h's
+// seeded_generator), so a resumed run redraws them without any saved generator state.
 constexpr uint64_t kNoiseStream = 0;
 
 // HF's linear schedule with warm-up: step k (0-based) uses lr x k / warmup during warm-up, then
@@ -191,7 +190,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   double seconds_before = 0;
   std::vector<EdgePruningLog> log;
   {
-    at::Generator g = generator(opt.seed, kOrderStream - 1);
+    at::Generator g = seeded_generator(opt.seed, kOrderStream - 1);
     la = at::normal(opt.init_mean, opt.init_std, {S, R}, g) * valid_f;
     if (opt.node_masks) nla = at::normal(opt.init_mean, opt.init_std, {S}, g);
   }
@@ -276,7 +275,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
       at::NoGradGuard ng;
       ablated = source_outputs(model, graph, b.corrupted);
     }
-    at::Generator g = generator(opt.seed, kNoiseStream + static_cast<uint64_t>(step));
+    at::Generator g = seeded_generator(opt.seed, kNoiseStream + static_cast<uint64_t>(step));
     at::Tensor u = at::rand({S, R}, g), nu = opt.node_masks ? at::rand({S}, g) : at::Tensor();
     la.requires_grad_(true);
     lam.requires_grad_(true);
