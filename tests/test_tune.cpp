@@ -186,6 +186,26 @@ TEST(Tune, ResumeEqualsUninterrupted) {
   }
 }
 
+// A part outside the model (a head or MLP group index past the count) is refused by name, not
+// left to ATen's narrow.
+TEST(Tune, PartsOutsideTheModelFailClearly) {
+  REQUIRE_GOLDEN();
+  const Model model = ewtest::load_patch_model("gpt2");
+  auto err = [&](const ParamPart& p, int64_t mlp_heads) {
+    try {
+      parameter_masks(model, {p}, mlp_heads, false, false);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(err({ParamPart::MlpOut, 0, 2}, 2).find("part m0.g2.out: index 2 is outside the 2 MLP groups"), std::string::npos);
+  EXPECT_NE(err({ParamPart::Q, 1, 4}, 1).find("part a1.h4.q: index 4 is outside the 4 query heads of layer 1"),
+            std::string::npos);
+  EXPECT_NE(err({ParamPart::K, 0, -1}, 1).find("outside the 4 key/value heads"), std::string::npos);
+  EXPECT_EQ(err({ParamPart::MlpOut, 0, 1}, 2), "(no error)");
+}
+
 // Reference cases: a fixed circuit, every example in every step (the order inside a batch does
 // not change the mean loss), 3 steps; tune_check.py repeats them in transformers.
 TEST(Tune, WritesReferenceCases) {

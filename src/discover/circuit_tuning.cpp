@@ -232,6 +232,12 @@ std::map<std::string, at::Tensor> parameter_masks(const Model& model, const std:
   for (const ParamPart& p : parts) {
     const int64_t l = p.layer;
     if (l < 0 || l >= c.n_layers) fail("circuit-tuning", "part " + part_name(p) + " is outside the model's layers");
+    const bool head = p.kind == ParamPart::Q || p.kind == ParamPart::O, kv = p.kind == ParamPart::K || p.kind == ParamPart::V;
+    const int64_t limit = head ? c.n_heads : kv ? c.n_kv_heads : G;
+    if (p.index < 0 || p.index >= limit)
+      fail("circuit-tuning", "part " + part_name(p) + ": index " + std::to_string(p.index) + " is outside the " +
+                                 std::to_string(limit) + (head ? " query heads" : kv ? " key/value heads" : " MLP groups (mlp_heads)") +
+                                 " of layer " + std::to_string(l));
     switch (p.kind) {
       case ParamPart::Q:
         rows(blk(l, "attn_q.weight"), p.index * Dh, Dh), rows(blk(l, "attn_q.bias"), p.index * Dh, Dh);
