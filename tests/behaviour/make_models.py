@@ -1,5 +1,6 @@
-"""Random models for the behaviour record (tests/behaviour/record.sh): a GPT-2 and a
-grouped-query Llama, both with the real GPT-2 vocabulary (tests/data/gpt2-tokenizer) so that the
+"""Random models for the behaviour record (tests/behaviour/record.sh): a GPT-2, a grouped-query
+Llama and a GPT-NeoX with parallel attention + MLP and partial rotary (Pythia's block), all with
+the real GPT-2 vocabulary (tests/data/gpt2-tokenizer) so that the
 built-in tasks tokenize on them. Seeded; written once per output folder and reused, so a record
 before a refactor and one after it run on the very same weights.
 
@@ -10,7 +11,8 @@ import shutil
 import sys
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                          LlamaForCausalLM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VOCAB = os.path.join(HERE, "..", "data", "gpt2-tokenizer")
@@ -50,6 +52,15 @@ def main():
                                          attn_implementation="eager"))
     randomise(llama, 12)
     save(llama, os.path.join(out, "llama"))
+    neox = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=50257, hidden_size=64, intermediate_size=256,
+                                            num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=256,
+                                            use_parallel_residual=True, hidden_act="gelu",
+                                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                             "partial_rotary_factor": 0.25},
+                                            tie_word_embeddings=False, bos_token_id=50256, eos_token_id=50256,
+                                            attn_implementation="eager"))
+    randomise(neox, 13)
+    save(neox, os.path.join(out, "neox"))
 
 
 if __name__ == "__main__":
