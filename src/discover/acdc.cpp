@@ -475,9 +475,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   if (opt.max_candidates < 1) fail("acdc", "max candidates per pass must be >= 1");
   if (data.size() == 0) fail("acdc", "the dataset is empty");
   const ModelConfig& c = model.config();
-  if (graph.shape().n_layers != c.n_layers || graph.shape().n_heads != c.n_heads ||
-      graph.shape().n_kv_heads != c.n_kv_heads || graph.shape().parallel != c.block.parallel)
-    fail("acdc", "the graph does not match the model");
+  if (!(graph.shape() == model_graph(model, graph.split_qkv()).shape())) fail("acdc", "the graph does not match the model");
   const double rollback_tau = opt.rollback_tau < 0 ? 40 * opt.tau : opt.rollback_tau;
   const at::ScalarType dt = opt.double_precision ? at::kDouble : at::kFloat;
   at::NoGradGuard ng;

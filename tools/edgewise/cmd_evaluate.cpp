@@ -52,14 +52,13 @@ void run_evaluate(const EvalArgs& a) {
   const Ablation ablation = ablation_from_string(a.ablation);
   Circuit c = circuit_read(a.circuit);
   const auto& cfg = model.config();
-  if (c.shape.n_layers != cfg.n_layers || c.shape.n_heads != cfg.n_heads || c.shape.n_kv_heads != cfg.n_kv_heads ||
-      c.shape.parallel != cfg.block.parallel)
+  Graph graph = model_graph(model, c.split_qkv);
+  if (!(c.shape == graph.shape()))
     fail(a.circuit, "circuit graph (" + std::to_string(c.shape.n_layers) + " layers, " +
                         std::to_string(c.shape.n_heads) + " heads, " + std::to_string(c.shape.n_kv_heads) +
                         " kv heads" + (c.shape.parallel ? ", parallel blocks" : "") + ") does not match the model (" +
                         std::to_string(cfg.n_layers) + ", " + std::to_string(cfg.n_heads) + ", " +
                         std::to_string(cfg.n_kv_heads) + (cfg.block.parallel ? ", parallel blocks" : "") + ")");
-  Graph graph = model_graph(model, c.split_qkv);
   Dataset ds;
   Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
