@@ -73,23 +73,20 @@ void need_split(const std::string& key, const Graph& graph) {
 }
 
 // A path-patching search (plain or APP's) as a result: the sender -> receiver scores, the head
-// set as a circuit, the report without a performance (the evaluation measures that).
-DiscoveryResult head_search_result(const Model& model, const Graph& graph, const PathPatchingResult& p,
-                                   nlohmann::json* report) {
+// set as a circuit, the search's report without a performance (the evaluation measures that).
+DiscoveryResult head_search_result(const Model& model, const Graph& graph, const PathPatchingResult& p) {
   DiscoveryResult r;
   r.scores = path_sweep_scores(graph, p);
   r.in_circuit = circuit_mask(head_circuit(model, graph, p.heads, r.scores)).to(at::kBool);
   r.score_sign = "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges";
-  *report = path_patching_json(p, graph, std::nan(""));
-  report->erase("performance_percent");
+  r.report = path_patching_json(p, graph, std::nan(""));
+  r.report.erase("performance_percent");
   return r;
 }
 
 DiscoveryResult run_path_patching(const Model& model, const Graph& graph, const Batch& data,
                                   const DiscoverOptions& opt) {
-  nlohmann::json pj;
-  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, opt.path_patching), &pj);
-  r.report = std::move(pj);
+  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, opt.path_patching));
   r.report["settings"] = path_patching_settings_json(opt.path_patching);
   return r;
 }
@@ -110,10 +107,9 @@ DiscoveryResult run_app(const Model& model, const Graph& graph, const Batch& dat
   FlapSweep f = flap_sweep(model, data, opt.flap);
   PathPatchingOptions o = opt.path_patching;
   o.allowed = f.result.heads;
-  nlohmann::json pj;
-  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, o), &pj);
+  DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, o));
   r.report = {{"settings", path_patching_settings_json(o)}, {"flap", flap_sweep_json(f, graph, opt.flap)},
-              {"app", std::move(pj)}};
+              {"app", std::move(r.report)}};
   return r;
 }
 
