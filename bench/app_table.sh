@@ -7,7 +7,7 @@
 #
 #   bash bench/app_table.sh OUT_DIR
 #
-# Runs checkpoint as they go (--save-every 5 steps): re-running the same command resumes them.
+# Runs checkpoint as they go (every 60 s, --checkpoint-every): re-running the same command resumes them.
 # Settings come from the environment: N (examples, 6), TASKS, KINDS, THREADS (1), EXTRA (more
 # discover options, e.g. "--importance-threshold 3"). The table is written to OUT_DIR/table.md.
 set -euo pipefail

@@ -53,11 +53,12 @@ int main(int argc, char** argv) {
     double last_t = -1, first_t = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const double rss0 = edgewise::resident_kib() / 1024.0;
-    edgewise::EdgePruningResult r = edgewise::edge_pruning(m, g, b, o, [&](const edgewise::EdgePruningLog& l) {
+    edgewise::EdgePruningResult r = edgewise::edge_pruning(m, g, b, o);
+    for (const edgewise::EdgePruningLog& l : r.log) {  // a row per step (log_every 1), with its time
       if (l.step == 1) first_t = l.seconds;
       if (l.step > 2) step_s.push_back(l.seconds - last_t);
       last_t = l.seconds;
-    });
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (int64_t i = 0; i < steps; ++i) after.push_back(bench::seconds(floor));
     const double fl = bench::median(before), fa = bench::median(after), st = bench::median(step_s);

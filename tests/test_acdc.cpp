@@ -231,15 +231,15 @@ TEST(Acdc, ResumeAfterStopGivesTheSameCircuit) {
   AcdcResult full = acdc(m, g, b, options(3e-3));
 
   AcdcOptions o = options(3e-3);
-  o.checkpoint = ck;
-  o.checkpoint_seconds = 0;
-  o.resume = true;
+  o.run.checkpoint = ck;
+  o.run.checkpoint_seconds = 0;
+  o.run.resume = true;
   int polls = 0;
-  o.stop = [&] { return ++polls > g.n_readers() / 2; };  // "killed" half way
+  o.run.stop = [&] { return ++polls > g.n_readers() / 2; };  // "killed" half way
   AcdcResult part = acdc(m, g, b, o);
   EXPECT_FALSE(part.complete);
   ASSERT_TRUE(std::filesystem::exists(ck));
-  o.stop = nullptr;
+  o.run.stop = nullptr;
   AcdcResult resumed = acdc(m, g, b, o);
   EXPECT_TRUE(resumed.complete);
   EXPECT_TRUE(resumed.kept.equal(full.kept));

@@ -279,6 +279,31 @@ TEST(Cli, DiscoverAcdcSweepAndResume) {
   EXPECT_NE(r.err.find("another run"), std::string::npos) << r.err;
 }
 
+// Two outputs of one run on one path (a --curve named like the sweep's table) are refused before
+// any work, naming both and the path; nothing is written.
+TEST(Cli, DiscoverRefusesTwoOutputsOnOnePath) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  std::remove((dir + "/clash.sweep.csv").c_str());
+  std::remove((dir + "/clash.tau0.01.json").c_str());
+  Result r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--method", "acdc", "--tau", "0.01,0.1", "-o",
+                      dir + "/clash.json", "--curve", dir + "/clash.sweep.csv"},
+                     {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("the curve (--curve) and the sweep's table would both be written to " + dir + "/clash.sweep.csv"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(ewtest::exists(dir + "/clash.tau0.01.json"));
+  EXPECT_FALSE(ewtest::exists(dir + "/clash.sweep.csv"));
+  // --trajectory naming the circuit itself.
+  r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--method", "acdc", "-o", dir + "/clash.json",
+               "--trajectory", dir + "/clash.json"},
+              {});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("the trajectory and the circuit would both be written"), std::string::npos) << r.err;
+}
+
 // Edge Pruning from the command line: outputs, a sweep, bad options, and a SIGKILL part-way
 // through training followed by --resume gives the uninterrupted run's circuit.
 TEST(Cli, DiscoverEdgePruningAndResume) {

@@ -183,12 +183,12 @@ TEST_P(Cuda, CircuitTuningMatchesCpu) {
   std::filesystem::create_directories(std::filesystem::path(ck).parent_path());
   std::filesystem::remove(ck);
   TuneOptions s = o;
-  s.checkpoint = ck;
+  s.run.checkpoint = ck;
   int64_t polls = 0;
-  s.stop = [&] { return ++polls == 3; };
+  s.run.stop = [&] { return ++polls == 3; };
   EXPECT_FALSE(circuit_tune(gpu, data, s).complete);
-  s.stop = {};
-  s.resume = true;
+  s.run.stop = {};
+  s.run.resume = true;
   const TuneResult rg = circuit_tune(gpu, data, s);
   ASSERT_TRUE(rg.complete);
   ASSERT_EQ(rg.rounds.size(), rc.rounds.size());

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 #include <ATen/ATen.h>
 
+#include <filesystem>
 #include <set>
 #include <string>
 
 #include "edgewise/discover.h"
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
+#include "edgewise/run.h"
 #include "patch_models.h"
 
 using namespace edgewise;
@@ -129,6 +131,46 @@ TEST(Discover, SweepScoresAreTheLargestValueKeepingTheEdge) {
   EXPECT_THROW(sweep_scores({k1, k2}, {0.1}), Error);
 }
 
+// discover_sweep: one run per value, each exactly discover() at that value; the folded scores
+// are sweep_scores of the runs; with several values a checkpoint file and the progress stages
+// carry the value; a method without a sweep option and a bad value are refused by name.
+TEST(Discover, SweepIsOneRunPerValue) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph g = model_graph(m, true);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 9);
+  DiscoverOptions o = small_options();
+  const std::string ck = ewtest::golden("discover_cases", "sweep.ck.json");
+  std::filesystem::create_directories(std::filesystem::path(ck).parent_path());
+  o.acdc.run.checkpoint = ck;
+  std::vector<std::string> stages;
+  o.acdc.run.progress = [&](const ProgressEvent& e) {
+    if (stages.empty() || stages.back() != e.stage) stages.push_back(e.stage);
+  };
+  const std::vector<double> taus = {0.003, 0.03};
+  const SweepResult sw = discover_sweep("acdc", m, g, b, o, taus);
+  ASSERT_EQ(sw.runs.size(), 2u);
+  std::vector<at::Tensor> kept;
+  for (size_t i = 0; i < taus.size(); ++i) {
+    DiscoverOptions one = small_options();
+    one.acdc.tau = taus[i];
+    const DiscoveryResult r = discover("acdc", m, g, b, one);
+    EXPECT_TRUE(sw.runs[i].in_circuit.equal(r.in_circuit)) << taus[i];
+    EXPECT_TRUE(sw.runs[i].scores.equal(r.scores)) << taus[i];
+    EXPECT_EQ(sw.runs[i].report.at("tau").get<double>(), taus[i]);
+    kept.push_back(r.in_circuit);
+  }
+  EXPECT_TRUE(sw.scores.equal(sweep_scores(kept, taus)));
+  EXPECT_TRUE(std::filesystem::exists(path_with_suffix(ck, ".tau0.003")));
+  EXPECT_TRUE(std::filesystem::exists(path_with_suffix(ck, ".tau0.03")));
+  EXPECT_EQ(stages, (std::vector<std::string>{"tau=0.003 readers", "tau=0.03 readers"}));
+  EXPECT_EQ(path_with_suffix("dir.v2/a.json", ".t0.5"), "dir.v2/a.t0.5.json");
+  EXPECT_EQ(path_with_suffix("dir.v2/a", ".t0.5"), "dir.v2/a.t0.5");
+  EXPECT_THROW(discover_sweep("eap", m, g, b, o, {0.1}), Error);
+  EXPECT_THROW(discover_sweep("acdc", m, g, b, o, {0.1, -1.0}), Error);
+  EXPECT_THROW(discover_sweep("acdc", m, g, b, o, {}), Error);
+}
+
 // HAP: with the prefilter keeping every edge it is Edge Pruning exactly (what the issue asks);
 // with a small fraction the circuit lies within the prefilter's survivors, the other edges'
 // masks are 0, and the survivors are the largest |scores|.
@@ -186,4 +228,87 @@ TEST(Discover, CircuitTensorsRoundTrip) {
   EXPECT_TRUE(circuit_scores(c).equal(scores));
   EXPECT_TRUE(circuit_mask(c).equal(kept.to(at::kFloat)));
   EXPECT_EQ(c.n_edges_in(), kept.sum().item<int64_t>());
+}
+
+// Run control has one shape (run.h): each long method reports progress as (stage, done, total,
+// named figures) — ACDC per reader, Edge Pruning per logged step, path patching per receiver —
+// attribution and evaluation per part of the data; resume without a checkpoint file and a
+// negative interval are refused by every method that checkpoints.
+TEST(RunControl, OneShapeForEveryLongMethod) {
+  REQUIRE_GOLDEN();
+  Model m = ewtest::load_patch_model("gpt2");
+  Graph g = model_graph(m, true);
+  Batch b = ewtest::random_prompts(m.config().vocab_size, 4, 8, 9);
+  DiscoverOptions o = small_options();
+  std::vector<ProgressEvent> ev;
+  auto record = [&](const ProgressEvent& e) { ev.push_back(e); };
+  auto names = [](const ProgressEvent& e) {
+    std::vector<std::string> n;
+    for (const auto& [k, v] : e.figures) n.push_back(k);
+    return n;
+  };
+
+  o.acdc.run.progress = record;
+  discover("acdc", m, g, b, o);
+  ASSERT_EQ(static_cast<int64_t>(ev.size()), g.n_readers());  // one per reader
+  EXPECT_EQ(ev.back().stage, "readers");
+  EXPECT_EQ(ev.back().done, g.n_readers());
+  EXPECT_EQ(ev.back().total, g.n_readers());
+  EXPECT_EQ(names(ev.back()), (std::vector<std::string>{"edges kept", "evaluations", "metric"}));
+
+  ev.clear();
+  o.edge_pruning.log_every = 2;
+  o.edge_pruning.run.progress = record;
+  const DiscoveryResult ep = discover("edge-pruning", m, g, b, o);
+  ASSERT_EQ(ev.size(), ep.report.at("log").size());  // one per log row
+  EXPECT_EQ(ev.back().stage, "steps");
+  EXPECT_EQ(ev.back().done, o.edge_pruning.steps);
+  EXPECT_EQ(ev.back().total, o.edge_pruning.steps);
+  EXPECT_EQ(names(ev.back()), (std::vector<std::string>{"loss", "kl", "edge sparsity", "target", "lambda1", "lambda2"}));
+  EXPECT_EQ(ev.back().figures[0].second, ep.report.at("log").back().at(1).get<double>());  // the row's loss
+
+  ev.clear();
+  o.path_patching.run.progress = record;
+  const PathPatchingResult pp = path_patching(m, g, b, o.path_patching);
+  ASSERT_FALSE(ev.empty());
+  for (const ProgressEvent& e : ev) {
+    EXPECT_EQ(e.stage, "receivers");
+    EXPECT_LE(e.done, e.total);
+  }
+  EXPECT_EQ(ev.back().done, pp.steps);
+  EXPECT_EQ(ev.back().total, pp.steps);  // nothing left in the queue
+  EXPECT_EQ(names(ev.back()), (std::vector<std::string>{"heads", "queued", "evaluations"}));
+
+  ev.clear();
+  o.attribution.progress = record;
+  discover("eap", m, g, b, o);
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back().stage, "eap");
+  EXPECT_EQ(ev.back().done, ev.back().total);
+
+  ev.clear();
+  EvaluateOptions eo;
+  eo.batch_size = 3;
+  eo.progress = record;
+  evaluate_circuits(m, g, b, full_mask(g, 1), eo);
+  ASSERT_EQ(ev.size(), 2u);  // 4 examples in batches of 3
+  EXPECT_EQ(ev.back().stage, "examples");
+  EXPECT_EQ(ev.back().done, b.size());
+  EXPECT_EQ(ev.back().total, b.size());
+
+  // Resume without a file, a negative interval: refused, naming the method.
+  for (const char* key : {"acdc", "edge-pruning", "path-patching"}) {
+    SCOPED_TRACE(key);
+    DiscoverOptions bad = small_options();
+    for (RunControl* rc : {&bad.acdc.run, &bad.edge_pruning.run, &bad.path_patching.run}) rc->resume = true;
+    try {
+      discover(key, m, g, b, bad);
+      ADD_FAILURE() << "resume without a checkpoint file was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("resume needs a checkpoint file"), std::string::npos) << e.what();
+    }
+    DiscoverOptions neg = small_options();
+    for (RunControl* rc : {&neg.acdc.run, &neg.edge_pruning.run, &neg.path_patching.run}) rc->checkpoint_seconds = -1;
+    EXPECT_THROW(discover(key, m, g, b, neg), Error);
+  }
 }

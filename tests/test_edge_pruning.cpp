@@ -225,11 +225,13 @@ TEST(EdgePruning, ReachesTheTargetAndDiscretisesExactly) {
   opt.init_mean = 1.0;
   opt.lr = opt.lambda_lr = 0.3;
   opt.log_every = std::getenv("EW_VERBOSE") ? 5 : 50;
-  EdgePruningResult r = edge_pruning(m, g, b, opt, [](const EdgePruningLog& l) {
-    if (std::getenv("EW_VERBOSE"))
-      std::printf("step %lld loss %.4f kl %.4f s %.3f t %.3f l1 %.3f l2 %.3f\n", (long long)l.step, l.loss, l.kl,
-                  l.edge_sparsity, l.target, l.lambda1, l.lambda2);
-  });
+  opt.run.progress = [](const ProgressEvent& e) {
+    if (!std::getenv("EW_VERBOSE")) return;
+    std::printf("step %lld", (long long)e.done);
+    for (const auto& [name, v] : e.figures) std::printf(", %s %.4f", name.c_str(), v);
+    std::printf("\n");
+  };
+  EdgePruningResult r = edge_pruning(m, g, b, opt);
   ASSERT_TRUE(r.complete);
   ASSERT_EQ(r.log.size(), 4u);  // steps 1, 50, 100, 150
   EXPECT_LT(r.log.front().edge_sparsity, 0.35);  // it starts far from the target
@@ -265,21 +267,21 @@ TEST(EdgePruning, ResumeGivesTheUninterruptedCircuit) {
   opt.init_mean = 2.0;
   opt.lr = opt.lambda_lr = 0.2;
   opt.log_every = 1;
-  opt.fingerprint = "test";
+  opt.run.fingerprint = "test";
   EdgePruningResult whole = edge_pruning(m, g, b, opt);
 
   const std::string ck = tmp_path("resume.safetensors");
   std::filesystem::remove(ck);
   EdgePruningOptions o1 = opt;
-  o1.checkpoint = ck;
-  o1.checkpoint_seconds = 0;  // every step
-  o1.resume = true;
+  o1.run.checkpoint = ck;
+  o1.run.checkpoint_seconds = 0;  // every step
+  o1.run.resume = true;
   int calls = 0;
-  o1.stop = [&] { return ++calls == 7; };
+  o1.run.stop = [&] { return ++calls == 7; };
   EdgePruningResult part = edge_pruning(m, g, b, o1);
   EXPECT_FALSE(part.complete);
   EXPECT_EQ(part.steps_done, 7);
-  o1.stop = {};
+  o1.run.stop = {};
   EdgePruningResult rest = edge_pruning(m, g, b, o1);
   EXPECT_TRUE(rest.complete);
   EXPECT_TRUE(at::equal(rest.log_alpha, whole.log_alpha));

@@ -239,21 +239,21 @@ TEST(PathPatching, ResumeEqualsUninterrupted) {
   PathPatchingOptions o;
   o.importance_threshold = 1.0;  // low enough for several receivers on a random model
   o.min_value_threshold = 0.001;
-  o.fingerprint = "resume-test";
+  o.run.fingerprint = "resume-test";
   const PathPatchingResult full = path_patching(m, g, b, o);
   ASSERT_GE(full.steps, 3) << "the test needs a search of several steps";
   const std::string ck = ewtest::golden("pp_cases", "resume.ck.json");
   std::filesystem::create_directories(std::filesystem::path(ck).parent_path());
   std::filesystem::remove(ck);
   PathPatchingOptions s = o;
-  s.checkpoint = ck;
-  s.save_every = 1;
-  s.resume = true;
+  s.run.checkpoint = ck;
+  s.run.checkpoint_seconds = 0;  // after every step
+  s.run.resume = true;
   int64_t polls = 0;
-  s.stop = [&] { return ++polls > 2; };  // killed after two steps
+  s.run.stop = [&] { return ++polls > 2; };  // killed after two steps
   const PathPatchingResult part = path_patching(m, g, b, s);
   EXPECT_FALSE(part.complete);
-  s.stop = nullptr;
+  s.run.stop = nullptr;
   const PathPatchingResult rest = path_patching(m, g, b, s);
   EXPECT_TRUE(rest.complete);
   EXPECT_TRUE(at::equal(rest.heads, full.heads));
@@ -268,7 +268,7 @@ TEST(PathPatching, ResumeEqualsUninterrupted) {
   }
   // Another run's checkpoint is refused.
   PathPatchingOptions other = s;
-  other.fingerprint = "another run";
+  other.run.fingerprint = "another run";
   EXPECT_THROW(path_patching(m, g, b, other), Error);
 }
 

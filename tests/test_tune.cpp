@@ -162,14 +162,14 @@ TEST(Tune, ResumeEqualsUninterrupted) {
   o.lr = 1e-2;
   const TuneResult full = circuit_tune(model, data, o);
   TuneOptions s = o;
-  s.checkpoint = ck;
+  s.run.checkpoint = ck;
   int64_t polls = 0;
-  s.stop = [&] { return ++polls == 3; };  // mid-round 2
+  s.run.stop = [&] { return ++polls == 3; };  // mid-round 2
   const TuneResult part = circuit_tune(model, data, s);
   EXPECT_FALSE(part.complete);
   EXPECT_EQ(part.steps_done, 3);
-  s.stop = {};
-  s.resume = true;
+  s.run.stop = {};
+  s.run.resume = true;
   const TuneResult rest = circuit_tune(model, data, s);
   ASSERT_TRUE(rest.complete);
   for (const auto& [n, w] : full.weights) EXPECT_TRUE(at::equal(w, rest.weights.at(n))) << n;

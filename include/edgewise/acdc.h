@@ -41,6 +41,7 @@
 #include "edgewise/model.h"
 #include "edgewise/names.h"
 #include "edgewise/patch.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -56,16 +57,9 @@ struct AcdcOptions {
   bool absolute = false;         ///< compare |loss change| with tau (the reference's abs_value_threshold)
   int64_t max_candidates = 32;   ///< masks per batched pass (classic speculation, rollback's singles)
   bool double_precision = false; ///< compute in float64 (for checks)
-  /// Checkpoint file (JSON, written atomically at reader boundaries); empty: none.
-  std::string checkpoint;
-  double checkpoint_seconds = 60;  ///< at most this often (0: after every reader)
-  bool resume = false;             ///< continue from `checkpoint` when it exists
-  /// Identifies the run in the checkpoint (model, task, ...); a resume with another fails.
-  std::string fingerprint;
-  /// Polled at reader boundaries: true stops the run after writing the checkpoint (as if killed).
-  std::function<bool()> stop;
-  /// readers visited, total readers, edges kept so far, evaluations so far, current metric.
-  std::function<void(int64_t, int64_t, int64_t, int64_t, double)> progress;
+  /// Checkpoint (JSON, atomic, at reader boundaries), resume, stop and progress (run.h). Progress:
+  /// stage "readers", done/total readers, figures "edges kept", "evaluations", "metric".
+  RunControl run;
 };
 inline constexpr EnumName<AcdcOptions::Mode> kAcdcModeNames[] = {{AcdcOptions::Mode::Classic, "classic"},
                                                                 {AcdcOptions::Mode::Group, "group"},

@@ -31,6 +31,7 @@
 #include "edgewise/circuit.h"
 #include "edgewise/metrics.h"
 #include "edgewise/patch.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -47,8 +48,9 @@ struct AttributionOptions {
   bool double_precision = false;  ///< compute in float64 (weights cast per pass; for checks)
   /// exact: only these edges ([n_src, n_dst] bool; undefined = every edge); others score 0.
   at::Tensor exact_candidates;
-  /// Called with a stage name, work done and total; may be empty.
-  std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
+  /// After each part of the data (run.h's shape): stage = the method, done / total parts (exact:
+  /// patched passes); may be empty.
+  ProgressFn progress;
 };
 
 /// The method keys: eap, eap-ig-inputs, eap-ig-activations, clean-corrupted, mask-gradient,

@@ -36,6 +36,7 @@
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -84,11 +85,9 @@ struct TuneOptions {
   double max_grad_norm = 0;       ///< clip the norm of the masked gradient (0: off)
   uint64_t seed = 0;
   // --- long runs ---
-  std::string checkpoint;         ///< safetensors, written atomically between steps
-  double checkpoint_seconds = 60;
-  bool resume = false;
-  std::string fingerprint;        ///< a checkpoint of another run is refused
-  std::function<bool()> stop;     ///< polled after each step: true saves and returns
+  /// Checkpoint (safetensors, atomic, between steps), resume, stop (polled after each step) and
+  /// progress (run.h): stage "steps", figures "round", "loss", "lr", "parameters trained".
+  RunControl run;
 };
 
 struct TuneLog {
@@ -117,9 +116,8 @@ struct TuneResult {
 };
 
 /// Circuit-tuning (or, with opt.full, full fine-tuning) of `model` on `train`. Fails clearly for
-/// bad options, an empty dataset or a checkpoint of another run. `progress` after every step.
-TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt,
-                        const std::function<void(const TuneLog&)>& progress = {});
+/// bad options, an empty dataset or a checkpoint of another run. opt.run.progress after every step.
+TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt);
 
 /// EAP node scores on `data`: one per head [L, H] and per MLP neuron group [L, mlp_heads], the
 /// estimated change of the metric's batch mean when the node's output is ablated

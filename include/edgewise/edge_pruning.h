@@ -44,6 +44,7 @@
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
 #include "edgewise/optim.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -71,13 +72,10 @@ struct EdgePruningOptions {
   /// target's warm-up starts from that share instead of 0. Undefined: every edge is a candidate
   /// (plain Edge Pruning).
   at::Tensor candidates;
-  /// Checkpoint file (safetensors, written atomically at step boundaries at most every
-  /// checkpoint_seconds, 0: after every step, and at the end).
-  std::string checkpoint;
-  double checkpoint_seconds = 60;
-  bool resume = false;
-  std::string fingerprint;  ///< identifies the run; a checkpoint of another run is refused
-  std::function<bool()> stop;  ///< polled after each step: true saves the checkpoint and returns
+  /// Checkpoint (safetensors, atomic, at step boundaries, and at the end), resume, stop (polled
+  /// after each step) and progress (run.h): stage "steps", figures "loss", "kl",
+  /// "edge sparsity", "target", "lambda1", "lambda2", with every log row.
+  RunControl run;
   int64_t log_every = 10;      ///< a log row every this many steps (and the last)
 };
 
@@ -102,10 +100,9 @@ struct EdgePruningResult {
 };
 
 /// Trains the masks on `train` (every example) and discretises. Fails with a clear message for
-/// bad options, an empty dataset, or a checkpoint of another run. `progress(row)` after each
+/// bad options, an empty dataset, or a checkpoint of another run. opt.run.progress with each
 /// logged step.
-EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt,
-                               const std::function<void(const EdgePruningLog&)>& progress = {});
+EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt);
 
 /// One step's objective, exposed for tests: the masks sampled from log-alphas with noise `u`
 /// (same shape; node_u for nodes), the patched forward of `b` with ablated values `ablated`

@@ -28,6 +28,7 @@
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -76,8 +77,8 @@ struct EvaluateOptions {
   Ablation ablation = Ablation::Resample;  ///< what replaces an edge outside the circuit
   int64_t batch_size = 16;                 ///< examples per patched pass
   MetricFn metric_fn;                      ///< also measure this metric (CircuitEvaluation::custom)
-  /// Called with the examples done after each batch; may be empty.
-  std::function<void(int64_t)> progress;
+  /// After each batch (run.h's shape): stage "examples", done / total examples; may be empty.
+  ProgressFn progress;
 };
 /// The full model and every circuit of masks [K, n_src, n_dst] over `data`: one patched pass
 /// per batch evaluates them all (the full model's logits also serve KL and exact match). Mean
@@ -87,7 +88,7 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
 /// One metric of evaluate_circuits: K + 1 values, the full model first.
 std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
                                     Ablation ablation, Metric metric, int64_t batch_size,
-                                    const std::function<void(int64_t)>& progress = {});
+                                    const ProgressFn& progress = {});
 
 // --- Faithfulness curves ----------------------------------------------------------------------
 

@@ -42,6 +42,7 @@
 #include "edgewise/model.h"
 #include "edgewise/names.h"
 #include "edgewise/patch.h"
+#include "edgewise/run.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise {
@@ -59,16 +60,11 @@ struct PathPatchingOptions {
   at::Tensor allowed;
   int64_t batch_size = 32;  ///< examples per pass
   int64_t max_masks = 64;   ///< sender masks per patched pass
-  /// Checkpoint (JSON, atomic) every `save_every` steps (a step = one receiver head taken from
-  /// the queue) and at the end; empty: none. `resume` continues from it when it exists.
-  std::string checkpoint;
-  int64_t save_every = 5;
-  bool resume = false;
-  std::string fingerprint;  ///< identifies the run (model, task, ...); a resume with another fails
-  /// Polled after each step: true stops the run after writing the checkpoint (as if killed).
-  std::function<bool()> stop;
-  /// steps done, heads in the circuit, receivers queued, sender evaluations so far.
-  std::function<void(int64_t, int64_t, int64_t, int64_t)> progress;
+  /// Checkpoint (JSON, atomic, at most every run.checkpoint_seconds between steps — a step is one
+  /// receiver head taken from the queue — and at the end), resume, stop (polled before each step)
+  /// and progress (run.h): stage "receivers", done = steps, total = steps + queued, figures
+  /// "heads", "queued", "evaluations".
+  RunControl run;
 };
 inline constexpr EnumName<PathPatchingOptions::Threshold> kThresholdModeNames[] = {
     {PathPatchingOptions::Threshold::Flat, "flat"},
@@ -211,9 +207,9 @@ struct FlapSweepOptions {
   Ablation eval_ablation = Ablation::Mean;  ///< what pruned heads take: mean or resample
   Metric metric = Metric::LogitDiff;        ///< the task metric (KL measures as logit difference)
   int64_t batch_size = 16;
-  /// After each level: kind ("vanilla", "contrastive"), its FLAP metric, sparsity, heads kept,
-  /// performance (%).
-  std::function<void(const std::string&, FlapMetric, double, int64_t, double)> progress;
+  /// After each level of the sweep (run.h's shape): stage "<kind> (<flap metric>)", e.g.
+  /// "vanilla (wifv)", done / total levels, figures "sparsity", "heads", "performance %".
+  ProgressFn progress;
 };
 /// One kind's curve over the sweep.
 struct FlapCurve {

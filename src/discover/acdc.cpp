@@ -473,6 +473,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   if (!(opt.tau > 0) || !std::isfinite(opt.tau))
     fail("acdc", "tau must be a positive number, got " + std::to_string(opt.tau));
   if (opt.max_candidates < 1) fail("acdc", "max candidates per pass must be >= 1");
+  check_run_control(opt.run, "acdc");
   if (data.size() == 0) fail("acdc", "the dataset is empty");
   const ModelConfig& c = model.config();
   if (!(graph.shape() == model_graph(model, graph.split_qkv()).shape())) fail("acdc", "the graph does not match the model");
@@ -508,7 +509,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   }
 
   // The run's identity, checked on resume.
-  nlohmann::json fp = {{"user", opt.fingerprint},
+  nlohmann::json fp = {{"user", opt.run.fingerprint},
                        {"tau", opt.tau},
                        {"mode", acdc_mode_name(opt.mode)},
                        {"rollback_tau", rollback_tau},
@@ -522,7 +523,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   int64_t next = 0;  // readers visited (in visiting order)
   double seconds_before = 0;
   std::vector<uint8_t>& keep = e.keep();
-  if (nlohmann::json ck = discover::open_json_checkpoint(opt.checkpoint, opt.resume, "edgewise-acdc-checkpoint", fp, "ACDC");
+  if (nlohmann::json ck = discover::open_json_checkpoint(opt.run.checkpoint, opt.run.resume, "edgewise-acdc-checkpoint", fp, "ACDC");
       !ck.is_null()) {
     try {
       next = ck.at("next").get<int64_t>();
@@ -544,14 +545,14 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
         if (st.decision != AcdcStep::Decision::Skipped) score[st.src * R + st.dst] = row.at(6).get<double>();
       }
     } catch (const std::exception& ex) {
-      fail(opt.checkpoint, std::string("damaged ACDC checkpoint (") + ex.what() + ")");
+      fail(opt.run.checkpoint, std::string("damaged ACDC checkpoint (") + ex.what() + ")");
     }
     e.update_live();
     e.full_pass();  // the state of the circuit so far
   }
-  auto last_save = Clock::now();
+  CheckpointClock ck_clock(opt.run);
   auto save = [&](int64_t next_reader) {
-    if (opt.checkpoint.empty()) return;
+    if (opt.run.checkpoint.empty()) return;
     nlohmann::json ck = {{"format", "edgewise-acdc-checkpoint"}, {"version", 1}, {"fingerprint", fp},
                          {"next", next_reader}, {"current", e.current_value}, {"evaluations", res.evaluations},
                          {"passes", res.passes}, {"skipped", res.skipped},
@@ -566,8 +567,8 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
       traj.push_back({st.src, st.dst, static_cast<int>(st.decision), st.metric, st.delta, st.evaluations,
                       score[st.src * R + st.dst]});
     ck["trajectory"] = std::move(traj);
-    write_file_atomic(opt.checkpoint, ck.dump());
-    last_save = Clock::now();
+    write_file_atomic(opt.run.checkpoint, ck.dump());
+    ck_clock.saved();
   };
 
   auto record = [&](int64_t s, int64_t d, AcdcStep::Decision dec, double v, double delta, double before) {
@@ -592,7 +593,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
 
   int64_t K = std::min<int64_t>(opt.max_candidates, 4);
   for (; next < R; ++next) {
-    if (opt.stop && opt.stop()) {
+    if (opt.run.stopping()) {
       save(next);
       res.complete = false;
       break;
@@ -699,19 +700,20 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
       }
     }
     e.update_live();
-    if (opt.progress) {
+    if (opt.run.progress) {
       int64_t kept_n = 0;
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < graph.reader_fan_in(r); ++s) kept_n += keep[s * R + r];
-      opt.progress(next + 1, R, kept_n, res.evaluations, e.current_value);
+      opt.run.report({"readers", next + 1, R,
+                      {{"edges kept", static_cast<double>(kept_n)},
+                       {"evaluations", static_cast<double>(res.evaluations)},
+                       {"metric", e.current_value}}});
     }
-    if (!opt.checkpoint.empty() &&
-        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds)
-      save(next + 1);
+    if (ck_clock.due()) save(next + 1);
   }
   if (next >= R) {
     res.complete = true;
-    if (!opt.checkpoint.empty()) save(R);
+    if (!opt.run.checkpoint.empty()) save(R);
   }
   res.kept = at::zeros({S, R}, at::kBool);
   for (int64_t r = 0; r < R; ++r)

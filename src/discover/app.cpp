@@ -92,7 +92,11 @@ FlapSweep flap_sweep(const Model& model, const Batch& b, const FlapSweepOptions&
           percent(pruned_metric(model, b, ps, f.clean, o.eval_ablation, pm, o.batch_size), f.metric_model));
       cv.heads.push_back(ps.heads.sum().item<int64_t>());
       f.flops += per_eval;
-      if (o.progress) o.progress(k, cv.flap_metric, level, cv.heads.back(), cv.performance.back());
+      if (o.progress)
+        o.progress({k + " (" + flap_metric_name(cv.flap_metric) + ")", static_cast<int64_t>(cv.heads.size()),
+                    static_cast<int64_t>(f.levels.size()),
+                    {{"sparsity", level}, {"heads", static_cast<double>(cv.heads.back())},
+                     {"performance %", cv.performance.back()}}});
     }
     cv.cliff = cliff_point(cv.performance, o.cliff);
     cv.sparsity = cv.cliff >= 0 ? f.levels[cv.cliff] : o.sparsity;

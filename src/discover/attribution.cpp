@@ -53,7 +53,7 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
       if (metric_needs_clean_logits(opt.metric, opt.metric_fn)) p.clean_last = logits_at(model.forward(p.b.clean), p.b.clean_pos);
     }
     f(p);
-    if (opt.progress) opt.progress(stage, j, N);
+    if (opt.progress) opt.progress({stage, j, N, {}});
   }
 }
 

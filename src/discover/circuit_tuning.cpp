@@ -409,6 +409,7 @@ void check_options(const TuneOptions& o) {
   if (o.mlp_heads < 1) bad("MLP heads must be >= 1");
   if (o.mlp_heads > 1 && o.edges > 0) bad("MLP heads need node selection (the graph's edges end at whole MLPs)");
   if (o.discovery_examples < 1) bad("discovery examples must be >= 1");
+  check_run_control(o.run, "circuit-tuning");
 }
 
 // The round's circuit on the current weights.
@@ -481,8 +482,7 @@ TuneRound round_from_json(const nlohmann::json& j) {
 
 }  // namespace
 
-TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt,
-                        const std::function<void(const TuneLog&)>& progress) {
+TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt) {
   check_options(opt);
   if (train.size() == 0) fail("circuit-tuning", "the training set is empty");
   if (model.dtype() != DType::F32) fail("circuit-tuning", "training needs fp32 weights (load the model without bf16)");
@@ -513,20 +513,21 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
 
   TuneResult res;
   res.params_total = model.n_params();
-  const std::string key = opt.fingerprint + " | " + options_key(opt);
+  const std::string key = opt.run.fingerprint + " | " + options_key(opt);
   int64_t start = 0;
   double seconds_before = 0;
   std::vector<TuneRound> rounds;
-  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    const discover::RunCheckpoint ck = discover::open_run_checkpoint(opt.checkpoint, kFormat, key, "circuit-tuning");
+  const std::string& ck_path = opt.run.checkpoint;
+  if (opt.run.resume && !ck_path.empty() && std::filesystem::exists(ck_path)) {
+    const discover::RunCheckpoint ck = discover::open_run_checkpoint(ck_path, kFormat, key, "circuit-tuning");
     const SafetensorsFile& f = ck.file;
     auto meta = [&](const std::string& k) { return ck.meta(k); };
     auto get = [&](const std::string& name, const at::Tensor& like, at::ScalarType dt) {
       const StTensor* t = f.find(name);
       if (!t || t->shape != like.sizes().vec())
-        fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
+        fail(ck_path, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
       const StDType want = dt == at::kFloat ? StDType::F32 : StDType::U8;
-      if (t->dtype != want) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' of another dtype");
+      if (t->dtype != want) fail(ck_path, "damaged checkpoint: tensor '" + name + "' of another dtype");
       const at::ScalarType st = dt == at::kFloat ? at::kFloat : at::kByte;
       return at::from_blob(const_cast<uint8_t*>(t->data), t->shape, st)
           .to(like.device(), st, /*non_blocking=*/false, /*copy=*/true);  // one copy, off the mapped file
@@ -538,9 +539,9 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       for (const auto& row : nlohmann::json::parse(meta("log")))
         res.log.push_back({row.at(0), row.at(1), row.at(2), row.at(3), row.at(4), row.at(5)});
     } catch (const std::exception& e) {
-      fail(opt.checkpoint, std::string("damaged checkpoint metadata (") + e.what() + ")");
+      fail(ck_path, std::string("damaged checkpoint metadata (") + e.what() + ")");
     }
-    if (start > total_steps) fail(opt.checkpoint, "has more steps than this run asks for");
+    if (start > total_steps) fail(ck_path, "has more steps than this run asks for");
     for (size_t i = 0; i < NL; ++i) {
       const std::string& n = tr.leaf_name[i];
       tr.leaf[i] = get(n, tr.leaf[i], at::kFloat);
@@ -550,7 +551,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     }
   }
   auto save = [&](int64_t step, double secs) {
-    if (opt.checkpoint.empty()) return;
+    if (ck_path.empty()) return;
     std::vector<at::Tensor> keep;
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -569,13 +570,13 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     nlohmann::json rj = nlohmann::json::array(), lj = nlohmann::json::array();
     for (const auto& r : rounds) rj.push_back(round_json(r));
     for (const auto& l : res.log) lj.push_back({l.round, l.step, l.loss, l.lr, l.seconds, l.params_trained});
-    safetensors_write(opt.checkpoint, ts,
+    safetensors_write(ck_path, ts,
                       {{"format", kFormat}, {"run", key}, {"step", std::to_string(step)},
                        {"seconds", std::to_string(secs)}, {"rounds", rj.dump()}, {"log", lj.dump()}});
   };
 
   const auto t0 = Clock::now();
-  auto last_save = t0;
+  CheckpointClock ck_clock(opt.run);
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t0).count(); };
   std::vector<at::Tensor> masks;  // per leaf, this round (undefined: frozen this round)
   int64_t mask_round = -1;
@@ -644,16 +645,17 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     row.round = round, row.step = step + 1, row.loss = loss.item<double>(), row.lr = lr, row.seconds = elapsed();
     row.params_trained = rounds[round].params;
     res.log.push_back(row);
-    if (progress) progress(row);
-    if (opt.stop && opt.stop()) {
+    opt.run.report({"steps", row.step, total_steps,
+                    {{"round", static_cast<double>(round + 1)}, {"loss", row.loss}, {"lr", row.lr},
+                     {"parameters trained", static_cast<double>(row.params_trained)}}});
+    if (opt.run.stopping()) {
       stopped = true;
       ++step;
       break;
     }
-    if (!opt.checkpoint.empty() && step + 1 < total_steps &&
-        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds) {
+    if (step + 1 < total_steps && ck_clock.due()) {
       save(step + 1, elapsed());
-      last_save = Clock::now();
+      ck_clock.saved();
     }
   }
   res.steps_done = step;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
+#include <utility>
 
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
@@ -36,14 +38,17 @@ DiscoveryResult run_acdc(const Model& model, const Graph& graph, const Batch& da
   r.in_circuit = a.kept;
   r.score_sign = "score = M(edge ablated) - M(circuit) when ACDC tried it";
   nlohmann::json traj = nlohmann::json::array();
-  for (const AcdcStep& s : a.trajectory)
-    traj.push_back({graph.edge_name(s.src, s.dst), acdc_decision_name(s.decision), s.metric, s.delta, s.evaluations});
+  for (size_t i = 0; i < a.trajectory.size(); ++i) {
+    const AcdcStep& s = a.trajectory[i];
+    traj.push_back({static_cast<int64_t>(i), graph.edge_name(s.src, s.dst), acdc_decision_name(s.decision), s.metric,
+                    s.delta, s.evaluations});
+  }
   r.report = {{"tau", o.tau}, {"mode", acdc_mode_name(o.mode)}, {"absolute", o.absolute},
               {"rollback_tau", o.rollback_tau}, {"ablation", ablation_name(o.ablation)},
               {"metric", metric_label(o.metric, o.metric_fn)},
               {"metric_full", a.metric_full}, {"metric_running", a.metric_final}, {"evaluations", a.evaluations},
               {"passes", a.passes}, {"skipped", a.skipped}, {"seconds", a.seconds}, {"complete", a.complete},
-              {"trajectory_columns", {"edge", "decision", "metric", "delta", "evaluations"}}, {"trajectory", traj}};
+              {"trajectory_columns", {"step", "edge", "decision", "metric", "delta", "evaluations"}}, {"trajectory", traj}};
   return r;
 }
 
@@ -104,26 +109,44 @@ DiscoveryResult run_flap(const Model& model, const Graph& graph, const Batch& da
 }
 
 DiscoveryResult run_app(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
-  FlapSweep f = flap_sweep(model, data, opt.flap);
+  FlapSweepOptions fo = opt.flap;
+  fo.kind = opt.app.pruning;
+  FlapSweep f = flap_sweep(model, data, fo);
   PathPatchingOptions o = opt.path_patching;
   o.allowed = f.result.heads;
   DiscoveryResult r = head_search_result(model, graph, path_patching(model, graph, data, o));
-  r.report = {{"settings", path_patching_settings_json(o)}, {"flap", flap_sweep_json(f, graph, opt.flap)},
+  r.report = {{"settings", path_patching_settings_json(o)}, {"flap", flap_sweep_json(f, graph, fo)},
               {"app", std::move(r.report)}};
   return r;
 }
 
-DiscoveryResult run_hap(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+// HAP's prefilter: its survivors and the report's "prefilter" entry.
+std::pair<at::Tensor, nlohmann::json> hap_prefilter(const Model& model, const Graph& graph, const Batch& data,
+                                                    const DiscoverOptions& opt) {
   const HapOptions& h = opt.hap;
   const auto t0 = std::chrono::steady_clock::now();
-  const at::Tensor candidates = hap_candidates(model, graph, data, h, opt.attribution);
-  const double prefilter_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  DiscoverOptions o = opt;
-  o.edge_pruning.candidates = candidates;
+  at::Tensor candidates = hap_candidates(model, graph, data, h, opt.attribution);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json j = {{"method", h.prefilter}, {"keep_fraction", h.keep_fraction},
+                      {"candidates", candidates.sum().item<int64_t>()}, {"seconds", seconds}};
+  return {std::move(candidates), std::move(j)};
+}
+
+DiscoveryResult run_hap_within(const Model& model, const Graph& graph, const Batch& data, DiscoverOptions o,
+                               const std::pair<at::Tensor, nlohmann::json>& pre) {
+  o.edge_pruning.candidates = pre.first;
   DiscoveryResult r = run_edge_pruning(model, graph, data, o);
-  r.report["prefilter"] = {{"method", h.prefilter}, {"keep_fraction", h.keep_fraction},
-                           {"candidates", candidates.sum().item<int64_t>()}, {"seconds", prefilter_seconds}};
+  r.report["prefilter"] = pre.second;
   return r;
+}
+
+DiscoveryResult run_hap(const Model& model, const Graph& graph, const Batch& data, const DiscoverOptions& opt) {
+  return run_hap_within(model, graph, data, opt, hap_prefilter(model, graph, data, opt));
+}
+
+void set_sweep_value(DiscoverOptions& o, const std::string& sweep, double v) {
+  if (sweep == std::string("tau")) o.acdc.tau = v;
+  else o.edge_pruning.edge_target = v;
 }
 
 }  // namespace
@@ -174,14 +197,19 @@ const std::vector<MethodInfo>& discovery_methods() {
       const auto it = about.find(k);
       v.push_back({k.c_str(), MethodKind::Attribution, it != about.end() ? it->second : "edge attribution", false});
     }
-    v.push_back({"acdc", MethodKind::Search, "ACDC: greedy pruning with threshold tau (docs/ACDC.md)", false});
+    v.push_back({"acdc", MethodKind::Search, "ACDC: greedy pruning with threshold tau (docs/ACDC.md)", false, "tau",
+                 ".tau"});
     v.push_back({"edge-pruning", MethodKind::Search, "Edge Pruning: learned hard-concrete edge masks (docs/EDGE_PRUNING.md)",
-                 false});
+                 false, "target", ".t", true});
     v.push_back({"hap", MethodKind::Search,
-                 "HAP: an attribution prefilter keeps the best edges, Edge Pruning learns within them", false});
-    v.push_back({"path-patching", MethodKind::Search, "automated path patching (docs/PATH_PATCHING.md)", true});
-    v.push_back({"flap", MethodKind::Search, "FLAP head pruning: sparsity sweep and cliff (docs/PATH_PATCHING.md)", true});
-    v.push_back({"app", MethodKind::Search, "APP: path patching within a FLAP circuit (docs/PATH_PATCHING.md)", true});
+                 "HAP: an attribution prefilter keeps the best edges, Edge Pruning learns within them", false, "target",
+                 ".t", true});
+    v.push_back({"path-patching", MethodKind::Search, "automated path patching (docs/PATH_PATCHING.md)", true, "", "",
+                 false, true});
+    v.push_back({"flap", MethodKind::Search, "FLAP head pruning: sparsity sweep and cliff (docs/PATH_PATCHING.md)", true,
+                 "", "", false, true});
+    v.push_back({"app", MethodKind::Search, "APP: path patching within a FLAP circuit (docs/PATH_PATCHING.md)", true, "",
+                 "", false, true});
     return v;
   }();
   return t;
@@ -228,6 +256,65 @@ at::Tensor sweep_scores(const std::vector<at::Tensor>& kept, const std::vector<d
     s = at::where(kept[i].to(at::kCPU, at::kBool), at::clamp_min(s, values[i]), s);
   }
   return s;
+}
+
+std::string path_with_suffix(const std::string& path, const std::string& suffix) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.rfind('.');
+  const size_t stem = dot == std::string::npos || (slash != std::string::npos && dot < slash) ? path.size() : dot;
+  return path.substr(0, stem) + suffix + path.substr(stem);
+}
+
+std::string sweep_value_suffix(const MethodInfo& m, double value) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%g", value);
+  return m.sweep_suffix + std::string(b);
+}
+
+SweepResult discover_sweep(const std::string& key, const Model& model, const Graph& graph, const Batch& data,
+                           const DiscoverOptions& opt, const std::vector<double>& values) {
+  const MethodInfo& m = discovery_method(key);
+  const std::string sweep = m.sweep;
+  if (sweep.empty()) fail(key, "has no sweep option (sweeps: acdc over tau, edge-pruning and hap over target)");
+  if (values.empty()) fail(key, "a sweep needs at least one " + sweep + " value");
+  for (double v : values) {
+    char b[48];
+    std::snprintf(b, sizeof b, "%g", v);
+    if (!(v > 0) || !std::isfinite(v)) fail(key, sweep + " values must be positive numbers, got " + b);
+  }
+  if (m.split_graph_only) need_split(key, graph);
+  const bool several = values.size() > 1;
+  std::pair<at::Tensor, nlohmann::json> pre;
+  if (key == "hap") pre = hap_prefilter(model, graph, data, opt);  // once for the whole sweep
+  SweepResult out;
+  out.method = key;
+  out.values = values;
+  std::vector<at::Tensor> kept;
+  for (double v : values) {
+    DiscoverOptions o = opt;
+    set_sweep_value(o, sweep, v);
+    if (several) {
+      const std::string suffix = sweep_value_suffix(m, v);
+      for (RunControl* rc : {&o.acdc.run, &o.edge_pruning.run}) {
+        if (!rc->checkpoint.empty()) rc->checkpoint = path_with_suffix(rc->checkpoint, suffix);
+        if (rc->progress) {
+          const ProgressFn user = rc->progress;
+          const std::string label = sweep + "=" + suffix.substr(std::string(m.sweep_suffix).size());
+          rc->progress = [user, label](const ProgressEvent& e) {
+            ProgressEvent l = e;
+            l.stage = label + " " + e.stage;
+            user(l);
+          };
+        }
+      }
+    }
+    DiscoveryResult r = key == "hap" ? run_hap_within(model, graph, data, o, pre) : discover(key, model, graph, data, o);
+    r.method = key;
+    kept.push_back(r.in_circuit);
+    out.runs.push_back(std::move(r));
+  }
+  out.scores = sweep_scores(kept, values);
+  return out;
 }
 
 }  // namespace edgewise

@@ -82,7 +82,7 @@ void check_options(const EdgePruningOptions& o) {
   if (!(o.lr > 0) || !(o.lambda_lr > 0)) bad("learning rates must be > 0");
   if (!(o.weight_decay >= 0) || !(o.max_grad_norm >= 0)) bad("weight decay and the clipping norm must be >= 0");
   if (!(o.init_std >= 0)) bad("the initial standard deviation must be >= 0");
-  if (!(o.checkpoint_seconds >= 0)) bad("checkpoint seconds must be >= 0");
+  check_run_control(o.run, "edge pruning");
 }
 
 }  // namespace
@@ -128,8 +128,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
   return o;
 }
 
-EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt,
-                               const std::function<void(const EdgePruningLog&)>& progress) {
+EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Batch& train, const EdgePruningOptions& opt) {
   using Clock = std::chrono::steady_clock;
   check_options(opt);
   const int64_t N = train.size(), S = graph.n_sources(), R = graph.n_readers();
@@ -154,7 +153,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   const double start_sparsity =
       prefiltered ? std::min(opt.edge_target, 1.0 - static_cast<double>(n_valid) / static_cast<double>(n_prunable)) : 0.0;
   if (n_valid == 0) fail("edge pruning", prefiltered ? "no candidate edge is prunable" : "the graph has no prunable edges");
-  const std::string key = opt.fingerprint + " | " + options_key(opt);
+  const std::string key = opt.run.fingerprint + " | " + options_key(opt);
   const int64_t B = std::min(opt.batch_size, N), per_epoch = (N + B - 1) / B;
 
   // The data, once: the full model's logits at the prediction positions and every example's
@@ -194,13 +193,14 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     la = at::normal(opt.init_mean, opt.init_std, {S, R}, g) * valid_f;
     if (opt.node_masks) nla = at::normal(opt.init_mean, opt.init_std, {S}, g);
   }
-  if (opt.resume && !opt.checkpoint.empty() && std::filesystem::exists(opt.checkpoint)) {
-    const discover::RunCheckpoint ck = discover::open_run_checkpoint(opt.checkpoint, kFormat, key, "Edge Pruning");
+  const std::string& ck_path = opt.run.checkpoint;
+  if (opt.run.resume && !ck_path.empty() && std::filesystem::exists(ck_path)) {
+    const discover::RunCheckpoint ck = discover::open_run_checkpoint(ck_path, kFormat, key, "Edge Pruning");
     const SafetensorsFile& f = ck.file;
     auto meta = [&](const std::string& k) { return ck.meta(k); };
     auto get = [&](const std::string& name, std::vector<int64_t> shape) {
       const StTensor* t = f.find(name);
-      if (!t || t->shape != shape) fail(opt.checkpoint, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
+      if (!t || t->shape != shape) fail(ck_path, "damaged checkpoint: tensor '" + name + "' missing or of another shape");
       return from_st(*t);
     };
     try {
@@ -214,17 +214,17 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
         log.push_back(l);
       }
     } catch (const std::exception& e) {
-      fail(opt.checkpoint, std::string("damaged checkpoint metadata (") + e.what() + ")");
+      fail(ck_path, std::string("damaged checkpoint metadata (") + e.what() + ")");
     }
     la = get("log_alpha", {S, R}), a_la.m = get("log_alpha.m", {S, R}), a_la.v = get("log_alpha.v", {S, R});
     lam = get("lambdas", {4}), a_lam.m = get("lambdas.m", {4}), a_lam.v = get("lambdas.v", {4});
     if (opt.node_masks)
       nla = get("node_log_alpha", {S}), a_nla.m = get("node_log_alpha.m", {S}), a_nla.v = get("node_log_alpha.v", {S});
     a_la.t = a_lam.t = a_nla.t = start;
-    if (start > opt.steps) fail(opt.checkpoint, "has more steps than this run asks for");
+    if (start > opt.steps) fail(ck_path, "has more steps than this run asks for");
   }
   auto save = [&](int64_t step, double secs) {
-    if (opt.checkpoint.empty()) return;
+    if (ck_path.empty()) return;
     std::vector<at::Tensor> keep;  // contiguous copies alive until written
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -244,13 +244,13 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     for (const EdgePruningLog& l : log)
       rows.push_back({l.step, l.loss, l.kl, l.edge_sparsity, l.node_sparsity, l.target, l.node_target, l.lambda1,
                       l.lambda2, l.lr, l.seconds});
-    safetensors_write(opt.checkpoint, ts,
+    safetensors_write(ck_path, ts,
                       {{"format", kFormat}, {"run", key}, {"step", std::to_string(step)},
                        {"seconds", std::to_string(secs)}, {"log", rows.dump()}});
   };
 
   const auto t0 = Clock::now();
-  auto last_save = t0;
+  CheckpointClock ck_clock(opt.run);
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t0).count(); };
   at::Tensor perm;
   int64_t perm_epoch = -1;
@@ -316,15 +316,16 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
         l.target = target, l.node_target = opt.node_masks ? ntarget : 0.0;
         l.lambda1 = lam[0].item<double>(), l.lambda2 = lam[1].item<double>(), l.lr = opt.lr * f, l.seconds = elapsed();
         log.push_back(l);
-        if (progress) progress(l);
+        opt.run.report({"steps", l.step, opt.steps,
+                        {{"loss", l.loss}, {"kl", l.kl}, {"edge sparsity", l.edge_sparsity}, {"target", l.target},
+                         {"lambda1", l.lambda1}, {"lambda2", l.lambda2}}});
       }
     }
-    if (!opt.checkpoint.empty() && step + 1 < opt.steps &&
-        std::chrono::duration<double>(Clock::now() - last_save).count() >= opt.checkpoint_seconds) {
+    if (step + 1 < opt.steps && ck_clock.due()) {
       save(step + 1, elapsed());
-      last_save = Clock::now();
+      ck_clock.saved();
     }
-    if (opt.stop && opt.stop()) {
+    if (opt.run.stopping()) {
       ++step;
       stopped = true;
       break;

@@ -57,7 +57,7 @@ at::Tensor exact(const Model& model, const Graph& graph, const Batch& data, cons
         if (d < 0) scores[s] += delta;
         else scores[s][d] += delta;
       }
-      if (opt.progress) opt.progress("exact", parts_done * n_units + u0 + K, n_parts * n_units);
+      if (opt.progress) opt.progress({"exact", parts_done * n_units + u0 + K, n_parts * n_units, {}});
     }
     ++parts_done;
   });

@@ -44,7 +44,7 @@ void check_options(const Graph& graph, const Batch& data, const PathPatchingOpti
   if (opt.metric == Metric::Accuracy) fail("path patching", "metric must be logit-diff, prob-diff or kl (accuracy has no gradient of effect)");
   if (opt.batch_size < 1) fail("path patching", "batch size must be >= 1");
   if (opt.max_masks < 1) fail("path patching", "masks per pass must be >= 1");
-  if (opt.save_every < 1) fail("path patching", "--save-every must be >= 1");
+  check_run_control(opt.run, "path patching");
   if (!(opt.importance_threshold >= 0)) fail("path patching", "importance threshold must be >= 0");
   if (!(opt.min_value_threshold >= 0)) fail("path patching", "min value threshold must be >= 0");
   if (!graph.split_qkv()) fail("path patching", "needs the graph with q/k/v readers (drop --head-level)");
@@ -211,7 +211,7 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
     fail("path patching", "the metric is the same on clean and corrupted prompts (" + std::to_string(res.metric_clean) +
                               "): nothing to patch");
 
-  nlohmann::json fp = {{"user", opt.fingerprint},
+  nlohmann::json fp = {{"user", opt.run.fingerprint},
                        {"metric", metric_name(opt.metric)},
                        {"ablation", ablation_name(opt.ablation)},
                        {"paths", paths_name(opt.paths)},
@@ -234,7 +234,7 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
   std::set<int64_t> swept;
   double seconds_before = 0;
   bool started = false;
-  if (nlohmann::json ck = discover::open_json_checkpoint(opt.checkpoint, opt.resume, "edgewise-path-patching-checkpoint",
+  if (nlohmann::json ck = discover::open_json_checkpoint(opt.run.checkpoint, opt.run.resume, "edgewise-path-patching-checkpoint",
                                                        fp, "path-patching");
       !ck.is_null()) {
     try {
@@ -257,11 +257,12 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
       seconds_before = ck.at("seconds").get<double>();
       started = true;
     } catch (const std::exception& ex) {
-      fail(opt.checkpoint, std::string("damaged path-patching checkpoint (") + ex.what() + ")");
+      fail(opt.run.checkpoint, std::string("damaged path-patching checkpoint (") + ex.what() + ")");
     }
   }
+  CheckpointClock ck_clock(opt.run);
   auto save = [&]() {
-    if (opt.checkpoint.empty()) return;
+    if (opt.run.checkpoint.empty()) return;
     nlohmann::json ck = {{"format", "edgewise-path-patching-checkpoint"}, {"version", 1}, {"fingerprint", fp},
                          {"steps", res.steps}, {"evaluations", res.evaluations}, {"passes", res.passes},
                          {"flops", res.flops},
@@ -279,7 +280,8 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
     ck["expanded"] = e;
     ck["heads"] = h;
     ck["sweeps"] = sw;
-    write_file_atomic(opt.checkpoint, ck.dump());
+    write_file_atomic(opt.run.checkpoint, ck.dump());
+    ck_clock.saved();
   };
 
   // One sweep into `reader`: scores normalised, senders selected; returns the selected heads.
@@ -325,13 +327,21 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
     }
   };
 
+  // Progress: receivers taken from the queue (the total grows as heads join, so it is reported
+  // as done + queued).
+  auto report = [&](int64_t n_heads) {
+    const auto queued = static_cast<int64_t>(queue.size());
+    opt.run.report({"receivers", res.steps, res.steps + queued,
+                    {{"heads", static_cast<double>(n_heads)}, {"queued", static_cast<double>(queued)},
+                     {"evaluations", static_cast<double>(res.evaluations)}}});
+  };
   if (!started) {
     enqueue(sweep(logits));
-    if (opt.progress) opt.progress(res.steps, 0, static_cast<int64_t>(queue.size()), res.evaluations);
+    report(0);
   }
   const int64_t group = H / G;
   while (!queue.empty()) {
-    if (opt.stop && opt.stop()) {
+    if (opt.run.stopping()) {
       save();
       res.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();
       return res;
@@ -353,8 +363,8 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
       }
     }
     int64_t n_heads = res.heads.sum().item<int64_t>();
-    if (opt.progress) opt.progress(res.steps, n_heads, static_cast<int64_t>(queue.size()), res.evaluations);
-    if (res.steps % opt.save_every == 0) save();
+    report(n_heads);
+    if (ck_clock.due()) save();
   }
   res.complete = true;
   res.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();

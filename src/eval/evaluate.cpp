@@ -222,7 +222,7 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
       if (opt.metric_fn) r.custom[k] += metric_fn_mean(opt.metric_fn, last[k], b, last[0]).item<double>() * b.size();
     }
     done += b.size();
-    if (opt.progress) opt.progress(done);
+    if (opt.progress) opt.progress({"examples", done, N, {}});
   }
   for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.exact_match, &r.custom})
     for (double& x : *v) x /= static_cast<double>(N);
@@ -231,7 +231,7 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
 
 std::vector<double> circuit_metrics(const Model& model, const Graph& graph, const Batch& data, const at::Tensor& masks,
                                     Ablation ablation, Metric metric, int64_t batch_size,
-                                    const std::function<void(int64_t)>& progress) {
+                                    const ProgressFn& progress) {
   EvaluateOptions o;
   o.ablation = ablation;
   o.batch_size = batch_size;

@@ -46,11 +46,11 @@ for m in "${models[@]}"; do
   run "$m/eap-nodes" discover "${common[@]}" --method eap --nodes 5 -o "$D/eap-nodes.json"
   run "$m/eap-greedy-signed" discover "${common[@]}" --method eap-ig-inputs --greedy --signed --edges 30 --metric prob-diff -o "$D/eap-greedy-signed.json"
   run "$m/eap-head-mean" discover "${common[@]}" --method eap --head-level --ablation mean --edges 30 -o "$D/eap-head-mean.json"
-  run "$m/acdc" discover "${common[@]}" --method acdc --tau 0.003,0.03 -o "$D/acdc.json" --curve "$D/acdc.sweep.csv"
+  run "$m/acdc" discover "${common[@]}" --method acdc --tau 0.003,0.03 -o "$D/acdc.json" --curve "$D/acdc.curve.csv"
   run "$m/acdc-group" discover "${common[@]}" --method acdc --acdc-mode group --tau 0.01 -o "$D/acdc-group.json"
   run "$m/acdc-rollback" discover "${common[@]}" --method acdc --acdc-mode rollback --tau 0.01 --metric logit-diff -o "$D/acdc-rollback.json"
   run "$m/edge-pruning" discover "$M" --task ioi -n 12 --seed 3 --threads 2 --method edge-pruning --steps 12 \
-    --batch-size 4 --warmup-steps 2 --target-warmup-steps 6 --target 0.5,0.9 -o "$D/ep.json" --curve "$D/ep.sweep.csv"
+    --batch-size 4 --warmup-steps 2 --target-warmup-steps 6 --target 0.5,0.9 -o "$D/ep.json" --curve "$D/ep.curve.csv"
   pp=(--importance-threshold 1 --min-value-threshold 0.001 --batch-size 4)
   run "$m/path-patching" discover "${common[@]}" --method path-patching "${pp[@]}" --calc-flops -o "$D/pp.json"
   run "$m/prune" prune "${common[@]}" --flap hybrid --lowest 0.5 --highest 0.9 --step 0.1 -o "$D/flap.json"

@@ -1,33 +1,36 @@
-// `edgewise discover`: scores every edge with an attribution method, keeps the best edges (or
-// nodes) as a circuit, measures it, and writes the circuit (JSON), optionally its drawing and
-// the faithfulness curve over edge budgets (CSV + SVG) with CPR and CMD.
+// `edgewise discover`: every method through the library's one entry point. Attribution methods
+// (discover()) score every edge and the circuit is the best edges or nodes; ACDC, Edge Pruning
+// and HAP (discover_sweep()) find their own circuit per sweep value (tau, target). Either way the
+// same code measures the circuits (one evaluate_circuits call: the full model, every circuit, the
+// empty circuit and a curve's circuits), writes each circuit (JSON, and its drawing), the
+// method's own table (ACDC's trajectory, Edge Pruning's training log), a sweep's table and
+// folded scores, and the faithfulness curve with CPR and CMD. Head-set methods (path patching,
+// FLAP, APP) are measured by the pruned model instead: cmd_path_patching.cpp.
 //
 // CPR and CMD (MIB): over the edge budgets b_i (fractions of all edges) with normalised
 // faithfulness f_i, CPR = the area under f (trapezoids over b) and CMD = the area under |1 - f|;
 // a good method has CPR high and CMD near 0.
-#include <ATen/Parallel.h>
+#include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <cstdio>
-#include <map>
+#include <numeric>
 #include <sstream>
 
 #include "commands.h"
 #include "discover.h"
-#include "edgewise/acdc.h"
-#include "edgewise/attribution.h"
 #include "edgewise/circuit.h"
 #include "edgewise/discover.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/plot.h"
 #include "progress.h"
 
 namespace edgewise::cli {
-
 
 std::string path_stem(const std::string& path) {
   const auto slash = path.find_last_of('/');
@@ -36,142 +39,362 @@ std::string path_stem(const std::string& path) {
   return path.substr(0, dot);
 }
 
-std::string with_suffix(const std::string& path, const std::string& suffix) {
-  const std::string st = path_stem(path);
-  return st + suffix + path.substr(st.size());
-}
-
-std::string fmt_g(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
-  return b;
-}
-
-std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a) {
-  return model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" + std::to_string(a.seed) +
-         (a.head_level ? " | head-level" : "");
-}
-
-void write_sweep(const DiscoverArgs& a, const std::string& csv, std::vector<std::pair<double, double>> curve,
-                 const std::string& title) {
-  const std::string path = a.curve.empty() ? path_stem(a.out) + ".sweep.csv" : a.curve;
-  write_file_atomic(path, csv);
-  std::sort(curve.begin(), curve.end());
-  std::vector<double> x, y;
-  for (auto& [fx, fy] : curve) x.push_back(fx), y.push_back(fy);
-  const std::string svg = path_stem(path) + ".svg";
-  if (!x.empty()) write_file_atomic(svg, curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
-  std::printf("sweep      %s%s\n", path.c_str(), x.empty() ? "" : (", " + svg).c_str());
+DiscoverOptions method_options(const DiscoverCli& a, const Model& model, const Dataset& ds) {
+  DiscoverOptions o = a.opt;
+  o.attribution.ablation = o.acdc.ablation = o.edge_pruning.ablation = o.path_patching.ablation = a.ablation;
+  if (a.metric_given) o.attribution.metric = o.acdc.metric = o.path_patching.metric = o.flap.metric = a.metric;
+  if (a.steps_given) o.attribution.steps = o.edge_pruning.steps = a.steps;
+  if (a.batch_given)
+    o.attribution.batch_size = o.edge_pruning.batch_size = o.path_patching.batch_size = o.flap.batch_size = a.batch_size;
+  o.edge_pruning.seed = a.seed;
+  const std::string fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) +
+                                  " | seed=" + std::to_string(a.seed) + (a.head_level ? " | head-level" : "");
+  for (RunControl* rc : {&o.acdc.run, &o.edge_pruning.run, &o.path_patching.run}) {
+    rc->checkpoint = a.checkpoint;
+    rc->checkpoint_seconds = a.checkpoint_every;
+    rc->resume = a.resume;
+    rc->fingerprint = fingerprint;
+  }
+  o.attribution.progress = progress_printer("discover:");
+  o.acdc.run.progress = progress_printer("acdc");
+  o.edge_pruning.run.progress = progress_printer(a.method);
+  o.path_patching.run.progress = progress_printer(a.method);
+  o.flap.progress = progress_printer("flap");
+  return o;
 }
 
 namespace {
 
-// The writer of each search method (discover.h's table says which methods search); the
-// attribution methods share the flow below.
-void run_search_method(const DiscoverArgs& a) {
-  using Runner = void (*)(const DiscoverArgs&);
-  static const std::map<std::string, Runner> runners = {{"acdc", run_acdc},
-                                                        {"edge-pruning", run_edge_pruning},
-                                                        {"hap", run_edge_pruning},
-                                                        {"path-patching", run_path_patching},
-                                                        {"flap", run_flap},
-                                                        {"app", run_app}};
-  const auto it = runners.find(a.method);
-  if (it == runners.end()) fail("discover", "no command-line writer for method '" + a.method + "'");
-  it->second(a);
+// One cell of a table: integers as integers, other numbers with 9 significant digits.
+std::string cell(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  if (v.is_number()) {
+    char b[40];
+    std::snprintf(b, sizeof b, "%.9g", v.get<double>());
+    return b;
+  }
+  return v.dump();
 }
 
-void run_discover(const DiscoverArgs& a) {
-  if (discovery_method(a.method).kind == MethodKind::Search) return run_search_method(a);
-  if ((a.edges >= 0) && (a.nodes >= 0)) fail("discover", "give --edges or --nodes, not both");
-  Model model = load_model(a.m);
-  const Metric metric = parse_metric(a.metric);
-  const Ablation ablation = ablation_from_string(a.ablation);
-  Graph graph = model_graph(model, !a.head_level);
-  Dataset ds;
-  Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
+// A table the method's report carries as `name` (rows) and `name`_columns, as CSV.
+void write_report_table(const nlohmann::json& report, const std::string& name, const std::string& path) {
+  std::ostringstream s;
+  const nlohmann::json& cols = report.at(name + "_columns");
+  for (size_t i = 0; i < cols.size(); ++i) s << (i ? "," : "") << cols[i].get<std::string>();
+  s << "\n";
+  for (const auto& row : report.at(name)) {
+    for (size_t i = 0; i < row.size(); ++i) s << (i ? "," : "") << cell(row[i]);
+    s << "\n";
+  }
+  write_file_atomic(path, s.str());
+}
 
-  AttributionOptions opt;
-  opt.ablation = ablation;
-  opt.metric = metric;
-  opt.steps = a.steps;
-  opt.batch_size = a.batch_size;
+// The report without its tables (they go to their own files).
+nlohmann::json report_figures(const nlohmann::json& report, std::vector<std::string>* tables = nullptr) {
+  nlohmann::json j = nlohmann::json::object();
+  for (auto it = report.begin(); it != report.end(); ++it) {
+    if (report.contains(it.key() + "_columns")) {
+      if (tables) tables->push_back(it.key());
+      continue;
+    }
+    if (it.key().size() > 8 && it.key().substr(it.key().size() - 8) == "_columns") continue;
+    j[it.key()] = it.value();
+  }
+  return j;
+}
+
+// Where a method's table goes: --trajectory / --train-log (with the value's suffix in a sweep),
+// or beside the circuit.
+std::string table_path(const DiscoverCli& a, const std::string& name, const std::string& out, const std::string& suffix) {
+  if (!a.table.empty()) return suffix.empty() ? a.table : path_with_suffix(a.table, suffix);
+  return path_stem(out) + (name == "log" ? ".log.csv" : "." + name + ".csv");
+}
+
+void write_curve(const DiscoverCli& a, const FaithfulnessCurve& fc, const std::string& title) {
+  write_file_atomic(a.curve, fc.csv());
+  std::vector<double> x, y;
+  for (const CurvePoint& p : fc.points) x.push_back(p.fraction), y.push_back(p.faithfulness);
+  const std::string svg = path_stem(a.curve) + ".svg";
+  write_file_atomic(svg, curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
+  std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg.c_str(), fc.cpr, fc.cmd);
+}
+
+// Every file the run will write, named before any work: two outputs on one path (a --curve
+// named like the sweep's table, say) would leave only the last.
+void check_outputs(const DiscoverCli& a, const MethodInfo& mi) {
+  const bool attribution = mi.kind == MethodKind::Attribution;
+  const std::vector<double>& values = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+  const bool sweep = !attribution && values.size() > 1;
+  std::vector<std::pair<std::string, std::string>> files;  // (path, what)
+  for (size_t i = 0; i < (attribution ? 1 : values.size()); ++i) {
+    const std::string suffix = sweep ? sweep_value_suffix(mi, values[i]) : "";
+    const std::string out = sweep ? path_with_suffix(a.out, suffix) : a.out;
+    files.push_back({out, "the circuit"});
+    if (!a.svg.empty()) files.push_back({sweep ? path_with_suffix(a.svg, suffix) : a.svg, "the drawing"});
+    if (a.method == "acdc") files.push_back({table_path(a, "trajectory", out, suffix), "the trajectory"});
+    if (mi.trains) files.push_back({table_path(a, "log", out, suffix), "the training log"});
+  }
+  if (sweep) {
+    files.push_back({path_stem(a.out) + ".sweep.csv", "the sweep's table"});
+    files.push_back({path_stem(a.out) + ".sweep.json", "the sweep's folded scores"});
+    files.push_back({path_stem(a.out) + ".sweep.svg", "the sweep's plot"});
+  }
+  if (!a.curve.empty()) {
+    files.push_back({a.curve, "the curve (--curve)"});
+    files.push_back({path_stem(a.curve) + ".svg", "the curve's plot"});
+  }
+  for (size_t i = 0; i < files.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (files[i].first == files[j].first)
+        fail("discover", files[i].second + " and " + files[j].second + " would both be written to " + files[i].first +
+                             ": choose other names (-o, --svg, --curve, --trajectory / --train-log)");
+}
+
+void run_discover(const DiscoverCli& a) {
+  const MethodInfo& mi = discovery_method(a.method);
+  if (mi.head_set) return run_head_set(a);
+  const bool attribution = mi.kind == MethodKind::Attribution;
+  if (attribution && a.edges >= 0 && a.nodes >= 0) fail("discover", "give --edges or --nodes, not both");
+  if (!attribution && (a.edges >= 0 || a.nodes >= 0))
+    fail("discover", std::string("--edges and --nodes do not apply to ") + mi.key + ": --" + mi.sweep + " sets the size");
+  if (!a.candidates.empty() && a.method != "exact") fail("discover", "--exact-candidates is for --method exact");
+  if (mi.trains && !(a.validation_fraction >= 0 && a.validation_fraction < 1))
+    fail("discover", "--validation-fraction must lie in [0, 1)");
+  if (!attribution) {  // the library checks them too; here the message names the option
+    const std::vector<double>& vs = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+    if (vs.empty()) fail("discover", std::string("--") + mi.sweep + " needs at least one value");
+    for (double v : vs)
+      if (!(v > 0) || !std::isfinite(v))
+        fail("discover", std::string("--") + mi.sweep + " values must be positive numbers, got " + cell(v));
+  }
+
+  check_outputs(a, mi);
+
+  Model model = load_model(a.m);
+  Graph graph = model_graph(model, !a.head_level);
+  // The data: a training method learns on one part and is measured on the other.
+  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
+  BatchOptions bo;
+  bo.require_aligned = ablation_needs_alignment(a.ablation);
+  Batch data, held_out;
+  std::string split = "the discovery data";
+  if (mi.trains) {
+    TrainValidation tv = split_train_validation(ds, a.validation_fraction, 0);
+    split = tv.from_file ? "the file's validation split" : "held out (seeded split)";
+    if (tv.validation.examples.empty()) {
+      std::fprintf(stderr, "%s: no validation examples (--validation-fraction 0): measuring on the training set\n",
+                   mi.key);
+      tv.validation = tv.train;
+      split = "the training set";
+    }
+    data = make_batch(tv.train, model.tokenizer(), bo);
+    held_out = make_batch(tv.validation, model.tokenizer(), bo);
+  } else {
+    data = held_out = make_batch(ds, model.tokenizer(), bo);
+  }
+
+  DiscoverOptions opt = method_options(a, model, ds);
   if (!a.candidates.empty()) {
-    if (a.method != "exact") fail("discover", "--exact-candidates is for --method exact");
     const Circuit cand = circuit_read(a.candidates);
     if (!(cand.shape == graph.shape()) || cand.split_qkv != graph.split_qkv())
-      fail(a.candidates, "its graph does not match this model's (layers, heads, kv heads, q/k/v split)");
+      fail(a.candidates, "its graph does not match this model's (layers, heads, kv heads, q/k/v split, block)");
     std::vector<uint8_t> in = cand.in_graph;
-    opt.exact_candidates =
+    opt.attribution.exact_candidates =
         at::from_blob(in.data(), {graph.n_sources(), graph.n_readers()}, at::kByte).to(at::kBool).clone();
   }
-  std::unique_ptr<Progress> prog;
-  opt.progress = [&](const std::string& stage, int64_t done, int64_t total) {
-    if (!prog) prog = std::make_unique<Progress>("discover: " + stage, total);
-    prog->update(done);
-  };
+  const Metric metric = a.method == "acdc" ? opt.acdc.metric : opt.attribution.metric;
+  const std::vector<double> values = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+  const bool sweep = !attribution && values.size() > 1;
+  if (mi.trains)
+    std::fprintf(stderr, "%s: %lld training / %lld validation examples, %lld steps of batch %lld, %lld edges\n", mi.key,
+                 (long long)data.size(), (long long)held_out.size(), (long long)opt.edge_pruning.steps,
+                 (long long)opt.edge_pruning.batch_size, (long long)graph.n_edges());
+  if (a.method == "acdc")
+    std::fprintf(stderr, "acdc: %lld prompts x %lld tokens in one batch; the circuit's state takes ~%lld MiB\n",
+                 (long long)data.size(), (long long)data.clean.size(1),
+                 (long long)((graph.n_sources() + graph.n_readers()) * data.size() * data.clean.size(1) *
+                             model.config().d_model * 4 / (1 << 20)));
+
+  // The method: its circuits (pruned), each with its run's result and its size before pruning.
   Progress clock("discover", 1);
-  at::Tensor scores = attribute(a.method, model, graph, b, opt);  // [S, R] float64
-  const double t_attr = clock.seconds();
-
-  Circuit c = circuit_from_scores(model, graph, scores);
+  std::vector<DiscoveryResult> runs;
+  std::vector<Circuit> circuits;
+  std::vector<int64_t> raw;
   SelectOptions so;
-  so.absolute = !a.signed_scores;
-  so.greedy = a.greedy;
-  so.higher_is_better = metric_higher_is_better(metric);
-  if (a.nodes >= 0) so.nodes = a.nodes;
-  else so.edges = a.edges >= 0 ? a.edges : std::max<int64_t>(1, graph.n_edges() / 100);  // default: 1% of edges
-  const int64_t chosen = select_circuit(c, so);
-
-  // The top-n circuits of the curve, chosen by the same rule as the circuit.
-  const std::vector<double>& fracs = curve_fractions();
-  std::vector<at::Tensor> masks = {circuit_mask(c), at::zeros({graph.n_sources(), graph.n_readers()})};
-  std::vector<Circuit> curve_cs;
-  if (!a.curve.empty()) curve_cs = curve_circuits(c, so, fracs);
-  for (const Circuit& ci : curve_cs) masks.push_back(circuit_mask(ci));
-  // The full model, the circuit, the empty circuit and the curve's circuits: one patched pass
-  // per batch.
-  Progress eval("discover: evaluating " + std::to_string(masks.size()) + " circuits", b.size());
-  const std::vector<double> f = circuit_metrics(model, graph, b, at::stack(masks), ablation, metric, a.batch_size,
-                                                [&](int64_t done) { eval.update(done); });
-  const double f_model = f[0], f_circ = f[1], f_empty = f[2];
-  const double faith = normalized_faithfulness(f_circ, f_empty, f_model);
-  c.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", a.method},
-            {"ablation", a.ablation}, {"metric", a.metric}, {"steps", a.steps}, {"seed", a.seed},
-            {"selection", {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}}},
-            {"metric_model", f_model}, {"metric_circuit", f_circ}, {"metric_empty", f_empty}, {"faithfulness", faith},
-            {"score_sign", "score ~ M(edge ablated) - M(full model)"}};
-  circuit_write(c, a.out);
-  if (!a.svg.empty()) circuit_draw_svg(c, a.svg);
-
-  if (!a.curve.empty()) {
-    const FaithfulnessCurve fc = faithfulness_curve(fracs, curve_cs, std::vector<double>(f.begin() + 3, f.end()),
-                                                    f_empty, f_model, graph.n_edges());
-    write_file_atomic(a.curve, fc.csv());
-    std::vector<double> faiths;
-    for (const CurvePoint& p : fc.points) faiths.push_back(p.faithfulness);
-    const std::string svg_path = path_stem(a.curve) + ".svg";
-    write_file_atomic(svg_path, curve_svg(fracs, faiths, a.method + " on " + ds.name + " (" + a.metric + ")"));
-    std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg_path.c_str(), fc.cpr, fc.cmd);
+  SweepResult sw;
+  if (attribution) {
+    runs.push_back(discover(a.method, model, graph, data, opt));
+    Circuit c = circuit_from_scores(model, graph, runs[0].scores);
+    so.absolute = !a.signed_scores;
+    so.greedy = a.greedy;
+    so.higher_is_better = metric_higher_is_better(metric);
+    if (a.nodes >= 0) so.nodes = a.nodes;
+    else so.edges = a.edges >= 0 ? a.edges : std::max<int64_t>(1, graph.n_edges() / 100);  // default: 1% of edges
+    raw.push_back(select_circuit(c, so));
+    circuits.push_back(std::move(c));
+  } else {
+    sw = discover_sweep(a.method, model, graph, data, opt, values);
+    for (const DiscoveryResult& r : sw.runs) {
+      Circuit c = circuit_from_scores(model, graph, r.scores, r.in_circuit);
+      raw.push_back(c.n_edges_in());
+      c.prune();
+      circuits.push_back(std::move(c));
+    }
+    runs = sw.runs;
   }
+  const double t_method = clock.seconds();
 
-  std::printf("model      %s\ntask       %s (%lld examples)\nmethod     %s (ablation %s, metric %s)\n",
-              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), a.method.c_str(),
-              ablation_name(ablation), metric_name(metric));
-  const std::vector<uint8_t> nodes_in = c.nodes_in_graph();
-  std::printf("circuit    %s: %lld edges chosen, %lld after pruning, %lld nodes, of %lld edges\n", a.out.c_str(),
-              (long long)chosen, (long long)c.n_edges_in(), (long long)std::count(nodes_in.begin(), nodes_in.end(), 1),
-              (long long)graph.n_edges());
-  std::printf("\n%-10s %12s\n%-10s %12.4f\n%-10s %12.4f\n%-10s %12.4f\n", "", metric_name(metric), "model", f_model,
-              "circuit", f_circ, "empty", f_empty);
-  std::printf("\nnormalised faithfulness %.4f\ntime       %.1f s attribution, %.1f s total\n", faith, t_attr,
-              clock.seconds());
+  // The curve's circuits: the best edges at each budget (attribution) or the sweep's circuits.
+  const int64_t K = static_cast<int64_t>(circuits.size());
+  std::vector<double> fracs;
+  std::vector<Circuit> curve_cs;
+  if (!a.curve.empty()) {
+    if (attribution) {
+      fracs = curve_fractions();
+      curve_cs = curve_circuits(circuits[0], so, fracs);
+    } else {
+      std::vector<int64_t> order(K);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return raw[x] < raw[y]; });
+      for (int64_t i : order) {
+        fracs.push_back(static_cast<double>(raw[i]) / static_cast<double>(graph.n_edges()));
+        curve_cs.push_back(circuits[i]);
+      }
+    }
+  }
+  // One patched pass per batch measures the full model, every circuit, the empty circuit and
+  // the curve's circuits.
+  std::vector<at::Tensor> masks;
+  for (const Circuit& c : circuits) masks.push_back(circuit_mask(c));
+  masks.push_back(at::zeros({graph.n_sources(), graph.n_readers()}));
+  for (const Circuit& c : curve_cs) masks.push_back(circuit_mask(c));
+  EvaluateOptions eo;
+  eo.ablation = a.ablation;
+  eo.batch_size = mi.trains ? std::min<int64_t>(opt.edge_pruning.batch_size, 32) : opt.attribution.batch_size;
+  eo.progress = progress_printer("discover: evaluating " + std::to_string(masks.size()) + " circuits,");
+  const CircuitEvaluation ev = evaluate_circuits(model, graph, held_out, at::stack(masks), eo);
+  const std::vector<double>& f = ev.of(metric);
+  const size_t E = static_cast<size_t>(K) + 1;  // the empty circuit
+  const double f_model = f[0], f_empty = f[E];
+
+  // Files: each circuit, its drawing and its method's tables.
+  const std::string section = [&] {
+    std::string k = attribution ? "attribution" : a.method == "hap" ? "edge-pruning" : a.method;
+    std::replace(k.begin(), k.end(), '-', '_');
+    return k;
+  }();
+  const char* sweep_name = attribution ? "" : mi.sweep;
+  std::printf("model      %s\ntask       %s (%lld examples%s)\nmethod     %s (ablation %s, metric %s)\n\n",
+              model.source().origin.c_str(), ds.name.c_str(), (long long)data.size(),
+              mi.trains ? (", " + std::to_string(held_out.size()) + " to measure").c_str() : "", a.method.c_str(),
+              ablation_name(a.ablation), metric_name(metric));
+  // The table: the metric first, so scripts read "<row> <metric>".
+  std::printf("%-9s %12s %8s %9s %8s %6s %7s %7s %6s %8s\n", sweep ? sweep_name : "", metric_name(metric), "faithful",
+              "KL", "accuracy", "exact", "edges", "pruned", "nodes", "seconds");
+  std::printf("%-9s %12.5g %8s %9s %8.3f %6.3f\n", "model", f_model, "1", "0", ev.accuracy[0], ev.exact_match[0]);
+  std::printf("%-9s %12.5g %8s %9.4g %8.3f %6.3f\n", "empty", f_empty, "0", ev.kl[E], ev.accuracy[E],
+              ev.exact_match[E]);
+  std::ostringstream table;
+  std::vector<std::string> figure_keys;
+  std::vector<std::pair<double, double>> sweep_points;  // (fraction of edges, faithfulness) of each circuit
+  double last_faith = 0;
+  for (int64_t i = 0; i < K; ++i) {
+    const size_t j = static_cast<size_t>(i) + 1;
+    Circuit& c = circuits[i];
+    const DiscoveryResult& r = runs[attribution ? 0 : i];
+    const std::string suffix = sweep ? sweep_value_suffix(mi, values[i]) : "";
+    const std::string out = sweep ? path_with_suffix(a.out, suffix) : a.out;
+    const double faith = normalized_faithfulness(f[j], f_empty, f_model);
+    const std::vector<uint8_t> nodes_in = c.nodes_in_graph();
+    const int64_t n_nodes = std::count(nodes_in.begin(), nodes_in.end(), 1);
+    std::vector<std::string> tables;
+    nlohmann::json figures = report_figures(r.report, &tables);
+    if (!attribution) figures["edges_before_prune"] = raw[i];
+    c.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", data.size()}, {"method", a.method},
+              {"ablation", ablation_name(a.ablation)}, {"metric", metric_name(metric)}, {"seed", a.seed},
+              {section, figures},
+              {"metric_model", f_model}, {"metric_circuit", f[j]}, {"metric_empty", f_empty}, {"faithfulness", faith},
+              {mi.trains ? "validation" : "evaluation",
+               {{"examples", held_out.size()}, {"data", split}, {"kl", ev.kl[j]},
+                              {"logit_diff", ev.logit_diff[j]}, {"prob_diff", ev.prob_diff[j]},
+                              {"accuracy", ev.accuracy[j]}, {"exact_match", ev.exact_match[j]},
+                              {"logit_diff_model", ev.logit_diff[0]}, {"logit_diff_empty", ev.logit_diff[E]},
+                              {"kl_empty", ev.kl[E]}}},
+              {"score_sign", r.score_sign}};
+    if (attribution)
+      c.meta["selection"] = {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}};
+    circuit_write(c, out);
+    if (!a.svg.empty()) circuit_draw_svg(c, sweep ? path_with_suffix(a.svg, suffix) : a.svg);
+    std::string wrote = out;
+    for (const std::string& t : tables) {
+      const std::string p = table_path(a, t, out, suffix);
+      write_report_table(r.report, t, p);
+      wrote += ", " + p;
+    }
+    const double seconds = r.report.value("seconds", attribution ? t_method : 0.0);
+    char head[32];
+    std::snprintf(head, sizeof head, "%g", sweep || !attribution ? values[i] : 0.0);
+    std::printf("%-9s %12.5g %8.4f %9.4g %8.3f %6.3f %7lld %7lld %6lld %8.1f%s\n",
+                sweep || !attribution ? head : "circuit", f[j], faith, ev.kl[j], ev.accuracy[j], ev.exact_match[j],
+                (long long)raw[i], (long long)c.n_edges_in(), (long long)n_nodes, seconds,
+                r.report.value("complete", true) ? "" : " (stopped)");
+    if (K == 1) last_faith = faith;
+    if (c.n_edges_in() > 0) sweep_points.push_back({static_cast<double>(c.n_edges_in()) / graph.n_edges(), faith});
+    std::fprintf(stderr, "wrote %s\n", wrote.c_str());
+    // The sweep's table: the value, sizes, every metric, then the method's own scalar figures.
+    if (sweep) {
+      if (i == 0) {
+        for (auto it = figures.begin(); it != figures.end(); ++it)
+          if ((it.value().is_number() || it.value().is_boolean()) && it.key() != sweep_name && it.key() != "seconds" &&
+              it.key() != "edges_before_prune")
+            figure_keys.push_back(it.key());
+        table << sweep_name << ",edges,edges_after_prune,nodes,metric,faithfulness,kl,logit_diff,prob_diff,accuracy,exact_match";
+        for (const std::string& k : figure_keys) table << "," << k;
+        table << ",seconds\n";
+      }
+      table << cell(values[i]) << "," << raw[i] << "," << c.n_edges_in() << "," << n_nodes << "," << cell(f[j]) << ","
+            << cell(faith) << "," << cell(ev.kl[j]) << "," << cell(ev.logit_diff[j]) << "," << cell(ev.prob_diff[j]) << ","
+            << cell(ev.accuracy[j]) << "," << cell(ev.exact_match[j]);
+      for (const std::string& k : figure_keys) table << "," << (figures.contains(k) ? cell(figures[k]) : "");
+      table << "," << cell(seconds) << "\n";
+    }
+  }
+  if (K == 1) std::printf("\nnormalised faithfulness %.4f\n", last_faith);
+  std::printf("\n");
+  if (sweep) {
+    // The sweep as one table and as one score per edge (the largest value keeping the edge).
+    const std::string csv = path_stem(a.out) + ".sweep.csv", folded = path_stem(a.out) + ".sweep.json";
+    const std::string plot = path_stem(a.out) + ".sweep.svg";
+    write_file_atomic(csv, table.str());
+    std::sort(sweep_points.begin(), sweep_points.end());
+    std::vector<double> x, y;
+    for (const auto& [px, py] : sweep_points) x.push_back(px), y.push_back(py);
+    if (!x.empty())
+      write_file_atomic(plot, curve_svg(x, y, a.method + " " + sweep_name + " sweep on " + ds.name + " (" +
+                                                  metric_name(metric) + ")",
+                                        "edges in the circuit (fraction of all, log scale)"));
+    Circuit all = circuit_from_scores(model, graph, sw.scores, sw.scores > 0);
+    all.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", data.size()}, {"method", a.method},
+                {"ablation", ablation_name(a.ablation)}, {"seed", a.seed}, {"sweep", sweep_name}, {"values", values},
+                {"score_sign", std::string("score = the largest ") + sweep_name + " at which the edge is in the circuit"}};
+    circuit_write(all, folded);
+    std::printf("sweep      %s, %s%s\n", csv.c_str(), folded.c_str(), x.empty() ? "" : (", " + plot).c_str());
+  }
+  if (!a.curve.empty()) {
+    const FaithfulnessCurve fc =
+        faithfulness_curve(fracs, curve_cs, std::vector<double>(f.begin() + static_cast<int64_t>(E) + 1, f.end()),
+                           f_empty, f_model, graph.n_edges());
+    write_curve(a, fc, a.method + " on " + ds.name + " (" + metric_name(metric) + ")");
+  }
+  std::printf("time       %.1f s %s, %.1f s total\n", t_method, attribution ? "attribution" : "search", clock.seconds());
 }
 
 }  // namespace
 
 void register_discover_command(CLI::App& app) {
-  static DiscoverArgs a;
+  static DiscoverCli a;
   auto* cmd = app.add_subcommand("discover", "Find a circuit: score every edge, keep the best, measure it");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later options override
   add_model_args(cmd, a.m);
@@ -189,31 +412,38 @@ void register_discover_command(CLI::App& app) {
     about += line;
   }
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
-  cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
-      ->check(CLI::IsMember(enum_choices(kAblationNames)))
-      ->capture_default_str();
-  auto* metric_opt = cmd->add_option("--metric,-m", a.metric, "Task metric (acdc: default kl, as ACDC's reference)")
-      ->check(CLI::IsMember(enum_choices(kMetricNames)))
-      ->capture_default_str();
+  add_enum_option(cmd, "--ablation,-a", a.ablation, kAblationNames, "What replaces an ablated edge's source");
+  auto* metric_opt = add_enum_option(cmd, "--metric,-m", a.metric, kMetricNames,
+                                     "Task metric (acdc's default: kl, as ACDC's reference)");
   cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)");
   cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them");
   auto* steps_opt = cmd->add_option("--steps", a.steps,
-                                    "Integrated-gradient steps (default 5); edge-pruning: optimisation steps (default 3000)")
+                                    "Integrated-gradient steps (default " + std::to_string(AttributionOptions{}.steps) +
+                                        "); edge-pruning: optimisation steps (default " +
+                                        std::to_string(EdgePruningOptions{}.steps) + ")")
                         ->check(CLI::PositiveNumber);
   cmd->add_flag("--greedy", a.greedy, "Grow from the logits, best edge into the circuit first (EAP-IG's greedy)");
   cmd->add_flag("--signed", a.signed_scores, "Rank by signed importance instead of |score|");
   cmd->add_flag("--head-level", a.head_level, "One reader per head instead of separate q/k/v readers");
-  cmd->add_option("-o,--out", a.out, "Circuit JSON to write")->capture_default_str();
+  cmd->add_option("-o,--out", a.out, "Circuit JSON to write (a sweep writes one per value: a.tau0.01.json)")
+      ->capture_default_str();
   cmd->add_option("--svg", a.svg, "Also draw the circuit (Graphviz) to this SVG");
-  cmd->add_option("--curve", a.curve, "Faithfulness over edge budgets 0.1%..100% as CSV (and .svg beside it)");
+  cmd->add_option("--curve", a.curve,
+                  "Faithfulness over edge budgets (attribution: 0.1%..100%; a sweep: its circuits) as CSV with CPR "
+                  "and CMD, and .svg beside it");
   cmd->add_option("--exact-candidates", a.candidates,
                   "exact: score only the in-circuit edges of this circuit file (the others score 0)")
       ->check(CLI::ExistingFile);
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
-  cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of the task generator (and of Edge Pruning's noise and batch order)")
+      ->capture_default_str();
   auto* batch_opt = cmd->add_option("--batch-size", a.batch_size,
-                                    "Examples per pass (default 16); edge-pruning: per optimisation step (default 32)")
+                                    "Examples per pass (default " + std::to_string(AttributionOptions{}.batch_size) +
+                                        "; edge-pruning: per optimisation step, default " +
+                                        std::to_string(EdgePruningOptions{}.batch_size) + "; path patching " +
+                                        std::to_string(PathPatchingOptions{}.batch_size) + ")")
                         ->check(CLI::PositiveNumber);
+  AcdcOptions& ac = a.opt.acdc;
   auto* acdc = cmd->add_option_group("ACDC (--method acdc)");
   acdc->add_option("--tau", a.taus,
                    "Threshold: an edge goes when ablating it moves the loss by less than tau; several values "
@@ -221,68 +451,68 @@ void register_discover_command(CLI::App& app) {
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->capture_default_str();
-  acdc->add_option("--acdc-mode", a.acdc_mode,
-                   "classic (one edge at a time, exact), group (recursive group testing), rollback (try many, "
-                   "then roll back)")
-      ->check(CLI::IsMember(enum_choices(kAcdcModeNames)))
-      ->capture_default_str();
-  acdc->add_option("--rollback-tau", a.rollback_tau, "rollback: threshold for edges removed together (default 40 tau)");
-  acdc->add_flag("--abs", a.absolute, "Compare |loss change| with tau (an edge that helps is kept too)");
-  acdc->add_option("--max-candidates", a.max_candidates, "Masks per batched pass")
+  add_enum_option(acdc, "--acdc-mode", ac.mode, kAcdcModeNames,
+                  "classic: one edge at a time, exact; group: recursive group testing; rollback: try many, then roll "
+                  "back");
+  acdc->add_option("--rollback-tau", ac.rollback_tau, "rollback: threshold for edges removed together (default 40 tau)");
+  acdc->add_flag("--abs", ac.absolute, "Compare |loss change| with tau (an edge that helps is kept too)");
+  acdc->add_option("--max-candidates", ac.max_candidates, "Masks per batched pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  acdc->add_option("--trajectory", a.trajectory,
+  acdc->add_option("--trajectory", a.table,
                    "CSV of every decision (edge, kept/removed, metric, evaluations); default: beside -o");
-  auto* ck = cmd->add_option_group("Checkpoints (acdc, edge-pruning)");
+  auto* ck = cmd->add_option_group("Checkpoints (acdc, edge-pruning, hap, path-patching, app)");
   ck->add_option("--checkpoint", a.checkpoint,
-                 "Checkpoint file (acdc: JSON at reader boundaries; edge-pruning: safetensors at step boundaries); "
-                 "a sweep writes one per value");
-  ck->add_option("--checkpoint-every", a.checkpoint_every, "Seconds between checkpoints")->capture_default_str();
+                 "Checkpoint file (acdc, path patching: JSON; edge-pruning: safetensors); a sweep writes one per value");
+  ck->add_option("--checkpoint-every", a.checkpoint_every, "Seconds between checkpoints (0: after every unit of work)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   ck->add_flag("--resume", a.resume, "Continue from --checkpoint when it exists (a checkpoint of other settings is refused)");
-  auto* ep = cmd->add_option_group("Edge Pruning (--method edge-pruning)");
+  EdgePruningOptions& e = a.opt.edge_pruning;
+  auto* ep = cmd->add_option_group("Edge Pruning (--method edge-pruning, hap)");
   ep->add_option("--target", a.targets,
                  "Edge sparsity to reach (fraction of edges removed; > 1 pushes to the emptiest circuit); several "
                  "values (--target 0.99,0.995) run a sweep")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->capture_default_str();
-  ep->add_flag("--node-masks", a.node_masks, "Also learn a mask per source node (head, MLP, input)");
-  ep->add_option("--node-target", a.node_target, "Node sparsity target (with --node-masks)")->capture_default_str();
-  ep->add_flag("--no-node-loss", a.no_node_loss, "Node masks without their sparsity term (the reference's sweep)");
-  ep->add_flag("--keep-embedding-edges", a.keep_embedding_edges, "Never prune the input's edges");
-  ep->add_option("--init-log-alpha", a.init_log_alpha, "Mean of the initial log-alphas (std --init-std)")
+  ep->add_flag("--node-masks", e.node_masks, "Also learn a mask per source node (head, MLP, input)");
+  ep->add_option("--node-target", e.node_target, "Node sparsity target (with --node-masks)")->capture_default_str();
+  ep->add_flag("--no-node-loss{false}", e.node_loss, "Node masks without their sparsity term (the reference's sweep)");
+  ep->add_flag("--keep-embedding-edges", e.keep_embedding_edges, "Never prune the input's edges");
+  ep->add_option("--init-log-alpha", e.init_mean, "Mean of the initial log-alphas (std --init-std)")->capture_default_str();
+  ep->add_option("--init-std", e.init_std, "Their standard deviation")->capture_default_str();
+  ep->add_option("--lr", e.lr, "AdamW learning rate of the log-alphas")->capture_default_str();
+  ep->add_option("--lambda-lr", e.lambda_lr, "Learning rate of the Lagrange multipliers (gradient ascent)")
       ->capture_default_str();
-  ep->add_option("--init-std", a.init_std, "Their standard deviation")->capture_default_str();
-  ep->add_option("--lr", a.lr, "AdamW learning rate of the log-alphas")->capture_default_str();
-  ep->add_option("--lambda-lr", a.lambda_lr, "Learning rate of the Lagrange multipliers (gradient ascent)")
+  ep->add_option("--weight-decay", e.weight_decay, "AdamW weight decay")->capture_default_str();
+  ep->add_option("--max-grad-norm", e.max_grad_norm, "Clip the gradient norm (0: off)")->capture_default_str();
+  ep->add_option("--warmup-steps", e.warmup_steps, "Learning-rate warm-up steps (then linear decay to 0)")
       ->capture_default_str();
-  ep->add_option("--weight-decay", a.weight_decay, "AdamW weight decay")->capture_default_str();
-  ep->add_option("--max-grad-norm", a.max_grad_norm, "Clip the gradient norm (0: off)")->capture_default_str();
-  ep->add_option("--warmup-steps", a.warmup_steps, "Learning-rate warm-up steps (then linear decay to 0)")
-      ->capture_default_str();
-  ep->add_option("--target-warmup-steps", a.target_warmup_steps, "Steps over which the target rises from 0")
+  ep->add_option("--target-warmup-steps", e.target_warmup_steps, "Steps over which the target rises from 0")
       ->capture_default_str();
   ep->add_option("--validation-fraction", a.validation_fraction,
                  "Examples held out for validation when the data has no split field")
       ->capture_default_str();
-  ep->add_option("--cache-mb", a.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
+  ep->add_option("--cache-mb", e.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
       ->capture_default_str();
+  ep->add_option("--train-log", a.table, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
   auto* hp = cmd->add_option_group("HAP (--method hap; with the Edge Pruning options)");
-  hp->add_option("--prefilter", a.hap.prefilter, "Attribution method whose best edges Edge Pruning may keep")
+  hp->add_option("--prefilter", a.opt.hap.prefilter, "Attribution method whose best edges Edge Pruning may keep")
       ->check(CLI::IsMember(attribution_methods()))
       ->capture_default_str();
-  hp->add_option("--keep-fraction", a.hap.keep_fraction, "Fraction of the graph's edges the prefilter keeps")
+  hp->add_option("--keep-fraction", a.opt.hap.keep_fraction, "Fraction of the graph's edges the prefilter keeps")
       ->check(CLI::Range(1e-9, 1.0))
       ->capture_default_str();
-  ep->add_option("--train-log", a.train_log, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
   add_path_patching_options(cmd, a, false);
   cmd->footer(
       "Scores estimate M(edge ablated) - M(full model) (exact computes it). The circuit keeps the\n"
       "best-ranked edges, then drops edges on no input -> logits path. Example:\n"
       "  edgewise discover --task ioi --method eap-ig-inputs --edges 500 -o ioi.json --svg ioi.svg --curve ioi.csv\n"
       "ACDC removes edges greedily (logits first) while the loss moves by less than --tau; its scores\n"
-      "are the metric change when each edge was tried. A sweep writes one circuit per tau and the\n"
-      "size-vs-faithfulness curve:\n"
+      "are the metric change when each edge was tried. A sweep writes one circuit per tau, the sweep's\n"
+      "table (<out>.sweep.csv), its circuits folded into one score per edge (<out>.sweep.json: the\n"
+      "largest tau keeping the edge) and, with --curve, the size-vs-faithfulness curve:\n"
       "  edgewise discover --task ioi -n 20 --method acdc --tau 0.003,0.01,0.03 -o acdc.json --curve acdc.csv\n"
       "Edge Pruning learns a hard-concrete mask per edge (KL to the model + a Lagrangian pull to --target\n"
       "sparsity), on the training split, and reports the circuits on the validation split:\n"

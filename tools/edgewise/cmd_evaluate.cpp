@@ -64,9 +64,9 @@ void run_evaluate(const EvalArgs& a) {
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
   // One patched pass per batch: the full model, the circuit, the empty circuit.
-  Progress p("evaluate: " + std::to_string(N) + " examples", N);
+  Progress clock("evaluate", 1);
   const std::vector<double> f = circuit_metrics(model, graph, b, at::stack({circuit_mask(c), at::zeros({S, R})}),
-                                                ablation, metric, a.batch_size, [&](int64_t done) { p.update(done); });
+                                                ablation, metric, a.batch_size, progress_printer("evaluate:"));
   const double f_model = f[0], f_circ = f[1], f_empty = f[2];
   const double faith = normalized_faithfulness(f_circ, f_empty, f_model);
   std::printf("model      %s\n", model.source().origin.c_str());
@@ -78,7 +78,7 @@ void run_evaluate(const EvalArgs& a) {
   std::printf("%-10s %12s\n", "", metric_name(metric));
   std::printf("%-10s %12.4f\n%-10s %12.4f\n%-10s %12.4f\n", "model", f_model, "circuit", f_circ, "empty", f_empty);
   std::printf("\nnormalised faithfulness (F(C) - F(empty)) / (F(model) - F(empty)) = %.4f\n", faith);
-  std::printf("time %.1f s\n", p.seconds());
+  std::printf("time %.1f s\n", clock.seconds());
 }
 
 }  // namespace

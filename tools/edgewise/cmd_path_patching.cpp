@@ -22,65 +22,34 @@
 #include "edgewise/flops.h"
 #include "edgewise/metrics.h"
 #include "edgewise/path_patching.h"
+#include "edgewise/plot.h"
 #include "progress.h"
 
 namespace edgewise::cli {
 
 namespace {
 
-PathPatchingOptions pp_options(const Model& model, const Dataset& ds, const DiscoverArgs& a) {
-  PathPatchingOptions o;
-  o.metric = parse_metric(a.metric);
-  o.ablation = ablation_from_string(a.ablation);
-  o.paths = paths_from_string(a.paths);
-  o.threshold = threshold_mode_from_string(a.threshold_mode);
-  o.importance_threshold = a.importance_threshold;
-  o.min_value_threshold = a.min_value_threshold;
-  o.batch_size = a.batch_size;
-  o.max_masks = a.max_masks;
-  o.checkpoint = a.checkpoint;
-  o.save_every = a.save_every;
-  o.resume = a.resume;
-  o.fingerprint = run_fingerprint(model, ds, a);
-  return o;
+// What a head-set run shares: the model, its split graph, the data, the options.
+struct HeadRun {
+  explicit HeadRun(const DiscoverCli& a) : model(load_model(a.m)), graph(model_graph(model, true)) {
+    b = task_batch(model, a.task, a.n, a.seed, a.ablation, &ds);
+    o = method_options(a, model, ds);
+  }
+  Model model;
+  Graph graph;
+  Dataset ds;
+  Batch b;
+  DiscoverOptions o;
+};
+
+HeadRun head_run(const DiscoverCli& a) {
+  if (a.edges >= 0 || a.nodes >= 0)
+    fail("discover", "--edges and --nodes do not apply to " + a.method + ": the thresholds set the size");
+  if (a.head_level) fail("discover", a.method + " needs the graph with q/k/v readers (drop --head-level)");
+  return HeadRun(a);
 }
 
-PathPatchingResult run_search(const Model& model, const Graph& graph, const Batch& b, PathPatchingOptions o,
-                              const std::string& what) {
-  Progress clock(what, 1);
-  o.progress = [&](int64_t steps, int64_t heads, int64_t queued, int64_t evals) {
-    std::fprintf(stderr, "%s: step %lld, %lld heads in the circuit, %lld receivers queued, %lld sender evaluations, %.1f s\n",
-                 what.c_str(), (long long)steps, (long long)heads, (long long)queued, (long long)evals, clock.seconds());
-    std::fflush(stderr);
-  };
-  return path_patching(model, graph, b, o);
-}
-
-FlapSweepOptions flap_options(const DiscoverArgs& a, const std::string& kind) {
-  FlapSweepOptions o;
-  o.kind = flap_kind_from_string(kind);
-  if (!a.flap_metric.empty()) o.flap_metric = flap_metric_from_string(a.flap_metric);
-  o.lowest = a.lowest, o.highest = a.highest, o.step = a.step;
-  o.cliff = cliff_from_string(a.cliff);
-  o.sparsity = a.sparsity;
-  o.include_mlp = a.flap_mlp;
-  o.eval_ablation = ablation_from_string(a.eval_ablation);
-  o.metric = parse_metric(a.metric);
-  o.batch_size = a.batch_size;
-  return o;
-}
-
-// FLAP of `kind` (vanilla, contrastive or hybrid), with a line per level of the sweep.
-FlapSweep flap_run(const Model& model, const Batch& b, FlapSweepOptions o) {
-  Progress clock("flap", 1);
-  o.progress = [&](const std::string& k, FlapMetric fm, double level, int64_t heads, double perf) {
-    std::fprintf(stderr, "flap %s (%s): sparsity %.2f, %lld heads, performance %.1f%%, %.1f s\n", k.c_str(),
-                 flap_metric_name(fm), level, (long long)heads, perf, clock.seconds());
-  };
-  return flap_sweep(model, b, o);
-}
-
-void write_flap_curve(const FlapSweep& f, const DiscoverArgs& a, const std::string& out, const std::string& title) {
+void write_flap_curve(const FlapSweep& f, const DiscoverCli& a, const std::string& out, const std::string& title) {
   const std::string path = a.curve.empty() ? path_stem(out) + ".flap.csv" : a.curve;
   std::ostringstream csv;
   csv << "kind,sparsity,heads,performance_percent,chosen\n";
@@ -101,39 +70,31 @@ void write_flap_curve(const FlapSweep& f, const DiscoverArgs& a, const std::stri
   std::printf("curve      %s, %s\n", path.c_str(), svg.c_str());
 }
 
-Batch load_batch(const Model& model, const DiscoverArgs& a, Dataset* ds) {
-  return task_batch(model, a.task, a.n, a.seed, ablation_from_string(a.ablation), ds);
-}
-
 void write_report(const std::string& out, const nlohmann::json& report) {
   const std::string path = path_stem(out) + ".report.json";
   write_file_atomic(path, report.dump(2) + "\n");
   std::printf("report     %s\n", path.c_str());
 }
 
-void check_not_edges(const DiscoverArgs& a) {
-  if (a.edges >= 0 || a.nodes >= 0)
-    fail("discover", "--edges and --nodes do not apply to " + a.method + ": the thresholds set the size");
-}
-
 }  // namespace
 
-void run_path_patching(const DiscoverArgs& a) {
-  check_not_edges(a);
-  Model model = load_model(a.m);
-  Graph graph = model_graph(model, true);
-  Dataset ds;
-  Batch b = load_batch(model, a, &ds);
-  PathPatchingOptions o = pp_options(model, ds, a);
-  PathPatchingResult r = run_search(model, graph, b, o, "path-patching");
-  const FlapStats stats = flap_stats(model, b.clean, b.clean_len, a.batch_size);
-  const Ablation eval = ablation_from_string(a.eval_ablation);
+static void run_path_patching(const DiscoverCli& a) {
+  HeadRun h = head_run(a);
+  const Model& model = h.model;
+  const Graph& graph = h.graph;
+  const Batch& b = h.b;
+  const Dataset& ds = h.ds;
+  const PathPatchingOptions& o = h.o.path_patching;
+  const int64_t batch = o.batch_size;
+  PathPatchingResult r = path_patching(model, graph, b, o);
+  const FlapStats stats = flap_stats(model, b.clean, b.clean_len, batch);
+  const Ablation eval = h.o.flap.eval_ablation;
   const at::Tensor all_heads = at::ones({model.config().n_layers, model.config().n_heads}, at::kBool);
   // The full model's metric as the pruned model measures it (100% of performance).
   const double m_model =
       pruned_metric(model, b, PruneSet{all_heads, at::ones({model.config().n_layers, model.config().d_mlp}, at::kBool)},
-                    stats, eval, flap_performance_metric(o.metric), a.batch_size);
-  const double perf = head_set_performance(model, b, r.heads, stats, eval, o.metric, a.batch_size, m_model);
+                    stats, eval, flap_performance_metric(o.metric), batch);
+  const double perf = head_set_performance(model, b, r.heads, stats, eval, o.metric, batch, m_model);
   Circuit circ = head_circuit(model, graph, r.heads, path_sweep_scores(graph, r));
   nlohmann::json pj = path_patching_json(r, graph, perf);
   const nlohmann::json settings = path_patching_settings_json(o);
@@ -146,8 +107,8 @@ void run_path_patching(const DiscoverArgs& a) {
   nlohmann::json report = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
                            {"settings", settings}, {"metric_model_eval", m_model}, {"path_patching", pj}};
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     path-patching (%s paths, %s threshold %g SD, min %g, metric %s)\n\n",
-              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), a.paths.c_str(),
-              a.threshold_mode.c_str(), a.importance_threshold, a.min_value_threshold, a.metric.c_str());
+              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), paths_name(o.paths),
+              threshold_mode_name(o.threshold), o.importance_threshold, o.min_value_threshold, metric_name(o.metric));
   std::printf("%-6s %12s %8s %11s %9s%s\n", "heads", "performance", "steps", "evaluations", "seconds",
               a.calc_flops ? "      GFLOPs" : "");
   std::printf("%-6lld %11.1f%% %8lld %11lld %9.1f", (long long)r.heads.sum().item<int64_t>(), perf, (long long)r.steps,
@@ -157,19 +118,19 @@ void run_path_patching(const DiscoverArgs& a) {
   write_report(a.out, report);
 }
 
-void run_flap(const DiscoverArgs& a) {
-  check_not_edges(a);
-  Model model = load_model(a.m);
-  Graph graph = model_graph(model, true);
-  Dataset ds;
-  Batch b = load_batch(model, a, &ds);
-  const FlapSweepOptions fo = flap_options(a, a.flap_kind);
-  FlapSweep f = flap_run(model, b, fo);
+static void run_flap(const DiscoverCli& a) {
+  HeadRun h = head_run(a);
+  const Model& model = h.model;
+  const Graph& graph = h.graph;
+  const Batch& b = h.b;
+  const Dataset& ds = h.ds;
+  const FlapSweepOptions& fo = h.o.flap;
+  FlapSweep f = flap_sweep(model, b, fo);
   const ModelConfig& c = model.config();
   // Head scores on every out-edge of the head would mislead; the circuit carries no scores.
   Circuit circ = head_circuit(model, graph, f.result.heads, at::zeros({graph.n_sources(), graph.n_readers()}, at::kDouble));
   const double perf =
-      head_set_performance(model, b, f.result.heads, f.clean, fo.eval_ablation, fo.metric, a.batch_size, f.metric_model);
+      head_set_performance(model, b, f.result.heads, f.clean, fo.eval_ablation, fo.metric, fo.batch_size, f.metric_model);
   nlohmann::json fj = flap_sweep_json(f, graph, fo);
   fj["performance_percent"] = perf;
   circ.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "flap"},
@@ -177,15 +138,15 @@ void run_flap(const DiscoverArgs& a) {
   circuit_write(circ, a.out);
   if (!a.svg.empty()) circuit_draw_svg(circ, a.svg);
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     flap %s (cliff %s, eval ablation %s%s)\n\n",
-              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), a.flap_kind.c_str(),
-              a.cliff.c_str(), a.eval_ablation.c_str(), a.flap_mlp ? ", MLP channels too" : "");
+              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), flap_kind_name(fo.kind),
+              cliff_name(fo.cliff), ablation_name(fo.eval_ablation), fo.include_mlp ? ", MLP channels too" : "");
   std::printf("%-12s %9s %6s %12s\n", "kind", "sparsity", "heads", "performance");
   for (const auto& [k, cv] : f.curves)
     std::printf("%-12s %9.2f %6lld %11.1f%%%s\n", k.c_str(), cv.sparsity, (long long)cv.set.heads.sum().item<int64_t>(),
                 cv.set_performance, cv.cliff < 0 ? " (no cliff: fixed sparsity)" : "");
-  if (a.flap_kind == "hybrid")
+  if (fo.kind == FlapKind::Hybrid)
     std::printf("%-12s %9s %6lld %11.1f%%\n", "hybrid", "union", (long long)f.result.heads.sum().item<int64_t>(), perf);
-  if (a.flap_mlp)
+  if (fo.include_mlp)
     std::printf("MLP channels kept: %lld of %lld\n", (long long)f.result.channels.sum().item<int64_t>(),
                 (long long)(c.n_layers * c.d_mlp));
   std::printf("\ncircuit    %s\n", a.out.c_str());
@@ -193,32 +154,35 @@ void run_flap(const DiscoverArgs& a) {
   write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"flap", fj}});
 }
 
-void run_app(const DiscoverArgs& a) {
-  check_not_edges(a);
-  Model model = load_model(a.m);
-  Graph graph = model_graph(model, true);
-  Dataset ds;
-  Batch b = load_batch(model, a, &ds);
-  const FlapSweepOptions fo = flap_options(a, a.pruning);
-  FlapSweep f = flap_run(model, b, fo);
+static void run_app(const DiscoverCli& a) {
+  HeadRun h = head_run(a);
+  const Model& model = h.model;
+  const Graph& graph = h.graph;
+  const Batch& b = h.b;
+  const Dataset& ds = h.ds;
+  FlapSweepOptions fo = h.o.flap;
+  fo.kind = h.o.app.pruning;
+  const char* pruning = flap_kind_name(fo.kind);
+  FlapSweep f = flap_sweep(model, b, fo);
   const int64_t allowed_n = f.result.heads.sum().item<int64_t>();
-  std::fprintf(stderr, "app: FLAP (%s) keeps %lld of %lld heads\n", a.pruning.c_str(), (long long)allowed_n,
+  std::fprintf(stderr, "app: FLAP (%s) keeps %lld of %lld heads\n", pruning, (long long)allowed_n,
                (long long)f.result.heads.numel());
   auto performance = [&](const at::Tensor& heads) {
-    return head_set_performance(model, b, heads, f.clean, fo.eval_ablation, fo.metric, a.batch_size, f.metric_model);
+    return head_set_performance(model, b, heads, f.clean, fo.eval_ablation, fo.metric, fo.batch_size, f.metric_model);
   };
 
   // Plain path patching: from a previous run's report, or run here.
-  PathPatchingOptions o = pp_options(model, ds, a);
+  PathPatchingOptions o = h.o.path_patching;
   const nlohmann::json settings = path_patching_settings_json(o);
   PathPatchingReference ref;
   if (!a.pp_circuit.empty()) {
     ref = path_patching_reference(path_stem(a.pp_circuit) + ".report.json", model, graph, ds.name, b.size(), o);
   } else {
     PathPatchingOptions po = o;
-    if (!po.checkpoint.empty()) po.checkpoint = with_suffix(po.checkpoint, ".pp");
-    PathPatchingResult pr = run_search(model, graph, b, po, "path-patching");
-    const std::string pp_out = with_suffix(a.out, ".pp");
+    if (!po.run.checkpoint.empty()) po.run.checkpoint = path_with_suffix(po.run.checkpoint, ".pp");
+    po.run.progress = progress_printer("path-patching");
+    PathPatchingResult pr = path_patching(model, graph, b, po);
+    const std::string pp_out = path_with_suffix(a.out, ".pp");
     Circuit pc = head_circuit(model, graph, pr.heads, path_sweep_scores(graph, pr));
     pc.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "path-patching"},
                {"path_patching", settings}};
@@ -229,7 +193,7 @@ void run_app(const DiscoverArgs& a) {
   }
 
   o.allowed = f.result.heads;
-  PathPatchingResult r = run_search(model, graph, b, o, "app");
+  PathPatchingResult r = path_patching(model, graph, b, o);
   const double perf = performance(r.heads);
   const AppComparison cmp = app_compare(ref, performance(ref.heads), r, f);
 
@@ -242,15 +206,15 @@ void run_app(const DiscoverArgs& a) {
                        {"flop_ratio_with_flap", cmp.flop_ratio_with_flap}, {"time_ratio", cmp.time_ratio},
                        {"time_ratio_with_flap", cmp.time_ratio_with_flap}};
   circ.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "app"},
-               {"pruning", a.pruning}, {"seed", a.seed}, {"path_patching", settings}, {"heads", aj["heads"]},
+               {"pruning", pruning}, {"seed", a.seed}, {"path_patching", settings}, {"heads", aj["heads"]},
                {"performance_percent", perf}, {"tpr", cmp.tpr}, {"flop_ratio", cmp.flop_ratio}};
   circuit_write(circ, a.out);
   if (!a.svg.empty()) circuit_draw_svg(circ, a.svg);
   write_flap_curve(f, a, a.out, "FLAP on " + ds.name);
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     app, %s FLAP (%lld heads allowed), %s paths, %s threshold %g SD, min %g\n\n",
-              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), a.pruning.c_str(),
-              (long long)allowed_n, a.paths.c_str(), a.threshold_mode.c_str(), a.importance_threshold,
-              a.min_value_threshold);
+              model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), pruning,
+              (long long)allowed_n, paths_name(o.paths), threshold_mode_name(o.threshold), o.importance_threshold,
+              o.min_value_threshold);
   std::printf("%-15s %6s %12s %6s %12s %9s\n", "", "heads", "performance", "TPR", "GFLOPs", "seconds");
   std::printf("%-15s %6lld %11.1f%% %6s %12.1f %9.1f\n", "path patching", (long long)cmp.reference_heads,
               cmp.reference_performance, "1", ref.flops / 1e9, ref.seconds);
@@ -260,63 +224,65 @@ void run_app(const DiscoverArgs& a) {
   std::printf("\nFLOP ratio %.2fx (%.2fx with FLAP's cost), wall-time ratio %.2fx (%.2fx)\ncircuit    %s\n",
               cmp.flop_ratio, cmp.flop_ratio_with_flap, cmp.time_ratio, cmp.time_ratio_with_flap, a.out.c_str());
   write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
-                       {"settings", settings}, {"pruning", a.pruning}, {"flap", flap_sweep_json(f, graph, fo)},
+                       {"settings", settings}, {"pruning", pruning}, {"flap", flap_sweep_json(f, graph, fo)},
                        {"app", aj}, {"comparison", cj}});
 }
 
-void add_path_patching_options(CLI::App* cmd, DiscoverArgs& a, bool flap_only) {
+void run_head_set(const DiscoverCli& a) {
+  if (a.method == "path-patching") return run_path_patching(a);
+  if (a.method == "flap") return run_flap(a);
+  if (a.method == "app") return run_app(a);
+  fail("discover", "'" + a.method + "' is not a head-set method");
+}
+
+void add_path_patching_options(CLI::App* cmd, DiscoverCli& a, bool flap_only) {
+  PathPatchingOptions& p = a.opt.path_patching;
+  FlapSweepOptions& f = a.opt.flap;
   if (!flap_only) {
     auto* pp = cmd->add_option_group("Path patching (--method path-patching, app)");
-    pp->add_option("--importance-threshold", a.importance_threshold,
+    pp->add_option("--importance-threshold", p.importance_threshold,
                    "A sender is selected when |score| - |mean| exceeds this many SDs of the sweep's scores")
         ->capture_default_str();
-    pp->add_option("--min-value-threshold", a.min_value_threshold,
+    pp->add_option("--min-value-threshold", p.min_value_threshold,
                    "... and |score| exceeds this (scores: metric change / (clean - corrupted))")
         ->capture_default_str();
-    pp->add_option("--threshold-mode", a.threshold_mode,
-                   "flat: T SDs; linear: T + 0.1 per layer between sender and receiver (APP's code); "
-                   "sqrt: T + 2/sqrt((layer+1) heads) (APP's paper runs)")
-        ->check(CLI::IsMember(enum_choices(kThresholdModeNames)))
-        ->capture_default_str();
-    pp->add_option("--paths", a.paths,
-                   "direct: the sender reaches only the receiver; via-mlps: also through the MLPs between "
-                   "(the reference's path patching)")
-        ->check(CLI::IsMember(enum_choices(kPathsNames)))
-        ->capture_default_str();
-    pp->add_option("--save-every", a.save_every, "Write --checkpoint every N receiver steps")->capture_default_str();
-    pp->add_option("--max-masks", a.max_masks, "Sender masks per patched pass")->capture_default_str();
+    add_enum_option(pp, "--threshold-mode", p.threshold, kThresholdModeNames,
+                    "flat: T SDs; linear: T + 0.1 per layer between sender and receiver (APP's code); sqrt: T + "
+                    "2/sqrt((layer+1) heads) (APP's paper runs)");
+    add_enum_option(pp, "--paths", p.paths, kPathsNames,
+                    "direct: the sender reaches only the receiver; via-mlps: also through the MLPs between (the "
+                    "reference's path patching)");
+    pp->add_option("--max-masks", p.max_masks, "Sender masks per patched pass")->capture_default_str();
     pp->add_flag("--calc-flops", a.calc_flops, "Print the FLOPs of every pass in the summary (always in the report)");
-    pp->add_option("--pruning", a.pruning, "app: the FLAP circuit that restricts the senders")
-        ->check(CLI::IsMember(enum_choices(kFlapKindNames)))
-        ->capture_default_str();
+    add_enum_option(pp, "--pruning", a.opt.app.pruning, kFlapKindNames, "app: the FLAP circuit that restricts the senders");
     pp->add_option("--pp-circuit", a.pp_circuit,
                    "app: compare with this plain path-patching circuit (its .report.json beside it) instead of "
                    "running path patching again");
   }
   auto* fl = cmd->add_option_group("FLAP (--method flap, app; edgewise prune)");
-  fl->add_option("--flap", a.flap_kind, "vanilla (clean prompts), contrastive (clean vs corrupted) or hybrid (union)")
-        ->check(CLI::IsMember(enum_choices(kFlapKindNames)))
-        ->capture_default_str();
-  fl->add_option("--flap-metric", a.flap_metric, "ifv, wifv or wifn (default: wifv vanilla, wifn contrastive)")
+  add_enum_option(fl, "--flap", f.kind, kFlapKindNames,
+                  "vanilla: clean prompts; contrastive: clean vs corrupted; hybrid: the union");
+  fl->add_option_function<std::string>(
+        "--flap-metric", [&f](const std::string& s) { f.flap_metric = flap_metric_from_string(s); },
+        "ifv, wifv or wifn (default: wifv vanilla, wifn contrastive)")
       ->check(CLI::IsMember(enum_choices(kFlapMetricNames), CLI::ignore_case));
-  fl->add_option("--lowest", a.lowest, "Sparsity sweep: lowest sparsity")->capture_default_str();
-  fl->add_option("--highest", a.highest, "... highest")->capture_default_str();
-  fl->add_option("--step", a.step, "... step")->capture_default_str();
-  fl->add_option("--cliff", a.cliff, "Where the sweep's curve picks the circuit: first drop, biggest drop, or fixed")
-      ->check(CLI::IsMember(enum_choices(kCliffNames)))
+  fl->add_option("--lowest", f.lowest, "Sparsity sweep: lowest sparsity")->capture_default_str();
+  fl->add_option("--highest", f.highest, "... highest")->capture_default_str();
+  fl->add_option("--step", f.step, "... step")->capture_default_str();
+  add_enum_option(fl, "--cliff", f.cliff, kCliffNames,
+                  "Where the sweep's curve picks the circuit: first drop, biggest drop, or fixed");
+  fl->add_option("--sparsity", f.sparsity, "The fixed sparsity (--cliff fixed, or when no cliff is found)")
       ->capture_default_str();
-  fl->add_option("--sparsity", a.sparsity, "The fixed sparsity (--cliff fixed, or when no cliff is found)")
-      ->capture_default_str();
-  fl->add_flag("--mlp", a.flap_mlp, "Prune MLP channels too (AL-AM: heads and channels ranked together)");
-  fl->add_option("--eval-ablation", a.eval_ablation,
-                 "Pruned heads take their mean over the prompts (mean: FLAP's bias compensation) or the corrupted "
-                 "prompt's value (resample)")
-      ->check(CLI::IsMember({"mean", "resample"}))
-      ->capture_default_str();
+  fl->add_flag("--mlp", f.include_mlp, "Prune MLP channels too (AL-AM: heads and channels ranked together)");
+  fl->add_option_function<std::string>(
+        "--eval-ablation", [&f](const std::string& s) { f.eval_ablation = ablation_from_string(s); },
+        "Pruned heads take their mean over the prompts (mean: FLAP's bias compensation, the default) or the "
+        "corrupted prompt's value (resample)")
+      ->check(CLI::IsMember({"mean", "resample"}));
 }
 
 void register_prune_command(CLI::App& app) {
-  static DiscoverArgs a;
+  static DiscoverCli a;
   a.method = "flap";
   auto* cmd = app.add_subcommand("prune", "FLAP structured pruning: head scores, a sparsity sweep, the circuit at its cliff");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -325,10 +291,11 @@ void register_prune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
-  cmd->add_option("--batch-size", a.batch_size, "Examples per pass")->capture_default_str();
-  cmd->add_option("--metric,-m", a.metric, "Performance metric (logit-diff or prob-diff)")
-      ->check(CLI::IsMember({"logit-diff", "prob-diff"}))
-      ->capture_default_str();
+  cmd->add_option("--batch-size", a.opt.flap.batch_size, "Examples per pass")->capture_default_str();
+  cmd->add_option_function<std::string>(
+        "--metric,-m", [](const std::string& s) { a.opt.flap.metric = parse_metric(s); },
+        "Performance metric (logit-diff, the default, or prob-diff)")
+      ->check(CLI::IsMember({"logit-diff", "prob-diff"}));
   cmd->add_option("-o,--out", a.out, "Circuit JSON of the kept heads")->capture_default_str();
   cmd->add_option("--svg", a.svg, "Also draw the circuit");
   cmd->add_option("--curve", a.curve, "The sweep as CSV (default <out>.flap.csv) and SVG beside it");
@@ -339,7 +306,7 @@ void register_prune_command(CLI::App& app) {
       "measures the pruned model (pruned heads replaced by their mean = bias compensation) and picks\n"
       "the circuit where performance first falls off (--cliff). Example:\n"
       "  edgewise prune --task ioi -n 100 --flap hybrid -o ioi-flap.json");
-  cmd->callback([] { run_flap(a); });
+  cmd->callback([] { run_head_set(a); });
 }
 
 }  // namespace edgewise::cli

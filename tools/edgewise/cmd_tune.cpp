@@ -110,29 +110,22 @@ void run_tune(const TuneArgs& a) {
   o.optimizer = a.optimizer, o.lr = a.lr, o.momentum = a.momentum, o.weight_decay = a.weight_decay;
   o.rounds = a.rounds, o.steps_per_round = a.steps_per_round, o.batch_size = a.batch_size;
   o.warmup_steps = a.warmup_steps, o.max_grad_norm = a.max_grad_norm, o.seed = a.seed;
-  o.checkpoint_seconds = a.checkpoint_every, o.resume = a.resume;
-  o.fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" + std::to_string(a.seed);
+  o.run.checkpoint_seconds = a.checkpoint_every, o.run.resume = a.resume;
+  o.run.fingerprint = model.source().origin + " | " + ds.name + " | n=" + std::to_string(a.n) + " | seed=" + std::to_string(a.seed);
 
   std::vector<Outcome> runs;
   std::vector<bool> kinds;  // full?
   if (a.baseline) kinds = {false, true};
   else kinds = {a.full};
-  const int64_t total = a.rounds * a.steps_per_round;
   for (bool full : kinds) {
     TuneOptions oo = o;
     oo.full = full;
     const std::string name = full ? "full fine-tuning" : "circuit-tuning";
-    oo.checkpoint = a.checkpoint.empty() ? "" : (full && a.baseline ? a.checkpoint + ".full" : a.checkpoint);
-    Progress prog("tune (" + name + ") steps", total);
-    auto progress = [&](const TuneLog& l) {
-      char extra[200];
-      std::snprintf(extra, sizeof extra, "round %lld/%lld, loss %.4g, lr %.3g, %lld parameters trained",
-                    (long long)l.round + 1, (long long)a.rounds, l.loss, l.lr, (long long)l.params_trained);
-      prog.update(l.step, extra);
-    };
+    oo.run.checkpoint = a.checkpoint.empty() ? "" : (full && a.baseline ? a.checkpoint + ".full" : a.checkpoint);
+    oo.run.progress = progress_printer("tune (" + name + ")");
     Outcome out;
     out.name = name;
-    out.r = circuit_tune(model, train, oo, progress);
+    out.r = circuit_tune(model, train, oo);
     if (!out.r.complete) fail("tune", "stopped before the last step; run again with --resume");
     const Model tuned = model.with_weights(out.r.weights);
     out.after = task_score(tuned, val);

@@ -1,75 +1,71 @@
-// `edgewise discover`'s arguments and the pieces its methods share (cmd_discover.cpp: the
-// attribution methods; cmd_acdc.cpp: ACDC).
+// `edgewise discover` and `edgewise prune`: what the command line takes beyond the library's
+// option structs, which its options fill directly (DiscoverCli::opt, so the library's defaults
+// are the command line's), and the writers (cmd_discover.cpp: every edge method through
+// discover() / discover_sweep(); cmd_path_patching.cpp: the head-set methods).
 #pragma once
-#include <ATen/core/Tensor.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "commands.h"
-#include "edgewise/circuit.h"
 #include "edgewise/discover.h"
-#include "edgewise/evaluate.h"
-#include "edgewise/plot.h"
-#include "edgewise/graph.h"
 #include "edgewise/model.h"
 #include "edgewise/tasks.h"
 
 namespace edgewise::cli {
 
-struct DiscoverArgs {
+struct DiscoverCli {
   ModelArgs m;
-  std::string task = "ioi", method = "eap-ig-inputs", ablation = "resample", metric = "logit-diff";
-  std::string out = "circuit.json", svg, curve, candidates;
-  int64_t n = 100, batch_size = 16, edges = -1, nodes = -1, steps = 5;
-  uint64_t seed = 0;
-  bool greedy = false, signed_scores = false, head_level = false;
-  // ACDC
-  std::vector<double> taus = {0.01};
-  std::string acdc_mode = "classic", trajectory, checkpoint;
-  double rollback_tau = -1, checkpoint_every = 60;
-  int64_t max_candidates = 32;
-  bool absolute = false, resume = false, metric_given = false;
-  // Edge Pruning
-  std::vector<double> targets = {0.98};
-  bool node_masks = false, no_node_loss = false, keep_embedding_edges = false;
-  double node_target = 0.72, init_log_alpha = 10.0, init_std = 0.01, lr = 0.8, lambda_lr = 0.8;
-  double weight_decay = 0.01, max_grad_norm = 1.0, validation_fraction = 0.2;
-  int64_t warmup_steps = 200, target_warmup_steps = 2500, cache_mb = 4096;
-  std::string train_log;
-  bool steps_given = false, batch_given = false;
-  HapOptions hap;  ///< --method hap: the prefilter and the fraction it keeps (library defaults)
-  // Path patching, FLAP, APP
-  double importance_threshold = 2.0, min_value_threshold = 0.02;
-  std::string threshold_mode = "linear", paths = "direct", pp_circuit;
-  int64_t save_every = 5, max_masks = 64;
-  bool calc_flops = false, flap_mlp = false;
-  std::string flap_kind = "vanilla", pruning = "contrastive", flap_metric, cliff = "first", eval_ablation = "mean";
-  double lowest = 0.60, highest = 0.98, step = 0.01, sparsity = 0.75;
+  std::string task = "ioi", method = "eap-ig-inputs";
+  int64_t n = 100;
+  uint64_t seed = 0;  ///< the task generator's, and Edge Pruning's / HAP's
+  bool head_level = false;
+  // Shared by the methods that take them; copied into each method's struct. Not given: each
+  // method's library default (acdc's metric is KL, the others' the logit difference; batch
+  // sizes and steps differ by method).
+  Ablation ablation = Ablation::Resample;
+  Metric metric = Metric::LogitDiff;
+  int64_t steps = 0, batch_size = 0;
+  bool metric_given = false, steps_given = false, batch_given = false;
+  // Outputs.
+  std::string out = "circuit.json", svg, curve;
+  std::string table;  ///< --trajectory (acdc) / --train-log (edge-pruning, hap); default beside -o
+  // An attribution method's circuit.
+  int64_t edges = -1, nodes = -1;
+  bool greedy = false, signed_scores = false;
+  std::string candidates;  ///< exact: a circuit file whose edges alone are scored
+  // Sweeps and training.
+  std::vector<double> taus = {AcdcOptions{}.tau}, targets = {EdgePruningOptions{}.edge_target};
+  double validation_fraction = 0.2;
+  // Run control (acdc, edge-pruning, hap, path-patching, app).
+  std::string checkpoint;
+  double checkpoint_every = RunControl{}.checkpoint_seconds;
+  bool resume = false;
+  // Head-set methods.
+  std::string pp_circuit;
+  bool calc_flops = false;
+  DiscoverOptions opt;  ///< every method's own options, as its option group sets them
 };
 
+/// The library options of `a`'s method with the shared options applied: ablation, metric,
+/// steps, batch size, seed and run control (checkpoint, interval, resume, fingerprint of model
+/// and data, progress lines on stderr).
+DiscoverOptions method_options(const DiscoverCli& a, const Model& model, const Dataset& ds);
+/// `discover --method path-patching | flap | app` and `edgewise prune` (cmd_path_patching.cpp).
+void run_head_set(const DiscoverCli& a);
+/// The path-patching / FLAP / APP options of `discover` and `prune` (cmd_path_patching.cpp).
+void add_path_patching_options(CLI::App* cmd, DiscoverCli& a, bool flap_only);
 /// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
 std::string path_stem(const std::string& path);
-/// `discover --method acdc` (cmd_acdc.cpp).
-void run_acdc(const DiscoverArgs& a);
-/// `discover --method edge-pruning` (cmd_edge_pruning.cpp).
-void run_edge_pruning(const DiscoverArgs& a);
-/// `discover --method path-patching | flap | app` and `edgewise prune` (cmd_path_patching.cpp).
-void run_path_patching(const DiscoverArgs& a);
-void run_flap(const DiscoverArgs& a);
-void run_app(const DiscoverArgs& a);
-/// The path-patching / FLAP / APP options of `discover` and `prune` (cmd_path_patching.cpp).
-void add_path_patching_options(CLI::App* cmd, DiscoverArgs& a, bool flap_only);
-/// "dir/a.json" + ".t0.9" -> "dir/a.t0.9.json" (one output per sweep value).
-std::string with_suffix(const std::string& path, const std::string& suffix);
-/// %g of v.
-std::string fmt_g(double v);
-/// What identifies a discovery run in its checkpoint: model, data, seed, graph kind.
-std::string run_fingerprint(const Model& model, const Dataset& ds, const DiscoverArgs& a);
-/// A sweep's table (`csv`) at --curve or <stem>.sweep.csv, and its curve of (edge fraction,
-/// faithfulness) points as the SVG beside it; prints where they went.
-void write_sweep(const DiscoverArgs& a, const std::string& csv, std::vector<std::pair<double, double>> curve,
-                 const std::string& title);
+/// Binds an enum option to its {value, name} table (names.h): the choices, the check, the help.
+template <class E, size_t N>
+CLI::Option* add_enum_option(CLI::App* cmd, const std::string& name, E& value, const EnumName<E> (&t)[N],
+                             const std::string& help) {
+  std::vector<std::pair<std::string, E>> map;
+  for (const auto& e : t) map.emplace_back(e.name, e.value);
+  return cmd->add_option(name, value, help + " (" + enum_choices_text(t) + "; default " + enum_name(t, value) + ")")
+      ->transform(CLI::CheckedTransformer(map, CLI::ignore_case).description(""))
+      ->option_text("ENUM");
+}
 
 }  // namespace edgewise::cli

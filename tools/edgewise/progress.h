@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
+
+#include "edgewise/run.h"
 
 namespace edgewise::cli {
 
@@ -26,6 +29,7 @@ class Progress {
     std::fflush(stderr);
   }
   double seconds() const { return std::chrono::duration<double>(clock::now() - t0_).count(); }
+  void set_total(int64_t total) { total_ = total; }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -35,5 +39,29 @@ class Progress {
   bool tty_;
   double last_ = -1e9;
 };
+
+/// The library's progress events (run.h) as lines "<what> <stage>: done/total, ..., name value, ...".
+/// One line per stage; figures print with 4 significant digits.
+inline ProgressFn progress_printer(const std::string& what) {
+  struct State {
+    std::string stage;
+    std::unique_ptr<Progress> line;
+  };
+  auto st = std::make_shared<State>();
+  return [st, what](const ProgressEvent& e) {
+    if (!st->line || st->stage != e.stage) {
+      st->stage = e.stage;
+      st->line = std::make_unique<Progress>(what + (e.stage.empty() ? "" : " " + e.stage), e.total);
+    }
+    st->line->set_total(e.total);
+    std::string extra;
+    char b[96];
+    for (const auto& [name, v] : e.figures) {
+      std::snprintf(b, sizeof b, "%s%s %.4g", extra.empty() ? "" : ", ", name.c_str(), v);
+      extra += b;
+    }
+    st->line->update(e.done, extra);
+  };
+}
 
 }  // namespace edgewise::cli
