@@ -95,7 +95,7 @@ TEST(PathPatching, WritesReferenceCases) {
       o.paths = paths_from_string(paths);
       for (const Case& cs : cases) {
         const int64_t r = *g.find_reader(cs.receiver);
-        const std::vector<double> v = path_patch_scores(m, g, b, {g.head_source(cs.sl, cs.sh)}, {r}, o);
+        const std::vector<double> v = path_patch_scores(m, g, b, {g.head_source(cs.sl, cs.sh)}, {r}, o).metric;
         nlohmann::json rj = "logits";
         if (cs.receiver != "logits") {
           const auto& rd = g.reader(r);

@@ -97,13 +97,17 @@ struct PathPatchingResult {
   bool complete = false;           ///< false when `stop` ended the run
 };
 
+/// One sweep's raw metrics and what they cost.
+struct PathScores {
+  std::vector<double> metric;  ///< per sender: the metric with it patched into the receivers
+  int64_t flops = 0;           ///< analytic FLOPs of the passes (flops.h)
+  int64_t passes = 0;          ///< patched passes run
+};
 /// The scores of one sweep (no thresholds): every sender in `senders` (head source indices)
-/// patched to the readers `readers`, over all of `data`. `flops` (when given) is increased by
-/// the analytic FLOPs of the passes.
-std::vector<double> path_patch_scores(const Model& model, const Graph& graph, const Batch& data,
-                                      const std::vector<int64_t>& senders, const std::vector<int64_t>& readers,
-                                      const PathPatchingOptions& opt, int64_t* flops = nullptr,
-                                      int64_t* passes = nullptr);
+/// patched to the readers `readers`, over all of `data`.
+PathScores path_patch_scores(const Model& model, const Graph& graph, const Batch& data,
+                             const std::vector<int64_t>& senders, const std::vector<int64_t>& readers,
+                             const PathPatchingOptions& opt);
 /// The senders a sweep selects (indices into `senders`) by the rule above.
 std::vector<int64_t> select_senders(const Graph& graph, const std::vector<int64_t>& senders,
                                     const std::vector<double>& scores, int64_t receiver_layer,

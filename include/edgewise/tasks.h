@@ -144,8 +144,11 @@ struct TrainValidation {
 TrainValidation split_train_validation(const Dataset& ds, double fraction, int64_t min_validation);
 /// load_task tokenized with `tok`; `aligned` requires clean and corrupted prompts of equal token
 /// counts (what an ablation that patches position by position needs: patch.h's
-/// ablation_needs_alignment). The dataset goes to `dataset` when given.
-Batch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned,
-                 Dataset* dataset = nullptr);
+/// ablation_needs_alignment). Returns the dataset (its name, split fields, text) with the batch.
+struct TaskBatch {
+  Dataset dataset;
+  Batch batch;
+};
+TaskBatch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned);
 
 }  // namespace edgewise

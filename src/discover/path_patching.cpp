@@ -63,9 +63,10 @@ int64_t reader_layer(const Graph& g, int64_t r) { return g.reader(r).layer; }
 
 }  // namespace
 
-std::vector<double> path_patch_scores(const Model& model, const Graph& graph, const Batch& data,
-                                      const std::vector<int64_t>& senders, const std::vector<int64_t>& readers,
-                                      const PathPatchingOptions& opt, int64_t* flops, int64_t* passes) {
+PathScores path_patch_scores(const Model& model, const Graph& graph, const Batch& data,
+                             const std::vector<int64_t>& senders, const std::vector<int64_t>& readers,
+                             const PathPatchingOptions& opt) {
+  PathScores out;
   check_options(graph, data, opt);
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
@@ -86,9 +87,7 @@ std::vector<double> path_patch_scores(const Model& model, const Graph& graph, co
   }
   const bool via = opt.paths == PathPatchingOptions::Paths::ViaMlps;
   std::vector<double> patched(senders.size(), 0.0);
-  auto add_flops = [&](int64_t f) {
-    if (flops) *flops += f;
-  };
+  auto add_flops = [&](int64_t f) { out.flops += f; };
   const int64_t n_sweep = static_cast<int64_t>(senders.size());
   for (int64_t i = 0; i < N && n_sweep > 0; i += opt.batch_size) {
     Batch b = data.rows(i, std::min(N, i + opt.batch_size));
@@ -147,11 +146,12 @@ std::vector<double> path_patch_scores(const Model& model, const Graph& graph, co
       }
       at::Tensor last = patched_forward(model, graph, b.clean, ablated, masks, po).select(2, 0);  // [K, b, V]
       add_flops(forward_flops(c, K * bn, T, from, 1));
-      if (passes) ++*passes;
+      ++out.passes;
       for (int64_t k = 0; k < K; ++k) patched[k0 + k] += weight * part_metric(opt.metric, last[k], b, clean_last);
     }
   }
-  return patched;  // raw metrics; path_patching normalises (the scores of one sweep share M(clean))
+  out.metric = std::move(patched);
+  return out;  // raw metrics; path_patching normalises (the scores of one sweep share M(clean))
 }
 
 std::vector<int64_t> select_senders(const Graph& graph, const std::vector<int64_t>& senders,
@@ -292,7 +292,10 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
     for (int64_t l = 0; l < rl; ++l)
       for (int64_t h = 0; h < H; ++h)
         if (allowed(l, h)) p.senders.push_back(graph.head_source(l, h));
-    std::vector<double> m = path_patch_scores(model, graph, data, p.senders, {reader}, opt, &res.flops, &res.passes);
+    const PathScores ps = path_patch_scores(model, graph, data, p.senders, {reader}, opt);
+    res.flops += ps.flops;
+    res.passes += ps.passes;
+    const std::vector<double>& m = ps.metric;
     res.evaluations += static_cast<int64_t>(p.senders.size());
     for (double v : m) p.scores.push_back((v - res.metric_clean) / denom);
     // The reference counts skipped (not allowed) heads as zero scores in the statistics.

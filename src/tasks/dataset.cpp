@@ -431,14 +431,13 @@ TrainValidation split_train_validation(const Dataset& ds, double fraction, int64
   return r;
 }
 
-Batch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned,
-                 Dataset* dataset) {
-  Dataset ds = load_task(task, tok, n, seed);
+TaskBatch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned) {
+  TaskBatch t;
+  t.dataset = load_task(task, tok, n, seed);
   BatchOptions bo;
   bo.require_aligned = aligned;
-  Batch b = make_batch(ds, tok, bo);
-  if (dataset) *dataset = std::move(ds);
-  return b;
+  t.batch = make_batch(t.dataset, tok, bo);
+  return t;
 }
 
 }  // namespace edgewise

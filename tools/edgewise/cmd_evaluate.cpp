@@ -59,8 +59,7 @@ void run_evaluate(const EvalArgs& a) {
                         " kv heads" + (c.shape.parallel ? ", parallel blocks" : "") + ") does not match the model (" +
                         std::to_string(cfg.n_layers) + ", " + std::to_string(cfg.n_heads) + ", " +
                         std::to_string(cfg.n_kv_heads) + (cfg.block.parallel ? ", parallel blocks" : "") + ")");
-  Dataset ds;
-  Batch b = task_batch(model, a.task, a.n, a.seed, ablation, &ds);
+  const auto [ds, b] = task_batch(model, a.task, a.n, a.seed, ablation);
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
   // One patched pass per batch: the full model, the circuit, the empty circuit.

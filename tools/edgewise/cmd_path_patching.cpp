@@ -32,7 +32,9 @@ namespace {
 // What a head-set run shares: the model, its split graph, the data, the options.
 struct HeadRun {
   explicit HeadRun(const DiscoverCli& a) : model(load_model(a.m)), graph(model_graph(model, true)) {
-    b = task_batch(model, a.task, a.n, a.seed, a.ablation, &ds);
+    TaskBatch t = task_batch(model, a.task, a.n, a.seed, a.ablation);
+    ds = std::move(t.dataset);
+    b = std::move(t.batch);
     o = method_options(a, model, ds);
   }
   Model model;

@@ -22,9 +22,8 @@ void add_model_args(CLI::App* cmd, ModelArgs& a);
 namespace edgewise::cli {
 /// The task's batch for `model` (tasks.h's task_batch): clean and corrupted prompts must align
 /// when the ablation patches position by position.
-inline Batch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
-                        Dataset* dataset = nullptr) {
-  return edgewise::task_batch(model.tokenizer(), task, n, seed, ablation_needs_alignment(ablation), dataset);
+inline TaskBatch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation) {
+  return edgewise::task_batch(model.tokenizer(), task, n, seed, ablation_needs_alignment(ablation));
 }
 /// The LoadOptions of --dtype and --device.
 LoadOptions load_options(const ModelArgs& a, bool tokenizer = true);
