@@ -122,7 +122,9 @@ struct SweepResult {
 /// that is not a positive number.
 SweepResult discover_sweep(const std::string& key, const Model& model, const Graph& graph, const Batch& data,
                            const DiscoverOptions& opt, const std::vector<double>& values);
-/// "dir/a.json" + ".tau0.01" -> "dir/a.tau0.01.json" (a dot in a directory name is not an extension).
+/// The path without its extension ("dir/a.json" -> "dir/a"; a dot in a directory name is not one).
+std::string path_stem(const std::string& path);
+/// "dir/a.json" + ".tau0.01" -> "dir/a.tau0.01.json".
 std::string path_with_suffix(const std::string& path, const std::string& suffix);
 /// The value's suffix: sweep_suffix + %g ("tau" 0.01 -> ".tau0.01").
 std::string sweep_value_suffix(const MethodInfo& m, double value);

@@ -258,11 +258,16 @@ at::Tensor sweep_scores(const std::vector<at::Tensor>& kept, const std::vector<d
   return s;
 }
 
-std::string path_with_suffix(const std::string& path, const std::string& suffix) {
+std::string path_stem(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const auto dot = path.rfind('.');
-  const size_t stem = dot == std::string::npos || (slash != std::string::npos && dot < slash) ? path.size() : dot;
-  return path.substr(0, stem) + suffix + path.substr(stem);
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path;
+  return path.substr(0, dot);
+}
+
+std::string path_with_suffix(const std::string& path, const std::string& suffix) {
+  const std::string stem = path_stem(path);
+  return stem + suffix + path.substr(stem.size());
 }
 
 std::string sweep_value_suffix(const MethodInfo& m, double value) {

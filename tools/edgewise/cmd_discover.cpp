@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -31,13 +32,6 @@
 #include "progress.h"
 
 namespace edgewise::cli {
-
-std::string path_stem(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const auto dot = path.rfind('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path;
-  return path.substr(0, dot);
-}
 
 DiscoverOptions method_options(const DiscoverCli& a, const Model& model, const Dataset& ds) {
   DiscoverOptions o = a.opt;
@@ -105,51 +99,76 @@ nlohmann::json report_figures(const nlohmann::json& report, std::vector<std::str
   return j;
 }
 
-// Where a method's table goes: --trajectory / --train-log (with the value's suffix in a sweep),
-// or beside the circuit.
-std::string table_path(const DiscoverCli& a, const std::string& name, const std::string& out, const std::string& suffix) {
-  if (!a.table.empty()) return suffix.empty() ? a.table : path_with_suffix(a.table, suffix);
-  return path_stem(out) + (name == "log" ? ".log.csv" : "." + name + ".csv");
-}
-
-void write_curve(const DiscoverCli& a, const FaithfulnessCurve& fc, const std::string& title) {
+void write_curve(const DiscoverCli& a, const std::string& svg, const FaithfulnessCurve& fc, const std::string& title) {
   write_file_atomic(a.curve, fc.csv());
   std::vector<double> x, y;
   for (const CurvePoint& p : fc.points) x.push_back(p.fraction), y.push_back(p.faithfulness);
-  const std::string svg = path_stem(a.curve) + ".svg";
   write_file_atomic(svg, curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
   std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg.c_str(), fc.cpr, fc.cmd);
 }
 
-// Every file the run will write, named before any work: two outputs on one path (a --curve
-// named like the sweep's table, say) would leave only the last.
-void check_outputs(const DiscoverCli& a, const MethodInfo& mi) {
+// The values a sweep method runs at (--tau or --target).
+const std::vector<double>& sweep_values(const DiscoverCli& a, const MethodInfo& mi) {
+  return std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+}
+
+// Every file the run writes, named once before any work (the writer below takes the names from
+// here) so that two outputs on one path (a --curve named like the sweep's table, say), which
+// would leave only the last, are refused first.
+struct RunFiles {
+  struct PerCircuit {
+    std::string circuit, drawing;               ///< drawing "" without --svg
+    std::map<std::string, std::string> tables;  ///< the report's tables by name: trajectory, log
+  };
+  std::vector<PerCircuit> circuits;
+  std::string sweep_csv, sweep_json, sweep_svg;  ///< "" unless a sweep
+  std::string curve_svg;                         ///< "" without --curve
+};
+
+RunFiles plan_files(const DiscoverCli& a, const MethodInfo& mi) {
   const bool attribution = mi.kind == MethodKind::Attribution;
-  const std::vector<double>& values = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+  const std::vector<double>& values = sweep_values(a, mi);
   const bool sweep = !attribution && values.size() > 1;
-  std::vector<std::pair<std::string, std::string>> files;  // (path, what)
+  RunFiles f;
+  std::vector<std::pair<std::string, std::string>> all;  // (path, what)
   for (size_t i = 0; i < (attribution ? 1 : values.size()); ++i) {
     const std::string suffix = sweep ? sweep_value_suffix(mi, values[i]) : "";
-    const std::string out = sweep ? path_with_suffix(a.out, suffix) : a.out;
-    files.push_back({out, "the circuit"});
-    if (!a.svg.empty()) files.push_back({sweep ? path_with_suffix(a.svg, suffix) : a.svg, "the drawing"});
-    if (a.method == "acdc") files.push_back({table_path(a, "trajectory", out, suffix), "the trajectory"});
-    if (mi.trains) files.push_back({table_path(a, "log", out, suffix), "the training log"});
+    RunFiles::PerCircuit p;
+    p.circuit = sweep ? path_with_suffix(a.out, suffix) : a.out;
+    all.push_back({p.circuit, "the circuit"});
+    if (!a.svg.empty()) {
+      p.drawing = sweep ? path_with_suffix(a.svg, suffix) : a.svg;
+      all.push_back({p.drawing, "the drawing"});
+    }
+    // --trajectory / --train-log (with the value's suffix in a sweep), or beside the circuit.
+    auto table = [&](const std::string& name, const std::string& beside, const std::string& what) {
+      p.tables[name] = a.table.empty() ? path_stem(p.circuit) + beside
+                                       : (suffix.empty() ? a.table : path_with_suffix(a.table, suffix));
+      all.push_back({p.tables[name], what});
+    };
+    if (a.method == "acdc") table("trajectory", ".trajectory.csv", "the trajectory");
+    if (mi.trains) table("log", ".log.csv", "the training log");
+    f.circuits.push_back(std::move(p));
   }
   if (sweep) {
-    files.push_back({path_stem(a.out) + ".sweep.csv", "the sweep's table"});
-    files.push_back({path_stem(a.out) + ".sweep.json", "the sweep's folded scores"});
-    files.push_back({path_stem(a.out) + ".sweep.svg", "the sweep's plot"});
+    f.sweep_csv = path_stem(a.out) + ".sweep.csv";
+    f.sweep_json = path_stem(a.out) + ".sweep.json";
+    f.sweep_svg = path_stem(a.out) + ".sweep.svg";
+    all.push_back({f.sweep_csv, "the sweep's table"});
+    all.push_back({f.sweep_json, "the sweep's folded scores"});
+    all.push_back({f.sweep_svg, "the sweep's plot"});
   }
   if (!a.curve.empty()) {
-    files.push_back({a.curve, "the curve (--curve)"});
-    files.push_back({path_stem(a.curve) + ".svg", "the curve's plot"});
+    f.curve_svg = path_stem(a.curve) + ".svg";
+    all.push_back({a.curve, "the curve (--curve)"});
+    all.push_back({f.curve_svg, "the curve's plot"});
   }
-  for (size_t i = 0; i < files.size(); ++i)
+  for (size_t i = 0; i < all.size(); ++i)
     for (size_t j = 0; j < i; ++j)
-      if (files[i].first == files[j].first)
-        fail("discover", files[i].second + " and " + files[j].second + " would both be written to " + files[i].first +
+      if (all[i].first == all[j].first)
+        fail("discover", all[i].second + " and " + all[j].second + " would both be written to " + all[i].first +
                              ": choose other names (-o, --svg, --curve, --trajectory / --train-log)");
+  return f;
 }
 
 void run_discover(const DiscoverCli& a) {
@@ -163,14 +182,14 @@ void run_discover(const DiscoverCli& a) {
   if (mi.trains && !(a.validation_fraction >= 0 && a.validation_fraction < 1))
     fail("discover", "--validation-fraction must lie in [0, 1)");
   if (!attribution) {  // the library checks them too; here the message names the option
-    const std::vector<double>& vs = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+    const std::vector<double>& vs = sweep_values(a, mi);
     if (vs.empty()) fail("discover", std::string("--") + mi.sweep + " needs at least one value");
     for (double v : vs)
       if (!(v > 0) || !std::isfinite(v))
         fail("discover", std::string("--") + mi.sweep + " values must be positive numbers, got " + cell(v));
   }
 
-  check_outputs(a, mi);
+  const RunFiles files = plan_files(a, mi);
 
   Model model = load_model(a.m);
   Graph graph = model_graph(model, !a.head_level);
@@ -205,7 +224,7 @@ void run_discover(const DiscoverCli& a) {
         at::from_blob(in.data(), {graph.n_sources(), graph.n_readers()}, at::kByte).to(at::kBool).clone();
   }
   const Metric metric = a.method == "acdc" ? opt.acdc.metric : opt.attribution.metric;
-  const std::vector<double> values = std::string(mi.sweep) == "tau" ? a.taus : a.targets;
+  const std::vector<double>& values = sweep_values(a, mi);
   const bool sweep = !attribution && values.size() > 1;
   if (mi.trains)
     std::fprintf(stderr, "%s: %lld training / %lld validation examples, %lld steps of batch %lld, %lld edges\n", mi.key,
@@ -304,8 +323,7 @@ void run_discover(const DiscoverCli& a) {
     const size_t j = static_cast<size_t>(i) + 1;
     Circuit& c = circuits[i];
     const DiscoveryResult& r = runs[attribution ? 0 : i];
-    const std::string suffix = sweep ? sweep_value_suffix(mi, values[i]) : "";
-    const std::string out = sweep ? path_with_suffix(a.out, suffix) : a.out;
+    const RunFiles::PerCircuit& to = files.circuits[i];
     const double faith = normalized_faithfulness(f[j], f_empty, f_model);
     const std::vector<uint8_t> nodes_in = c.nodes_in_graph();
     const int64_t n_nodes = std::count(nodes_in.begin(), nodes_in.end(), 1);
@@ -325,13 +343,14 @@ void run_discover(const DiscoverCli& a) {
               {"score_sign", r.score_sign}};
     if (attribution)
       c.meta["selection"] = {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}};
-    circuit_write(c, out);
-    if (!a.svg.empty()) circuit_draw_svg(c, sweep ? path_with_suffix(a.svg, suffix) : a.svg);
-    std::string wrote = out;
+    circuit_write(c, to.circuit);
+    if (!to.drawing.empty()) circuit_draw_svg(c, to.drawing);
+    std::string wrote = to.circuit;
     for (const std::string& t : tables) {
-      const std::string p = table_path(a, t, out, suffix);
-      write_report_table(r.report, t, p);
-      wrote += ", " + p;
+      const auto p = to.tables.find(t);
+      if (p == to.tables.end()) fail("discover", "no file is planned for " + a.method + "'s table '" + t + "'");
+      write_report_table(r.report, t, p->second);
+      wrote += ", " + p->second;
     }
     const double seconds = r.report.value("seconds", attribution ? t_method : 0.0);
     char head[32];
@@ -365,8 +384,7 @@ void run_discover(const DiscoverCli& a) {
   std::printf("\n");
   if (sweep) {
     // The sweep as one table and as one score per edge (the largest value keeping the edge).
-    const std::string csv = path_stem(a.out) + ".sweep.csv", folded = path_stem(a.out) + ".sweep.json";
-    const std::string plot = path_stem(a.out) + ".sweep.svg";
+    const std::string &csv = files.sweep_csv, &folded = files.sweep_json, &plot = files.sweep_svg;
     write_file_atomic(csv, table.str());
     std::sort(sweep_points.begin(), sweep_points.end());
     std::vector<double> x, y;
@@ -386,7 +404,7 @@ void run_discover(const DiscoverCli& a) {
     const FaithfulnessCurve fc =
         faithfulness_curve(fracs, curve_cs, std::vector<double>(f.begin() + static_cast<int64_t>(E) + 1, f.end()),
                            f_empty, f_model, graph.n_edges());
-    write_curve(a, fc, a.method + " on " + ds.name + " (" + metric_name(metric) + ")");
+    write_curve(a, files.curve_svg, fc, a.method + " on " + ds.name + " (" + metric_name(metric) + ")");
   }
   std::printf("time       %.1f s %s, %.1f s total\n", t_method, attribution ? "attribution" : "search", clock.seconds());
 }

@@ -55,8 +55,6 @@ DiscoverOptions method_options(const DiscoverCli& a, const Model& model, const D
 void run_head_set(const DiscoverCli& a);
 /// The path-patching / FLAP / APP options of `discover` and `prune` (cmd_path_patching.cpp).
 void add_path_patching_options(CLI::App* cmd, DiscoverCli& a, bool flap_only);
-/// The path without its extension ("dir/a.json" -> "dir/a"; dots in directory names are not one).
-std::string path_stem(const std::string& path);
 /// Binds an enum option to its {value, name} table (names.h): the choices, the check, the help.
 template <class E, size_t N>
 CLI::Option* add_enum_option(CLI::App* cmd, const std::string& name, E& value, const EnumName<E> (&t)[N],
