@@ -97,6 +97,13 @@ const std::vector<double>& curve_fractions();
 /// The circuits of a curve: for each fraction f, the best max(1, round(f x n_edges)) edges of
 /// `scored`'s scores by `rule` (its edge ranking; its budget fields are replaced), pruned.
 std::vector<Circuit> curve_circuits(const Circuit& scored, const SelectOptions& rule, const std::vector<double>& fractions);
+/// A search's sweep as a curve: its circuits ordered by their size before pruning
+/// (`raw_edges[i]` of `circuits[i]`; ties keep the sweep's order), each at raw / n_edges.
+struct CurvePoints {
+  std::vector<double> fractions;
+  std::vector<Circuit> circuits;
+};
+CurvePoints sweep_curve(const std::vector<Circuit>& circuits, const std::vector<int64_t>& raw_edges, int64_t n_edges);
 struct CurvePoint {
   double fraction = 0;     ///< the budget, a fraction of all edges
   int64_t budget = 0;      ///< round(fraction x edges)

@@ -283,4 +283,30 @@ struct AppComparison {
 AppComparison app_compare(const PathPatchingReference& ref, double reference_performance,
                           const PathPatchingResult& app, const FlapSweep& flap);
 
+/// Path patching with its performance as FLAP measures a head set: the full model's metric under
+/// the pruned model's evaluation (100%), and the found heads' percentage of it (pruned heads take
+/// `eval_ablation`, calibrated on the clean prompts' statistics).
+struct PathPatchingRun {
+  PathPatchingResult result;
+  double metric_model = 0;
+  double performance = 0;  ///< %
+};
+PathPatchingRun path_patching_run(const Model& model, const Graph& graph, const Batch& data,
+                                  const PathPatchingOptions& o, Ablation eval_ablation);
+
+/// APP end to end: the FLAP sweep (`flap.kind` is APP's pruning), plain path patching (taken from
+/// `reference` when given, else run here: checkpoint `<o.run.checkpoint>.pp`, progress stages
+/// prefixed "plain "), path patching within FLAP's heads, every head set's performance and the
+/// comparison.
+struct AppRun {
+  FlapSweep flap;
+  std::optional<PathPatchingResult> reference_run;  ///< set when plain path patching ran here
+  PathPatchingReference reference;                  ///< `from` empty when it ran here
+  PathPatchingResult app;
+  double performance = 0;  ///< APP's heads, %
+  AppComparison comparison;
+};
+AppRun app_run(const Model& model, const Graph& graph, const Batch& data, const FlapSweepOptions& flap,
+               const PathPatchingOptions& o, const std::optional<PathPatchingReference>& reference);
+
 }  // namespace edgewise

@@ -1,6 +1,6 @@
 // The path-patching / FLAP / APP pipelines (path_patching.h, last part): FLAP's sparsity sweep
-// with its cliff point and the hybrid union, head sets as circuits, the reports, and APP's
-// comparison with plain path patching.
+// with its cliff point and the hybrid union, head sets as circuits, the reports, path patching
+// with its performance, and APP end to end with its comparison with plain path patching.
 //
 // Not here: the path-patching search (path_patching.cpp), FLAP's statistics, scores, selection,
 // pruned-model metric and cliff rule (flap.cpp).
@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "edgewise/discover.h"
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/flops.h"
@@ -249,6 +250,48 @@ AppComparison app_compare(const PathPatchingReference& ref, double reference_per
   c.time_ratio = ref.seconds / std::max(1e-9, app.seconds);
   c.time_ratio_with_flap = ref.seconds / std::max(1e-9, app.seconds + flap.seconds);
   return c;
+}
+
+PathPatchingRun path_patching_run(const Model& model, const Graph& graph, const Batch& data,
+                                  const PathPatchingOptions& o, Ablation eval_ablation) {
+  PathPatchingRun r;
+  r.result = path_patching(model, graph, data, o);
+  const FlapStats stats = flap_stats(model, data.clean, data.clean_len, o.batch_size);
+  r.metric_model = pruned_metric(model, data, keep_all(model.config()), stats, eval_ablation,
+                                 flap_performance_metric(o.metric), o.batch_size);
+  r.performance = head_set_performance(model, data, r.result.heads, stats, eval_ablation, o.metric, o.batch_size,
+                                       r.metric_model);
+  return r;
+}
+
+AppRun app_run(const Model& model, const Graph& graph, const Batch& data, const FlapSweepOptions& flap,
+               const PathPatchingOptions& o, const std::optional<PathPatchingReference>& reference) {
+  AppRun r;
+  r.flap = flap_sweep(model, data, flap);
+  auto performance = [&](const at::Tensor& heads) {
+    return head_set_performance(model, data, heads, r.flap.clean, flap.eval_ablation, flap.metric, flap.batch_size,
+                                r.flap.metric_model);
+  };
+  if (reference) {
+    r.reference = *reference;
+  } else {
+    PathPatchingOptions po = o;
+    if (!po.run.checkpoint.empty()) po.run.checkpoint = path_with_suffix(po.run.checkpoint, ".pp");
+    if (o.run.progress)
+      po.run.progress = [f = o.run.progress](const ProgressEvent& e) {
+        ProgressEvent p = e;
+        p.stage = "plain " + e.stage;
+        f(p);
+      };
+    r.reference_run = path_patching(model, graph, data, po);
+    r.reference = {r.reference_run->heads, r.reference_run->flops, r.reference_run->seconds, ""};
+  }
+  PathPatchingOptions ao = o;
+  ao.allowed = r.flap.result.heads;
+  r.app = path_patching(model, graph, data, ao);
+  r.performance = performance(r.app.heads);
+  r.comparison = app_compare(r.reference, performance(r.reference.heads), r.app, r.flap);
+  return r;
 }
 
 }  // namespace edgewise

@@ -261,6 +261,19 @@ std::vector<Circuit> curve_circuits(const Circuit& scored, const SelectOptions& 
   return out;
 }
 
+CurvePoints sweep_curve(const std::vector<Circuit>& circuits, const std::vector<int64_t>& raw_edges, int64_t n_edges) {
+  if (circuits.size() != raw_edges.size()) fail("curve", "one size per circuit of the sweep");
+  std::vector<size_t> order(circuits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return raw_edges[x] < raw_edges[y]; });
+  CurvePoints p;
+  for (size_t i : order) {
+    p.fractions.push_back(static_cast<double>(raw_edges[i]) / static_cast<double>(n_edges));
+    p.circuits.push_back(circuits[i]);
+  }
+  return p;
+}
+
 FaithfulnessCurve faithfulness_curve(const std::vector<double>& fractions, const std::vector<Circuit>& circuits,
                                      const std::vector<double>& metric, double f_empty, double f_model, int64_t n_edges) {
   if (fractions.size() != circuits.size() || fractions.size() != metric.size())

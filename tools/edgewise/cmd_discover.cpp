@@ -274,13 +274,9 @@ void run_discover(const DiscoverCli& a) {
       fracs = curve_fractions();
       curve_cs = curve_circuits(circuits[0], so, fracs);
     } else {
-      std::vector<int64_t> order(K);
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return raw[x] < raw[y]; });
-      for (int64_t i : order) {
-        fracs.push_back(static_cast<double>(raw[i]) / static_cast<double>(graph.n_edges()));
-        curve_cs.push_back(circuits[i]);
-      }
+      CurvePoints p = sweep_curve(circuits, raw, graph.n_edges());
+      fracs = std::move(p.fractions);
+      curve_cs = std::move(p.circuits);
     }
   }
   // One patched pass per batch measures the full model, every circuit, the empty circuit and

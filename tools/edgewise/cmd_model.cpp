@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "edgewise/error.h"
+#include "edgewise/generate.h"
 #include "edgewise/graph.h"
 #include "edgewise/model.h"
 
@@ -48,11 +49,6 @@ std::string pad(const std::string& s, size_t width) {
   size_t cols = 0;
   for (unsigned char c : s) cols += (c & 0xC0) != 0x80;
   return cols >= width ? s : s + std::string(width - cols, ' ');
-}
-
-at::Tensor to_tokens(const std::vector<int32_t>& ids) {
-  std::vector<int64_t> v(ids.begin(), ids.end());
-  return at::tensor(v, at::kLong).unsqueeze(0);  // [1, T]
 }
 
 std::vector<int32_t> encode_prompt(const Model& m, const std::string& prompt) {
@@ -153,46 +149,30 @@ void cmd_run(const ModelArgs& a, const std::string& prompt, int top_k) {
   apply_threads(a);
   Model m = Model::load(a.model, load_options(a));
   auto ids = encode_prompt(m, prompt);
-  at::NoGradGuard ng;
-  at::Tensor logits = m.forward(to_tokens(ids)).index({0, -1});  // [V]
-  at::Tensor probs = logits.softmax(-1);
-  int k = std::min<int64_t>(top_k, probs.size(0));
-  auto [p, idx] = probs.topk(k);
+  const NextTokens nt = next_tokens(m, ids, top_k);
   std::printf("prompt: %s (%zu tokens)\n", quoted(prompt).c_str(), ids.size());
   std::printf("%4s  %7s  %-24s  %9s  %9s\n", "rank", "id", "token", "prob", "logit");
-  for (int i = 0; i < k; ++i) {
-    int64_t id = idx[i].item<int64_t>();
-    std::printf("%4d  %7lld  %s  %9.5f  %9.4f\n", i + 1, (long long)id,
-                pad(quoted(m.tokenizer().token_text(id)), 24).c_str(), p[i].item<float>(),
-                logits[id].item<float>());
-  }
+  for (size_t i = 0; i < nt.ids.size(); ++i)
+    std::printf("%4zu  %7lld  %s  %9.5f  %9.4f\n", i + 1, (long long)nt.ids[i],
+                pad(quoted(m.tokenizer().token_text(nt.ids[i])), 24).c_str(), nt.probs[i], nt.logits[i]);
 }
 
 void cmd_generate(const ModelArgs& a, const std::string& prompt, int n) {
   apply_threads(a);
   Model m = Model::load(a.model, load_options(a));
   auto ids = encode_prompt(m, prompt);
-  size_t prompt_len = ids.size();
-  at::NoGradGuard ng;
-  auto eos = m.tokenizer().eos_id();
+  const size_t prompt_len = ids.size();
   std::cout << prompt << std::flush;
   std::string shown;
-  // Greedy decoding without a key/value cache: a full forward per token (fine for short runs).
-  for (int i = 0; i < n; ++i) {
-    if (ids.size() >= static_cast<size_t>(m.config().n_ctx)) break;
-    at::Tensor logits = m.forward(to_tokens(ids)).index({0, -1});
-    int32_t next = static_cast<int32_t>(logits.argmax().item<int64_t>());
-    ids.push_back(next);
-    // Print the newly completed text (decoding the whole continuation keeps multi-byte
-    // characters split across tokens intact).
-    std::string text =
-        m.tokenizer().decode(std::vector<int32_t>(ids.begin() + prompt_len, ids.end()));
+  // Print the newly completed text (decoding the whole continuation keeps multi-byte characters
+  // split across tokens intact).
+  generate_greedy(m, ids, n, [&](const std::vector<int32_t>& all) {
+    std::string text = m.tokenizer().decode(std::vector<int32_t>(all.begin() + prompt_len, all.end()));
     if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
       std::cout << text.substr(shown.size()) << std::flush;
       shown = text;
     }
-    if (eos && next == *eos) break;
-  }
+  });
   std::cout << "\n";
 }
 

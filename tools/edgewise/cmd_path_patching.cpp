@@ -87,16 +87,9 @@ static void run_path_patching(const DiscoverCli& a) {
   const Batch& b = h.b;
   const Dataset& ds = h.ds;
   const PathPatchingOptions& o = h.o.path_patching;
-  const int64_t batch = o.batch_size;
-  PathPatchingResult r = path_patching(model, graph, b, o);
-  const FlapStats stats = flap_stats(model, b.clean, b.clean_len, batch);
-  const Ablation eval = h.o.flap.eval_ablation;
-  const at::Tensor all_heads = at::ones({model.config().n_layers, model.config().n_heads}, at::kBool);
-  // The full model's metric as the pruned model measures it (100% of performance).
-  const double m_model =
-      pruned_metric(model, b, PruneSet{all_heads, at::ones({model.config().n_layers, model.config().d_mlp}, at::kBool)},
-                    stats, eval, flap_performance_metric(o.metric), batch);
-  const double perf = head_set_performance(model, b, r.heads, stats, eval, o.metric, batch, m_model);
+  const PathPatchingRun run = path_patching_run(model, graph, b, o, h.o.flap.eval_ablation);
+  const PathPatchingResult& r = run.result;
+  const double perf = run.performance, m_model = run.metric_model;
   Circuit circ = head_circuit(model, graph, r.heads, path_sweep_scores(graph, r));
   nlohmann::json pj = path_patching_json(r, graph, perf);
   const nlohmann::json settings = path_patching_settings_json(o);
@@ -165,39 +158,31 @@ static void run_app(const DiscoverCli& a) {
   FlapSweepOptions fo = h.o.flap;
   fo.kind = h.o.app.pruning;
   const char* pruning = flap_kind_name(fo.kind);
-  FlapSweep f = flap_sweep(model, b, fo);
-  const int64_t allowed_n = f.result.heads.sum().item<int64_t>();
-  std::fprintf(stderr, "app: FLAP (%s) keeps %lld of %lld heads\n", pruning, (long long)allowed_n,
-               (long long)f.result.heads.numel());
-  auto performance = [&](const at::Tensor& heads) {
-    return head_set_performance(model, b, heads, f.clean, fo.eval_ablation, fo.metric, fo.batch_size, f.metric_model);
-  };
-
-  // Plain path patching: from a previous run's report, or run here.
-  PathPatchingOptions o = h.o.path_patching;
+  const PathPatchingOptions& o = h.o.path_patching;
   const nlohmann::json settings = path_patching_settings_json(o);
-  PathPatchingReference ref;
-  if (!a.pp_circuit.empty()) {
-    ref = path_patching_reference(path_stem(a.pp_circuit) + ".report.json", model, graph, ds.name, b.size(), o);
-  } else {
-    PathPatchingOptions po = o;
-    if (!po.run.checkpoint.empty()) po.run.checkpoint = path_with_suffix(po.run.checkpoint, ".pp");
-    po.run.progress = progress_printer("path-patching");
-    PathPatchingResult pr = path_patching(model, graph, b, po);
+  // Plain path patching: from a previous run's report (checked before any work), or run here.
+  std::optional<PathPatchingReference> given;
+  if (!a.pp_circuit.empty())
+    given = path_patching_reference(path_stem(a.pp_circuit) + ".report.json", model, graph, ds.name, b.size(), o);
+  AppRun run = app_run(model, graph, b, fo, o, given);
+  const FlapSweep& f = run.flap;
+  const PathPatchingResult& r = run.app;
+  const AppComparison& cmp = run.comparison;
+  PathPatchingReference& ref = run.reference;
+  const double perf = run.performance;
+  const int64_t allowed_n = f.result.heads.sum().item<int64_t>();
+  if (run.reference_run) {
+    const PathPatchingResult& pr = *run.reference_run;
     const std::string pp_out = path_with_suffix(a.out, ".pp");
     Circuit pc = head_circuit(model, graph, pr.heads, path_sweep_scores(graph, pr));
     pc.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "path-patching"},
                {"path_patching", settings}};
     circuit_write(pc, pp_out);
     write_report(pp_out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
-                          {"settings", settings}, {"path_patching", path_patching_json(pr, graph, performance(pr.heads))}});
-    ref = {pr.heads, pr.flops, pr.seconds, pp_out};
+                          {"settings", settings},
+                          {"path_patching", path_patching_json(pr, graph, cmp.reference_performance)}});
+    ref.from = pp_out;
   }
-
-  o.allowed = f.result.heads;
-  PathPatchingResult r = path_patching(model, graph, b, o);
-  const double perf = performance(r.heads);
-  const AppComparison cmp = app_compare(ref, performance(ref.heads), r, f);
 
   Circuit circ = head_circuit(model, graph, r.heads, path_sweep_scores(graph, r));
   nlohmann::json aj = path_patching_json(r, graph, perf);
