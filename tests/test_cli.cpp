@@ -210,6 +210,40 @@ TEST(Cli, DiscoverEndToEnd) {
 }
 
 
+// Counts are positive whether the examples come from a built-in task or a file (a file once took
+// every example for -n -5), and an edge or node budget is refused below 1 (--edges -3 once kept
+// one edge); nothing is written.
+TEST(Cli, CountsMustBePositive) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const std::string data = dir + "/counts.jsonl";
+  {
+    std::ofstream f(data);
+    f << R"({"clean": "When Mary and John went to the store, John gave a drink to <predict>Mary</predict>", "corrupted": "When Mary and John went to the store, Anna gave a drink to <predict>John</predict>"})"
+      << "\n";
+  }
+  const std::string out = dir + "/counts.json";
+  for (const std::string task : {data, std::string("ioi")}) {
+    SCOPED_TRACE(task);
+    std::remove(out.c_str());
+    Result r = run_cli({"discover", model, "--task", task, "-n", "-5", "--method", "eap", "-o", out}, {});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find("number of examples must be positive, got -5"), std::string::npos) << r.err;
+    EXPECT_FALSE(ewtest::exists(out));
+  }
+  for (const std::string opt : {"--edges", "--nodes"}) {
+    SCOPED_TRACE(opt);
+    Result r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--method", "eap", opt, "-3", "-o", out}, {});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find(opt), std::string::npos) << r.err;
+    EXPECT_FALSE(ewtest::exists(out));
+  }
+  Result r = run_cli({"tune", model, "--task", "ioi", "-n", "4", "--nodes", "0", "-o", dir + "/counts_tuned"}, {});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--nodes"), std::string::npos) << r.err;
+}
+
 // ACDC from the command line: a tau sweep writes one circuit and trajectory per tau and the
 // curve; a run killed (SIGKILL) part-way and resumed from its checkpoint ends with the circuit
 // of an uninterrupted run; another run's checkpoint is refused.

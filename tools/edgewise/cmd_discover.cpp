@@ -429,8 +429,9 @@ void register_discover_command(CLI::App& app) {
   add_enum_option(cmd, "--ablation,-a", a.ablation, kAblationNames, "What replaces an ablated edge's source");
   auto* metric_opt = add_enum_option(cmd, "--metric,-m", a.metric, kMetricNames,
                                      "Task metric (acdc's default: kl, as ACDC's reference)");
-  cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)");
-  cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them");
+  cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)")->check(CLI::PositiveNumber);
+  cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them")
+      ->check(CLI::PositiveNumber);
   auto* steps_opt = cmd->add_option("--steps", a.steps,
                                     "Integrated-gradient steps (default " + std::to_string(AttributionOptions{}.steps) +
                                         "); edge-pruning: optimisation steps (default " +

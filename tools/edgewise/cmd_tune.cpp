@@ -209,8 +209,10 @@ void register_tune_command(CLI::App& app) {
   cmd->add_option("--report", a.report, "Also write the report (JSON) here (it is always saved in the model directory)");
   cmd->add_option("--log", a.log, "Training log CSV (round, step, loss, lr, parameters trained, seconds)");
   auto* d = cmd->add_option_group("Discovery (EAP on the current weights, every round)");
-  d->add_option("--nodes", a.nodes, "Top-n nodes (heads, MLPs or MLP heads) by |EAP node score|")->capture_default_str();
-  d->add_option("--edges", a.edges, "Top-n edges by |EAP edge score| instead of nodes");
+  d->add_option("--nodes", a.nodes, "Top-n nodes (heads, MLPs or MLP heads) by |EAP node score|")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  d->add_option("--edges", a.edges, "Top-n edges by |EAP edge score| instead of nodes")->check(CLI::PositiveNumber);
   d->add_option("--mlp-heads", a.mlp_heads, "Split each MLP into this many neuron groups ('MLP heads'; 1 = whole MLP)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   d->add_option("--ablation,-a", a.ablation, "What replaces an ablated node's output")
