@@ -268,6 +268,9 @@ AppRun app_run(const Model& model, const Graph& graph, const Batch& data, const 
                const PathPatchingOptions& o, const std::optional<PathPatchingReference>& reference) {
   AppRun r;
   r.flap = flap_sweep(model, data, flap);
+  // What FLAP allows, announced before the (long) path-patching runs, as the CLI printed it.
+  if (o.run.progress)
+    o.run.progress({"heads FLAP allows", r.flap.result.heads.sum().item<int64_t>(), r.flap.result.heads.numel(), {}});
   auto performance = [&](const at::Tensor& heads) {
     return head_set_performance(model, data, heads, r.flap.clean, flap.eval_ablation, flap.metric, flap.batch_size,
                                 r.flap.metric_model);

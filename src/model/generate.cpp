@@ -1,4 +1,4 @@
-// Next-token tables and greedy generation over the plain forward (model.h).
+// Next-token tables and greedy generation over the plain forward (generate.h).
 #include <ATen/ATen.h>
 
 #include <algorithm>

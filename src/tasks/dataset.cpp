@@ -401,11 +401,11 @@ Batch Batch::select(const at::Tensor& index) const {
 
 Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed) {
   namespace fs = std::filesystem;
+  // One check for built-in tasks and files alike (a file once took every example for -n -5).
+  if (n <= 0) fail("task " + task, "number of examples must be positive, got " + std::to_string(n));
   // A built-in task's name wins over a file or folder of the same name in the working
   // directory (a folder called "docstring" next to the run once made --task docstring fail);
   // "./name" reads such a file.
-  // One check for built-in tasks and files alike (a file once took every example for -n -5).
-  if (n <= 0) fail("task " + task, "number of examples must be positive, got " + std::to_string(n));
   const auto& names = task_names();
   const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
   const bool pathlike = task.find('.') != std::string::npos || task.find('/') != std::string::npos;

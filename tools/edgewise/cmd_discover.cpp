@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <numeric>
 #include <sstream>
 
 #include "commands.h"
