@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
@@ -471,3 +472,261 @@ TEST(Cli, PathPatchingFlapAndApp) {
 }
 
 }  // namespace
+
+// ---- inputs that cannot silently mislead (issue 23) ----
+
+namespace {
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
+const char* kGoodLine =
+    R"({"clean": "When Mary and John went to the store, John gave a drink to <predict>Mary</predict>", "corrupted": "When Mary and John went to the store, Anna gave a drink to <predict>John</predict>"})";
+}  // namespace
+
+// A dataset with bad lines of several kinds, found by the reader and by the answer checks,
+// reports every one of them (file:line and why) in one run and writes nothing; with
+// --skip-bad-lines the run goes on with the good lines and lists what it skipped.
+TEST(Cli, DatasetReportsEveryBadLineAtOnce) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json"));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const std::string data = dir + "/several_bad.jsonl", out = dir + "/several_bad.json";
+  // GPT-2 ids by HF `tokenizers`: "  Paris" -> [" ", " Paris"]; " 1732" -> [" 17", "32"] and
+  // " 1745" -> [" 17", "45"] (the same first token).
+  write_text_file(data, std::string(kGoodLine) + "\n" +                                                   // 1
+                            R"({"clean": "The capital of France is <predict> Paris</predict>", "corrupted": "The capital of Italy is <predict> Rome</predict>"})" + "\n" +  // 2
+                            "not json\n" +                                                                 // 3
+                            kGoodLine + "\n" +                                                             // 4
+                            R"({"clean": "It is <predict></predict>", "corrupted": "It was"})" + "\n" +     // 5
+                            R"({"clean": "From the year", "corrupted": "To the year", "correct": " 1732", "incorrect": " 1745"})" + "\n" +  // 6
+                            R"({"clean": "The capital of France is<predict>  Paris</predict>", "corrupted": "The capital of Italy is<predict> Rome</predict>"})" + "\n" +  // 7
+                            R"({"clean": "a", "corrupted": "b", "correct": " x", "split": "test"})" + "\n");  // 8
+  std::remove(out.c_str());
+  Result r = run_cli({"discover", model, "--task", data, "--method", "eap", "-o", out}, {});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("6 bad lines"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--skip-bad-lines"), std::string::npos) << r.err;
+  const std::vector<std::pair<int, std::string>> want = {
+      {2, "a space before <predict> and another inside it"},
+      {3, "not valid JSON"},
+      {5, "empty answer"},
+      {6, "both begin with token 1596 \" 17\""},
+      {7, "begins with token 220 \" \", only spaces"},
+      {8, "split must be"}};
+  size_t last = 0;
+  for (const auto& [line, why] : want) {
+    const size_t at = r.err.find(data + ":" + std::to_string(line) + ": ");
+    ASSERT_NE(at, std::string::npos) << "line " << line << " not reported: " << r.err;
+    EXPECT_GT(at, last) << "lines out of order: " << r.err;  // sorted by line
+    last = at;
+    const size_t eol = r.err.find('\n', at);
+    EXPECT_NE(r.err.substr(at, eol - at).find(why), std::string::npos) << "line " << line << ": " << r.err;
+  }
+  for (int good : {1, 4}) EXPECT_EQ(r.err.find(data + ":" + std::to_string(good) + ":"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_FALSE(ewtest::exists(out));
+
+  r = run_cli({"discover", model, "--task", data, "--method", "eap", "-o", out, "--skip-bad-lines"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 6 bad lines"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(data + ":6: "), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("(2 examples"), std::string::npos) << r.out;
+  EXPECT_TRUE(ewtest::exists(out));
+
+  // Every line bad: skipping leaves nothing, and the message says so.
+  write_text_file(data, "not json\n{}\n");
+  r = run_cli({"evaluate", model, "--task", data, "-c", out, "--skip-bad-lines"}, {});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("no usable examples: all 2 lines were bad"), std::string::npos) << r.err;
+}
+
+// Multi-token answers are allowed but announced: how many, where, and what the metrics use.
+// A folder or a missing file given as the dataset says what it is.
+TEST(Cli, DatasetWarningsFoldersAndMissingFiles) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles";
+  const std::string data = dir + "/multi.jsonl", out = dir + "/multi.json";
+  // " Mariana" -> [" Mar", "iana"] (HF tokenizers): two tokens.
+  write_text_file(data, std::string(kGoodLine) + "\n" +
+                            R"({"clean": "When Mariana and John went to the store, John gave a drink to <predict>Mariana</predict>", "corrupted": "When Mariana and John went to the store, Anna gave a drink to <predict>John</predict>"})" +
+                            "\n");
+  Result r = run_cli({"discover", model, "--task", data, "--method", "eap", "-o", out}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: " + data + ": 1 of 2 examples have answers of several tokens (1 answers; " + data +
+                       ":2): the metrics use the first token of each answer"),
+            std::string::npos)
+      << r.err;
+
+  const std::string folder = dir + "/a_folder.jsonl";
+  std::filesystem::create_directories(folder);
+  r = run_cli({"evaluate", model, "--task", folder, "-c", out}, {});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find(folder + ": is a folder; expected a dataset file"), std::string::npos) << r.err;
+  r = run_cli({"evaluate", model, "--task", dir + "/no_such.jsonl", "-c", out}, {});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("no_such.jsonl: no such dataset file"), std::string::npos) << r.err;
+}
+
+// An embedding with more rows than the tokenizer has ids (model_golden's qwen2_padded: 1000
+// rows, 256 ids): `run --top-k` lists every row transformers ranks, the rows beyond the
+// tokenizer by id.
+TEST(Cli, PaddedVocabularyRowsShownById) {
+  const std::string model = ewtest::golden("model_golden", "qwen2_padded");
+  ASSERT_TRUE(ewtest::exists(model + "/tokenizer.json")) << "rerun the model_golden fixture";
+  std::ifstream mf(ewtest::golden("model_golden", "manifest.json"));
+  const auto ref = nlohmann::json::parse(mf).at("padded");
+  const auto top = ref.at("top_ids").get<std::vector<int64_t>>();
+  Result r = run_cli({"run", model, "--prompt", ref.at("prompt").get<std::string>(), "--top-k",
+                      std::to_string(top.size())},
+                     {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  size_t rank = 0, padding_rows = 0;
+  while (std::getline(lines, line)) {
+    long long rk = 0, id = 0;
+    if (std::sscanf(line.c_str(), "%lld %lld", &rk, &id) != 2 || rk != static_cast<long long>(rank) + 1) continue;
+    ASSERT_LT(rank, top.size());
+    // Ties in float32 could swap neighbours; the random model's top logits are well apart.
+    EXPECT_EQ(id, top[rank]) << line;
+    const bool pad_row = id >= 256;
+    padding_rows += pad_row;
+    EXPECT_EQ(line.find("<id " + std::to_string(id) + ">") != std::string::npos, pad_row) << line;
+    ++rank;
+  }
+  EXPECT_EQ(rank, top.size()) << r.out;
+  EXPECT_GT(padding_rows, 0u);
+  EXPECT_NE(r.out.find("beyond the tokenizer's 256 ids"), std::string::npos) << r.out;
+  r = run_cli({"generate", model, "--prompt", "hello", "-n", "8"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// `tokenize --ids` prints the ids alone (transformers' ids for the manifest's text); an empty
+// text, given either way, is an empty text.
+TEST(Cli, TokenizeIdsAndEmptyText) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  std::ifstream mf(ewtest::golden("model_golden", "manifest.json"));
+  const auto ref = nlohmann::json::parse(mf).at("gpt2_text");
+  Result r = run_cli({"tokenize", model, "--ids", "--text", ref.at("text").get<std::string>()}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string want;
+  for (const auto& id : ref.at("ids")) want += (want.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
+  EXPECT_EQ(r.out, want + "\n");
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--text", ""}, {"--text="}, {"-t", ""}}) {
+    std::vector<std::string> a = {"tokenize", model};
+    a.insert(a.end(), args.begin(), args.end());
+    r = run_cli(a, {});
+    EXPECT_EQ(r.status, 0) << args[0] << ": " << r.err;
+    EXPECT_EQ(r.out.rfind("0 tokens\n", 0), 0u) << args[0] << ": " << r.out;
+  }
+}
+
+// Every output path is checked before the model is loaded: a long ACDC run given a --svg into a
+// missing folder fails at once, naming the path; an unwritable -o, a file where a folder should
+// be, a --curve into a missing folder, tune's and draw's outputs likewise. Nothing is written.
+TEST(Cli, OutputPathsCheckedBeforeAnyWork) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles/outputs";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string out = dir + "/c.json", a_file = dir + "/a_file";
+  write_text_file(a_file, "x");
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<std::string> acdc = {"discover", model, "--task", "ioi", "-n", "200", "--method", "acdc"};
+  auto with = [&](std::vector<std::string> base, const std::vector<std::string>& more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+  const std::vector<Case> cases = {
+      {with(acdc, {"-o", out, "--svg", dir + "/missing/c.svg"}),
+       "the drawing " + dir + "/missing/c.svg: cannot be written: the folder " + dir + "/missing does not exist"},
+      {with(acdc, {"-o", "/proc/edgewise-c.json"}), "no new file can be created in /proc"},
+      {with(acdc, {"-o", a_file + "/c.json"}), "cannot be written: " + a_file + " is a file, not a folder"},
+      {with(acdc, {"-o", dir}), "is a folder; expected a file name"},
+      {with(acdc, {"-o", out, "--curve", dir + "/missing/curve.csv"}), "the folder " + dir + "/missing does not exist"},
+      {with(acdc, {"-o", out, "--checkpoint", dir + "/missing/ck.json"}), "the checkpoint (--checkpoint)"},
+      {{"discover", model, "--task", "ioi", "-n", "50", "--method", "path-patching", "-o", out, "--svg",
+        dir + "/missing/pp.svg"},
+       dir + "/missing does not exist"},
+      {{"prune", model, "--task", "ioi", "-n", "50", "-o", out, "--curve", a_file + "/flap.csv"}, "is a file, not a folder"},
+      {{"tune", model, "--task", "ioi", "-n", "50", "-o", dir + "/tuned", "--log", dir + "/missing/log.csv"},
+       "the training log (--log)"},
+      {{"tune", model, "--task", "ioi", "-n", "50", "-o", a_file}, "is a file; expected a folder"},
+      {{"draw", ewtest::golden("model_golden", "gpt2/config.json"), "-o", dir + "/missing/d.svg"}, "does not exist"},
+  };
+  // The process start alone (loading libtorch: ~0.5 s here, more on a loaded machine) is the
+  // baseline; what a case spends beyond it is its work before failing.
+  auto start_time = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(run_cli({"--version"}, {}).status, 0);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double start = std::min(start_time(), start_time());
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.expect);
+    const auto t0 = std::chrono::steady_clock::now();
+    Result r = run_cli(c.args, {});
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    // Under a second beyond the process start (the ACDC run itself takes ~20 s here).
+    EXPECT_LT(seconds - start, 1.0) << "the check came after work: " << seconds << " s, start " << start << " s";
+  }
+  // Nothing written: only the two files this test made.
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"a_file"});
+}
+
+// A run that fails after its method (here Graphviz, replaced by a `dot` that fails) leaves no
+// file that looks like a result: the circuit, already computed, is not published either.
+TEST(Cli, FailedRunLeavesNoOutputs) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles/failed_run";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/bin");
+  write_text_file(dir + "/bin/dot", "#!/bin/sh\necho 'dot: simulated failure' >&2\nexit 1\n");
+  std::filesystem::permissions(dir + "/bin/dot", std::filesystem::perms::owner_all);
+  Result r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--method", "eap", "-o", dir + "/c.json", "--svg",
+                      dir + "/c.svg", "--curve", dir + "/curve.csv"},
+                     {{"PATH", dir + "/bin:" + std::string(std::getenv("PATH"))}});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("simulated failure"), std::string::npos) << r.err;
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"bin"}) << "a failed run left files";
+  // The same run with the real Graphviz publishes all of them.
+  r = run_cli({"discover", model, "--task", "ioi", "-n", "4", "--method", "eap", "-o", dir + "/c.json", "--svg",
+               dir + "/c.svg", "--curve", dir + "/curve.csv"},
+              {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"c.json", "c.svg", "curve.csv", "curve.svg"}) EXPECT_TRUE(ewtest::exists(dir + "/" + f)) << f;
+}
+
+// Budget options below their range are refused by the command line (exit 2, naming the option)
+// before anything loads: each used to be taken (a batch of 0 examples, -1 warm-up steps).
+TEST(Cli, BudgetOptionsValidatedUpFront) {
+  const std::string model = ewtest::golden("model_golden", "gpt2");
+  const std::string out = std::string(EW_GOLDEN_DIR) + "/badfiles/budget.json";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"--batch-size", {"prune", model, "--batch-size", "0", "-o", out}},
+      {"--max-masks", {"discover", model, "--method", "path-patching", "--max-masks", "0", "-o", out}},
+      {"--warmup-steps", {"discover", model, "--method", "edge-pruning", "--warmup-steps", "-1", "-o", out}},
+      {"--target-warmup-steps", {"discover", model, "--method", "edge-pruning", "--target-warmup-steps", "-2", "-o", out}},
+      {"--cache-mb", {"discover", model, "--method", "edge-pruning", "--cache-mb", "-1", "-o", out}},
+      {"--warmup-steps", {"tune", model, "--warmup-steps", "-1", "-o", out + ".d"}},
+  };
+  for (const auto& [opt, args] : cases) {
+    SCOPED_TRACE(opt);
+    Result r = run_cli(args, {});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find(opt), std::string::npos) << r.err;
+    EXPECT_FALSE(ewtest::exists(out));
+  }
+}

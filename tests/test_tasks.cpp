@@ -578,3 +578,66 @@ TEST(Metrics, FaithfulnessAndNames) {
   std::string msg = expect_error([] { parse_metric("f1"); });
   EXPECT_NE(msg.find("logit-diff"), std::string::npos) << msg;
 }
+
+// ---------------------------------------------------------------- answer checks
+
+// Answers checked with the tokenizer: ids outside it, a bare-space first token, the same first
+// token for a correct and an incorrect answer (GPT-2 ids by HF `tokenizers`: " 1732" -> [" 17",
+// "32"], " 1745" -> [" 17", "45"], "  Paris" -> [" ", " Paris"]). Every bad example is reported
+// in one error; skip_bad removes and counts them; multi-token answers become one warning.
+TEST(Data, AnswerChecksReportEveryBadExample) {
+  const Tokenizer& tok = gpt2();
+  Dataset ds;
+  ds.name = "unit";
+  auto ex = [](std::vector<std::string> c, std::vector<std::string> w, int64_t line) {
+    Example e;
+    e.clean = "a";
+    e.corrupted = "b";
+    e.correct = std::move(c);
+    e.incorrect = std::move(w);
+    e.line = line;
+    return e;
+  };
+  ds.examples = {ex({" Paris"}, {" Rome"}, 1), ex({" 1732"}, {" 1745"}, 2), ex({"  Paris"}, {" Rome"}, 3),
+                 ex({" Mariana"}, {" John"}, 4), ex({" "}, {}, 5)};
+  Example ids = ex({}, {}, 6);
+  ids.correct_ids = {60000};  // GPT-2 has 50257 ids
+  ds.examples.push_back(ids);
+  std::string msg = expect_error([&] {
+    Dataset d = ds;
+    check_answers(d, tok);
+  });
+  EXPECT_NE(msg.find("4 bad examples"), std::string::npos) << msg;
+  for (const char* want : {"unit:2: correct answer \" 1732\" and incorrect answer \" 1745\" both begin with token 1596",
+                           "unit:3: correct answer \"  Paris\" begins with token 220", "unit:5: correct answer \" \" is empty",
+                           "unit:6: correct answer id 60000 is outside the tokenizer's vocabulary"})
+    EXPECT_NE(msg.find(want), std::string::npos) << want << " not in " << msg;
+  LoadDataOptions skip;
+  skip.skip_bad = true;
+  Dataset d = ds;
+  check_answers(d, tok, skip);
+  ASSERT_EQ(d.examples.size(), 2u);
+  EXPECT_EQ(d.examples[1].line, 4);
+  EXPECT_EQ(d.skipped, 4);
+  ASSERT_EQ(d.warnings.size(), 1u);
+  EXPECT_NE(d.warnings[0].find("1 of 2 examples have answers of several tokens (1 answers; unit:4)"), std::string::npos)
+      << d.warnings[0];
+
+  // Explicit ids: the same id correct and incorrect.
+  const std::string p = write_temp("same_ids.csv", "clean,corrupted,correct_idx,incorrect_idx\na b,c d,5,5\ne,f,5,7\n");
+  msg = expect_error([&] { load_dataset_checked(p, tok, -1); });
+  EXPECT_NE(msg.find(p + ":2: correct answer id 5 and incorrect answer id 5 both begin with token 5"), std::string::npos)
+      << msg;
+  EXPECT_EQ(load_dataset_checked(p, tok, -1, skip).examples.size(), 1u);
+}
+
+// Every built-in task passes the answer checks on GPT-2's tokenizer (their answers are single
+// tokens chosen from it), so load_task's check never refuses a generated dataset.
+TEST(Data, BuiltinTasksPassAnswerChecks) {
+  for (const std::string& name : task_names()) {
+    SCOPED_TRACE(name);
+    Dataset ds = load_task(name, gpt2(), 50, 3);
+    EXPECT_EQ(ds.examples.size(), 50u);
+    EXPECT_EQ(ds.skipped, 0);
+  }
+}

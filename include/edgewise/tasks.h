@@ -16,37 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "edgewise/dataset.h"
 #include "edgewise/tokenizer.h"
 
 namespace edgewise {
-
-/// One example. Answers are continuations of the prompt, usually with a leading space (" Mary").
-struct Example {
-  std::string clean;                   ///< clean prompt (the answer is the next token)
-  std::string corrupted;               ///< corrupted prompt (the ablation source for resample)
-  std::vector<std::string> correct;    ///< correct answers (at least one)
-  std::vector<std::string> incorrect;  ///< incorrect answers (may be empty)
-  /// Explicit answer token ids (EAP-IG CSV `correct_idx` / `incorrect_idx`); when non-empty they
-  /// are used instead of tokenizing `correct` / `incorrect`.
-  std::vector<int32_t> correct_ids, incorrect_ids;
-  std::string split;  ///< "", "train" or "validation"
-  int64_t line = 0;   ///< 1-based line in the source file (0 for generated examples)
-};
-
-/// A named list of examples.
-struct Dataset {
-  std::string name;         ///< task name ("ioi") or the file path
-  std::string description;  ///< one line: source, seed, variant
-  std::vector<Example> examples;
-  int64_t skipped = 0;                 ///< bad lines skipped (LoadDataOptions::skip_bad)
-  std::vector<std::string> skip_notes; ///< the reason for each skipped line ("file:12: ...")
-
-  /// The examples whose split equals `which` ("train" / "validation"); examples without a split
-  /// belong to every split.
-  Dataset select_split(const std::string& which) const;
-  /// The first n examples (all when n >= size).
-  Dataset head(int64_t n) const;
-};
 
 // ---- built-in generators ----
 
@@ -79,22 +52,6 @@ Dataset make_sva(const Tokenizer& tok, const TaskOptions& opt = {});
 
 /// The single token of `text` in `tok`, or -1 when it encodes to zero or several tokens.
 int32_t single_token(const Tokenizer& tok, const std::string& text);
-
-// ---- user data ----
-
-struct LoadDataOptions {
-  /// Skip bad lines (counted in Dataset::skipped, reasons in skip_notes) instead of failing.
-  bool skip_bad = false;
-};
-
-/// Loads by extension: .jsonl / .json (one object a line) or .csv.
-Dataset load_dataset(const std::string& path, const LoadDataOptions& opt = {});
-/// JSONL: {"clean": "... to <predict> Mary</predict>", "corrupted": "...", "split": "train"}
-/// or explicit {"clean", "corrupted", "correct": str|[str], "incorrect": str|[str]}.
-Dataset load_jsonl(const std::string& path, const LoadDataOptions& opt = {});
-/// CSV with a header: clean, corrupted and the answers as text (correct / incorrect, or label
-/// for the correct one) or as token ids (correct_idx / incorrect_idx, EAP-IG). Optional split.
-Dataset load_csv(const std::string& path, const LoadDataOptions& opt = {});
 
 // ---- tokenized batches ----
 
@@ -130,10 +87,13 @@ Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& op
 
 // ---- what a run reads: a task by name or file, its split, its batch ----
 
-/// A built-in task by name (n examples, seeded) or the first n examples of a dataset file. A
+/// A built-in task by name (n examples, seeded) or the first n good examples of a dataset file,
+/// after check_answers (the whole file is checked, so every bad line is reported in one run). A
 /// built-in task's name wins over a file or folder of that name in the working directory
-/// ("./name" reads such a file); a name with a '.' or '/' is a file.
-Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed);
+/// ("./name" reads such a file); a name with a '.' or '/' is a file. `opt.skip_bad` skips bad
+/// lines and examples (counted in the result) instead of failing.
+Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint64_t seed,
+                  const LoadDataOptions& opt = {});
 /// Train / validation examples: a dataset file's `split` fields when any example has one,
 /// otherwise the last round(fraction N) examples (at least min_validation, at most N - 1; built-in
 /// tasks are seeded i.i.d. draws, so this is a seeded split). Fails when no training example is left.
@@ -149,6 +109,7 @@ struct TaskBatch {
   Dataset dataset;
   Batch batch;
 };
-TaskBatch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned);
+TaskBatch task_batch(const Tokenizer& tok, const std::string& task, int64_t n, uint64_t seed, bool aligned,
+                     const LoadDataOptions& opt = {});
 
 }  // namespace edgewise

@@ -49,6 +49,10 @@ class Tokenizer {
   /// The vocabulary string of one id (e.g. "Ġthe"), and its decoded bytes (" the").
   const std::string& piece(int32_t id) const;
   std::string token_text(int32_t id) const;
+  /// decode / token_text for display: an id beyond the vocabulary (a padding row of an embedding
+  /// larger than the tokenizer, as Qwen2.5's) is shown as "<id 151700>" instead of failing.
+  std::string decode_shown(const std::vector<int32_t>& ids) const;
+  std::string token_label(int32_t id) const;
   std::optional<int32_t> find(const std::string& piece) const;
 
   int32_t vocab_size() const;

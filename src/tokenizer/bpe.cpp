@@ -275,6 +275,22 @@ const std::string& Tokenizer::piece(int32_t id) const {
 
 std::string Tokenizer::token_text(int32_t id) const { return decode({id}); }
 
+std::string Tokenizer::decode_shown(const std::vector<int32_t>& ids) const {
+  std::string out;
+  std::vector<int32_t> run;  // ids the vocabulary has, decoded together (multi-byte characters)
+  for (int32_t id : ids) {
+    if (id >= 0 && id < vocab_size()) {
+      run.push_back(id);
+      continue;
+    }
+    out += decode(run) + "<id " + std::to_string(id) + ">";
+    run.clear();
+  }
+  return out + decode(run);
+}
+
+std::string Tokenizer::token_label(int32_t id) const { return decode_shown({id}); }
+
 std::optional<int32_t> Tokenizer::find(const std::string& piece) const {
   if (auto it = impl_->piece_ids.find(piece); it != impl_->piece_ids.end()) return it->second;
   for (const AddedToken& t : impl_->added)

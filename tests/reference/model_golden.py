@@ -21,6 +21,10 @@ Writes into --out:
   broken/                    bad model directories for the command-line tests:
                              unsupported_arch (model_type "mamba"), missing_tensor, wrong_shape,
                              bin_only (a pickled pytorch_model.bin only)
+  qwen2_padded/              the qwen2 model with a 256-id byte-level tokenizer.json: an embedding
+                             of 1000 rows, 744 of them beyond the tokenizer (as Qwen2.5 pads its
+                             vocabulary); manifest "padded": a prompt, its ids (HF `tokenizers`)
+                             and the model's top 40 next tokens by transformers, for `run --top-k`
   manifest.json              what was written, with the sizes the C++ test needs
 
 Weights are redrawn with larger scales than transformers' init (std 0.02 gives nearly uniform
@@ -285,6 +289,32 @@ def broken(out, llama_dir):
     torch.save({"model.embed_tokens.weight": torch.zeros(2, 2)}, os.path.join(d, "pytorch_model.bin"))
 
 
+def padded(out, qwen2_dir):
+    """qwen2 with a byte-level tokenizer of 256 ids: embedding rows 256..999 have no token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    d = os.path.join(out, "qwen2_padded")
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    shutil.copytree(qwen2_dir, d)
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.save(os.path.join(d, "tokenizer.json"))
+    assert tk.get_vocab_size() == 256
+    prompt = "hello there"
+    ids = tk.encode(prompt).ids
+    m = Qwen2ForCausalLM.from_pretrained(d, attn_implementation="eager").eval()
+    assert m.config.vocab_size == 1000
+    with torch.no_grad():
+        logits = m(torch.tensor([ids])).logits[0, -1].double()
+    top = torch.topk(logits, 40)
+    top_ids = top.indices.tolist()
+    assert any(i >= 256 for i in top_ids) and any(i < 256 for i in top_ids), top_ids  # both kinds ranked
+    return {"prompt": prompt, "ids": ids, "top_ids": top_ids,
+            "top_probs": torch.softmax(logits, -1)[top.indices].tolist()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -327,6 +357,7 @@ def main():
     text = "Hello world, the year 1984 was   not\n so bad!"
     manifest["gpt2_text"] = {"text": text, "ids": tk(text).input_ids}
     assert len(manifest["gpt2_text"]["ids"]) > 5
+    manifest["padded"] = padded(out, os.path.join(out, "qwen2"))
     broken(out, os.path.join(out, "llama"))
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "edgewise/circuit.h"
+#include "edgewise/outputs.h"
 
 namespace edgewise::cli {
 
@@ -17,6 +18,8 @@ void register_circuit_commands(CLI::App& app) {
       "Blue edges have positive scores, red negative; pen width is proportional to |score|.\n"
       "Edges into q are solid, into k dashed, into v dotted.");
   draw->callback([] {
+    check_output_path(out_file, "the drawing (-o)");
+    require_program("dot", "draw (Graphviz)");
     Circuit c = circuit_read(in_file);
     if (!no_prune) c.prune();
     circuit_draw_svg(c, out_file);

@@ -26,6 +26,7 @@
 #include "edgewise/evaluate.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
+#include "edgewise/outputs.h"
 #include "edgewise/patch.h"
 #include "edgewise/plot.h"
 #include "progress.h"
@@ -98,11 +99,12 @@ nlohmann::json report_figures(const nlohmann::json& report, std::vector<std::str
   return j;
 }
 
-void write_curve(const DiscoverCli& a, const std::string& svg, const FaithfulnessCurve& fc, const std::string& title) {
-  write_file_atomic(a.curve, fc.csv());
+void write_curve(const DiscoverCli& a, const OutputFiles& out, const std::string& svg, const FaithfulnessCurve& fc,
+                 const std::string& title) {
+  write_file_atomic(out.staged(a.curve), fc.csv());
   std::vector<double> x, y;
   for (const CurvePoint& p : fc.points) x.push_back(p.fraction), y.push_back(p.faithfulness);
-  write_file_atomic(svg, curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
+  write_file_atomic(out.staged(svg), curve_svg(x, y, title, "edges in the circuit (fraction of all, log scale)"));
   std::printf("curve      %s, %s: CPR %.4f, CMD %.4f\n", a.curve.c_str(), svg.c_str(), fc.cpr, fc.cmd);
 }
 
@@ -111,9 +113,10 @@ const std::vector<double>& sweep_values(const DiscoverCli& a, const MethodInfo& 
   return std::string(mi.sweep) == "tau" ? a.taus : a.targets;
 }
 
-// Every file the run writes, named once before any work (the writer below takes the names from
-// here) so that two outputs on one path (a --curve named like the sweep's table, say), which
-// would leave only the last, are refused first.
+// Every file the run writes, named and checked once before any work (the writer below takes
+// the names from here): two outputs on one path (a --curve named like the sweep's table, say),
+// which would leave only the last, a missing folder or an unwritable one fail in a second, not
+// after the method. Files are written under staged names and published together at the end.
 struct RunFiles {
   struct PerCircuit {
     std::string circuit, drawing;               ///< drawing "" without --svg
@@ -122,6 +125,7 @@ struct RunFiles {
   std::vector<PerCircuit> circuits;
   std::string sweep_csv, sweep_json, sweep_svg;  ///< "" unless a sweep
   std::string curve_svg;                         ///< "" without --curve
+  OutputFiles out;
 };
 
 RunFiles plan_files(const DiscoverCli& a, const MethodInfo& mi) {
@@ -129,21 +133,20 @@ RunFiles plan_files(const DiscoverCli& a, const MethodInfo& mi) {
   const std::vector<double>& values = sweep_values(a, mi);
   const bool sweep = !attribution && values.size() > 1;
   RunFiles f;
-  std::vector<std::pair<std::string, std::string>> all;  // (path, what)
   for (size_t i = 0; i < (attribution ? 1 : values.size()); ++i) {
     const std::string suffix = sweep ? sweep_value_suffix(mi, values[i]) : "";
     RunFiles::PerCircuit p;
     p.circuit = sweep ? path_with_suffix(a.out, suffix) : a.out;
-    all.push_back({p.circuit, "the circuit"});
+    f.out.add(p.circuit, "the circuit");
     if (!a.svg.empty()) {
       p.drawing = sweep ? path_with_suffix(a.svg, suffix) : a.svg;
-      all.push_back({p.drawing, "the drawing"});
+      f.out.add(p.drawing, "the drawing");
     }
     // --trajectory / --train-log (with the value's suffix in a sweep), or beside the circuit.
     auto table = [&](const std::string& name, const std::string& beside, const std::string& what) {
       p.tables[name] = a.table.empty() ? path_stem(p.circuit) + beside
                                        : (suffix.empty() ? a.table : path_with_suffix(a.table, suffix));
-      all.push_back({p.tables[name], what});
+      f.out.add(p.tables[name], what);
     };
     if (a.method == "acdc") table("trajectory", ".trajectory.csv", "the trajectory");
     if (mi.trains) table("log", ".log.csv", "the training log");
@@ -153,20 +156,17 @@ RunFiles plan_files(const DiscoverCli& a, const MethodInfo& mi) {
     f.sweep_csv = path_stem(a.out) + ".sweep.csv";
     f.sweep_json = path_stem(a.out) + ".sweep.json";
     f.sweep_svg = path_stem(a.out) + ".sweep.svg";
-    all.push_back({f.sweep_csv, "the sweep's table"});
-    all.push_back({f.sweep_json, "the sweep's folded scores"});
-    all.push_back({f.sweep_svg, "the sweep's plot"});
+    f.out.add(f.sweep_csv, "the sweep's table");
+    f.out.add(f.sweep_json, "the sweep's folded scores");
+    f.out.add(f.sweep_svg, "the sweep's plot");
   }
   if (!a.curve.empty()) {
     f.curve_svg = path_stem(a.curve) + ".svg";
-    all.push_back({a.curve, "the curve (--curve)"});
-    all.push_back({f.curve_svg, "the curve's plot"});
+    f.out.add(a.curve, "the curve (--curve)");
+    f.out.add(f.curve_svg, "the curve's plot");
   }
-  for (size_t i = 0; i < all.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (all[i].first == all[j].first)
-        fail("discover", all[i].second + " and " + all[j].second + " would both be written to " + all[i].first +
-                             ": choose other names (-o, --svg, --curve, --trajectory / --train-log)");
+  if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "the checkpoint (--checkpoint)");
+  if (!a.svg.empty()) require_program("dot", "--svg (drawing with Graphviz)");
   return f;
 }
 
@@ -188,12 +188,12 @@ void run_discover(const DiscoverCli& a) {
         fail("discover", std::string("--") + mi.sweep + " values must be positive numbers, got " + cell(v));
   }
 
-  const RunFiles files = plan_files(a, mi);
+  RunFiles files = plan_files(a, mi);
 
   Model model = load_model(a.m);
   Graph graph = model_graph(model, !a.head_level);
   // The data: a training method learns on one part and is measured on the other.
-  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
+  Dataset ds = load_data(model, a.task, a.n, a.seed, a.skip_bad);
   BatchOptions bo;
   bo.require_aligned = ablation_needs_alignment(a.ablation);
   Batch data, held_out;
@@ -338,13 +338,13 @@ void run_discover(const DiscoverCli& a) {
               {"score_sign", r.score_sign}};
     if (attribution)
       c.meta["selection"] = {{"edges", so.edges}, {"nodes", so.nodes}, {"greedy", so.greedy}, {"absolute", so.absolute}};
-    circuit_write(c, to.circuit);
-    if (!to.drawing.empty()) circuit_draw_svg(c, to.drawing);
+    circuit_write(c, files.out.staged(to.circuit));
+    if (!to.drawing.empty()) circuit_draw_svg(c, files.out.staged(to.drawing));
     std::string wrote = to.circuit;
     for (const std::string& t : tables) {
       const auto p = to.tables.find(t);
       if (p == to.tables.end()) fail("discover", "no file is planned for " + a.method + "'s table '" + t + "'");
-      write_report_table(r.report, t, p->second);
+      write_report_table(r.report, t, files.out.staged(p->second));
       wrote += ", " + p->second;
     }
     const double seconds = r.report.value("seconds", attribution ? t_method : 0.0);
@@ -380,27 +380,28 @@ void run_discover(const DiscoverCli& a) {
   if (sweep) {
     // The sweep as one table and as one score per edge (the largest value keeping the edge).
     const std::string &csv = files.sweep_csv, &folded = files.sweep_json, &plot = files.sweep_svg;
-    write_file_atomic(csv, table.str());
+    write_file_atomic(files.out.staged(csv), table.str());
     std::sort(sweep_points.begin(), sweep_points.end());
     std::vector<double> x, y;
     for (const auto& [px, py] : sweep_points) x.push_back(px), y.push_back(py);
     if (!x.empty())
-      write_file_atomic(plot, curve_svg(x, y, a.method + " " + sweep_name + " sweep on " + ds.name + " (" +
+      write_file_atomic(files.out.staged(plot), curve_svg(x, y, a.method + " " + sweep_name + " sweep on " + ds.name + " (" +
                                                   metric_name(metric) + ")",
                                         "edges in the circuit (fraction of all, log scale)"));
     Circuit all = circuit_from_scores(model, graph, sw.scores, sw.scores > 0);
     all.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", data.size()}, {"method", a.method},
                 {"ablation", ablation_name(a.ablation)}, {"seed", a.seed}, {"sweep", sweep_name}, {"values", values},
                 {"score_sign", std::string("score = the largest ") + sweep_name + " at which the edge is in the circuit"}};
-    circuit_write(all, folded);
+    circuit_write(all, files.out.staged(folded));
     std::printf("sweep      %s, %s%s\n", csv.c_str(), folded.c_str(), x.empty() ? "" : (", " + plot).c_str());
   }
   if (!a.curve.empty()) {
     const FaithfulnessCurve fc =
         faithfulness_curve(fracs, curve_cs, std::vector<double>(f.begin() + static_cast<int64_t>(E) + 1, f.end()),
                            f_empty, f_model, graph.n_edges());
-    write_curve(a, files.curve_svg, fc, a.method + " on " + ds.name + " (" + metric_name(metric) + ")");
+    write_curve(a, files.out, files.curve_svg, fc, a.method + " on " + ds.name + " (" + metric_name(metric) + ")");
   }
+  files.out.commit();  // every file at once, only now that the run has succeeded
   std::printf("time       %.1f s %s, %.1f s total\n", t_method, attribution ? "attribution" : "search", clock.seconds());
 }
 
@@ -451,6 +452,7 @@ void register_discover_command(CLI::App& app) {
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator (and of Edge Pruning's noise and batch order)")
       ->capture_default_str();
+  add_skip_bad_lines(cmd, a.skip_bad);
   auto* batch_opt = cmd->add_option("--batch-size", a.batch_size,
                                     "Examples per pass (default " + std::to_string(AttributionOptions{}.batch_size) +
                                         "; edge-pruning: per optimisation step, default " +
@@ -502,13 +504,16 @@ void register_discover_command(CLI::App& app) {
   ep->add_option("--weight-decay", e.weight_decay, "AdamW weight decay")->capture_default_str();
   ep->add_option("--max-grad-norm", e.max_grad_norm, "Clip the gradient norm (0: off)")->capture_default_str();
   ep->add_option("--warmup-steps", e.warmup_steps, "Learning-rate warm-up steps (then linear decay to 0)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   ep->add_option("--target-warmup-steps", e.target_warmup_steps, "Steps over which the target rises from 0")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   ep->add_option("--validation-fraction", a.validation_fraction,
                  "Examples held out for validation when the data has no split field")
       ->capture_default_str();
   ep->add_option("--cache-mb", e.cache_mb, "Keep every example's ablated values when they fit in this many MiB")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   ep->add_option("--train-log", a.table, "Training log CSV (step, loss, KL, sparsity, lambdas); default: beside -o");
   auto* hp = cmd->add_option_group("HAP (--method hap; with the Edge Pruning options)");

@@ -27,6 +27,7 @@ struct EvalArgs {
   std::string task, circuit, ablation = "resample", metric = "logit-diff";
   int64_t n = 100, batch_size = 16;
   uint64_t seed = 0;
+  bool skip_bad = false;
 };
 
 }  // namespace
@@ -37,6 +38,25 @@ LoadOptions load_options(const ModelArgs& a, bool tokenizer) {
   o.device = a.device;
   o.load_tokenizer = tokenizer;
   return o;
+}
+
+void add_skip_bad_lines(CLI::App* cmd, bool& skip_bad) {
+  cmd->add_flag("--skip-bad-lines", skip_bad,
+                "Skip the dataset file's bad lines and examples (each is listed, with the count) instead of "
+                "stopping; without it every bad line is reported at once and nothing runs");
+}
+
+Dataset load_data(const Model& model, const std::string& task, int64_t n, uint64_t seed, bool skip_bad) {
+  LoadDataOptions o;
+  o.skip_bad = skip_bad;
+  Dataset ds = load_task(task, model.tokenizer(), n, seed, o);
+  if (ds.skipped > 0) {
+    std::fprintf(stderr, "data: skipped %lld bad line%s or example%s of %s (--skip-bad-lines):\n",
+                 (long long)ds.skipped, ds.skipped == 1 ? "" : "s", ds.skipped == 1 ? "" : "s", ds.name.c_str());
+    for (const std::string& s : ds.skip_notes) std::fprintf(stderr, "  %s\n", s.c_str());
+  }
+  for (const std::string& w : ds.warnings) std::fprintf(stderr, "warning: %s: %s\n", ds.name.c_str(), w.c_str());
+  return ds;
 }
 
 Model load_model(const ModelArgs& a) {
@@ -59,7 +79,7 @@ void run_evaluate(const EvalArgs& a) {
                         " kv heads" + (c.shape.parallel ? ", parallel blocks" : "") + ") does not match the model (" +
                         std::to_string(cfg.n_layers) + ", " + std::to_string(cfg.n_heads) + ", " +
                         std::to_string(cfg.n_kv_heads) + (cfg.block.parallel ? ", parallel blocks" : "") + ")");
-  const auto [ds, b] = task_batch(model, a.task, a.n, a.seed, ablation);
+  const auto [ds, b] = task_batch(model, a.task, a.n, a.seed, ablation, a.skip_bad);
   const int64_t N = b.size(), S = graph.n_sources(), R = graph.n_readers();
 
   // One patched pass per batch: the full model, the circuit, the empty circuit.
@@ -99,6 +119,7 @@ void register_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
+  add_skip_bad_lines(cmd, a.skip_bad);
   cmd->add_option("--batch-size", a.batch_size, "Examples per patched pass")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->footer(
       "The circuit's edges keep their clean values; every other edge carries the ablated value\n"

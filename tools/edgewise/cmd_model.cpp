@@ -152,9 +152,19 @@ void cmd_run(const ModelArgs& a, const std::string& prompt, int top_k) {
   const NextTokens nt = next_tokens(m, ids, top_k);
   std::printf("prompt: %s (%zu tokens)\n", quoted(prompt).c_str(), ids.size());
   std::printf("%4s  %7s  %-24s  %9s  %9s\n", "rank", "id", "token", "prob", "logit");
-  for (size_t i = 0; i < nt.ids.size(); ++i)
+  const Tokenizer& t = m.tokenizer();
+  bool padding = false;
+  for (size_t i = 0; i < nt.ids.size(); ++i) {
+    // Rows of the embedding beyond the tokenizer's ids (padded vocabularies) have no text.
+    const bool pad_row = nt.ids[i] >= t.vocab_size();
+    padding = padding || pad_row;
     std::printf("%4zu  %7lld  %s  %9.5f  %9.4f\n", i + 1, (long long)nt.ids[i],
-                pad(quoted(m.tokenizer().token_text(nt.ids[i])), 24).c_str(), nt.probs[i], nt.logits[i]);
+                pad(pad_row ? t.token_label(static_cast<int32_t>(nt.ids[i])) : quoted(t.token_text(nt.ids[i])), 24).c_str(),
+                nt.probs[i], nt.logits[i]);
+  }
+  if (padding)
+    std::printf("(<id N>: a row of the model's %lld-row embedding beyond the tokenizer's %d ids: padding, no token)\n",
+                (long long)m.config().vocab_size, t.vocab_size());
 }
 
 void cmd_generate(const ModelArgs& a, const std::string& prompt, int n) {
@@ -167,7 +177,7 @@ void cmd_generate(const ModelArgs& a, const std::string& prompt, int n) {
   // Print the newly completed text (decoding the whole continuation keeps multi-byte characters
   // split across tokens intact).
   generate_greedy(m, ids, n, [&](const std::vector<int32_t>& all) {
-    std::string text = m.tokenizer().decode(std::vector<int32_t>(all.begin() + prompt_len, all.end()));
+    std::string text = m.tokenizer().decode_shown(std::vector<int32_t>(all.begin() + prompt_len, all.end()));
     if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
       std::cout << text.substr(shown.size()) << std::flush;
       shown = text;
@@ -176,11 +186,16 @@ void cmd_generate(const ModelArgs& a, const std::string& prompt, int n) {
   std::cout << "\n";
 }
 
-void cmd_tokenize(const ModelArgs& a, const std::string& text, bool no_bos) {
+void cmd_tokenize(const ModelArgs& a, const std::string& text, bool no_bos, bool ids_only) {
   Model m = Model::load(a.model, load_options(a));
   const auto& t = m.tokenizer();
   // By default show exactly what the model's forward sees (BOS included when the model asks).
   auto ids = no_bos ? t.encode(text) : t.encode_for_model(text);
+  if (ids_only) {  // for scripts: the ids on one line, nothing else
+    for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
+    std::printf("\n");
+    return;
+  }
   std::printf("%zu tokens\n", ids.size());
   std::printf("%5s  %7s  %-24s  %s\n", "pos", "id", "piece", "text");
   for (size_t i = 0; i < ids.size(); ++i)
@@ -208,7 +223,7 @@ void register_model_commands(CLI::App& app) {
   static ModelArgs info_a, run_a, gen_a, tok_a;
   static std::string run_prompt, gen_prompt, tok_text;
   static int top_k = 10, n_new = 20;
-  static bool tok_no_bos = false;
+  static bool tok_no_bos = false, tok_ids = false;
 
   auto* info = app.add_subcommand("info", "Architecture, sizes, dtype, tokenizer and files of a model");
   add_model_args(info, info_a);
@@ -230,7 +245,8 @@ void register_model_commands(CLI::App& app) {
   add_model_args(tok, tok_a);
   tok->add_option("--text,-t", tok_text, "Text to tokenize")->required();
   tok->add_flag("--no-bos", tok_no_bos, "Do not prepend BOS even where the model's forward would");
-  tok->callback([] { cmd_tokenize(tok_a, tok_text, tok_no_bos); });
+  tok->add_flag("--ids", tok_ids, "Print only the token ids, space-separated on one line (for scripts)");
+  tok->callback([] { cmd_tokenize(tok_a, tok_text, tok_no_bos, tok_ids); });
 }
 
 }  // namespace edgewise::cli

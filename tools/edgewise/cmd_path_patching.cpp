@@ -21,6 +21,7 @@
 #include "edgewise/evaluate.h"
 #include "edgewise/flops.h"
 #include "edgewise/metrics.h"
+#include "edgewise/outputs.h"
 #include "edgewise/path_patching.h"
 #include "edgewise/plot.h"
 #include "progress.h"
@@ -32,7 +33,7 @@ namespace {
 // What a head-set run shares: the model, its split graph, the data, the options.
 struct HeadRun {
   explicit HeadRun(const DiscoverCli& a) : model(load_model(a.m)), graph(model_graph(model, true)) {
-    TaskBatch t = task_batch(model, a.task, a.n, a.seed, a.ablation);
+    TaskBatch t = task_batch(model, a.task, a.n, a.seed, a.ablation, a.skip_bad);
     ds = std::move(t.dataset);
     b = std::move(t.batch);
     o = method_options(a, model, ds);
@@ -51,8 +52,33 @@ HeadRun head_run(const DiscoverCli& a) {
   return HeadRun(a);
 }
 
-void write_flap_curve(const FlapSweep& f, const DiscoverCli& a, const std::string& out, const std::string& title) {
-  const std::string path = a.curve.empty() ? path_stem(out) + ".flap.csv" : a.curve;
+// The FLAP sweep's CSV: --curve, or beside the circuit.
+std::string flap_curve_path(const DiscoverCli& a) { return a.curve.empty() ? path_stem(a.out) + ".flap.csv" : a.curve; }
+
+// Every file a head-set run writes, checked before the model is loaded (edgewise/outputs.h).
+OutputFiles plan_head_set_files(const DiscoverCli& a) {
+  OutputFiles o;
+  o.add(a.out, "the circuit");
+  o.add(path_stem(a.out) + ".report.json", "the report");
+  if (!a.svg.empty()) {
+    o.add(a.svg, "the drawing");
+    require_program("dot", "--svg (drawing with Graphviz)");
+  }
+  if (a.method == "flap" || a.method == "app") {
+    o.add(flap_curve_path(a), "the FLAP curve");
+    o.add(path_stem(flap_curve_path(a)) + ".svg", "the FLAP curve's plot");
+  }
+  if (a.method == "app" && a.pp_circuit.empty()) {
+    const std::string pp_out = path_with_suffix(a.out, ".pp");
+    o.add(pp_out, "the path-patching circuit");
+    o.add(path_stem(pp_out) + ".report.json", "the path-patching report");
+  }
+  if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "the checkpoint (--checkpoint)");
+  return o;
+}
+
+void write_flap_curve(const FlapSweep& f, const DiscoverCli& a, const OutputFiles& files, const std::string& title) {
+  const std::string path = flap_curve_path(a);
   std::ostringstream csv;
   csv << "kind,sparsity,heads,performance_percent,chosen\n";
   std::vector<double> x, y;
@@ -63,24 +89,25 @@ void write_flap_curve(const FlapSweep& f, const DiscoverCli& a, const std::strin
                     cv.performance[i], cv.sparsity == f.levels[i] ? 1 : 0);
       csv << line;
     }
-  write_file_atomic(path, csv.str());
+  write_file_atomic(files.staged(path), csv.str());
   // The plot: the first kind's curve (the CSV has all).
   const auto& [k0, c0] = *f.curves.begin();
   for (size_t i = 0; i < c0.performance.size(); ++i) x.push_back(f.levels[i]), y.push_back(c0.performance[i]);
   const std::string svg = path_stem(path) + ".svg";
-  write_file_atomic(svg, curve_svg(x, y, title + " (" + k0 + ")", "sparsity (log scale)"));
+  write_file_atomic(files.staged(svg), curve_svg(x, y, title + " (" + k0 + ")", "sparsity (log scale)"));
   std::printf("curve      %s, %s\n", path.c_str(), svg.c_str());
 }
 
-void write_report(const std::string& out, const nlohmann::json& report) {
+void write_report(const std::string& out, const nlohmann::json& report, const OutputFiles& files) {
   const std::string path = path_stem(out) + ".report.json";
-  write_file_atomic(path, report.dump(2) + "\n");
+  write_file_atomic(files.staged(path), report.dump(2) + "\n");
   std::printf("report     %s\n", path.c_str());
 }
 
 }  // namespace
 
 static void run_path_patching(const DiscoverCli& a) {
+  OutputFiles files = plan_head_set_files(a);
   HeadRun h = head_run(a);
   const Model& model = h.model;
   const Graph& graph = h.graph;
@@ -97,8 +124,8 @@ static void run_path_patching(const DiscoverCli& a) {
                {"method", "path-patching"}, {"seed", a.seed}, {"path_patching", settings},
                {"heads", pj["heads"]}, {"performance_percent", perf}, {"flops", r.flops}, {"seconds", r.seconds},
                {"score_sign", "score = (M(path patched) - M(clean)) / (M(clean) - M(corrupted)) on sender -> receiver edges"}};
-  circuit_write(circ, a.out);
-  if (!a.svg.empty()) circuit_draw_svg(circ, a.svg);
+  circuit_write(circ, files.staged(a.out));
+  if (!a.svg.empty()) circuit_draw_svg(circ, files.staged(a.svg));
   nlohmann::json report = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
                            {"settings", settings}, {"metric_model_eval", m_model}, {"path_patching", pj}};
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     path-patching (%s paths, %s threshold %g SD, min %g, metric %s)\n\n",
@@ -110,10 +137,12 @@ static void run_path_patching(const DiscoverCli& a) {
               (long long)r.evaluations, r.seconds);
   if (a.calc_flops) std::printf(" %11.1f", r.flops / 1e9);
   std::printf("%s\n\ncircuit    %s\n", r.complete ? "" : " (stopped)", a.out.c_str());
-  write_report(a.out, report);
+  write_report(a.out, report, files);
+  files.commit();
 }
 
 static void run_flap(const DiscoverCli& a) {
+  OutputFiles files = plan_head_set_files(a);
   HeadRun h = head_run(a);
   const Model& model = h.model;
   const Graph& graph = h.graph;
@@ -130,8 +159,8 @@ static void run_flap(const DiscoverCli& a) {
   fj["performance_percent"] = perf;
   circ.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "flap"},
                {"seed", a.seed}, {"flap", fj}};
-  circuit_write(circ, a.out);
-  if (!a.svg.empty()) circuit_draw_svg(circ, a.svg);
+  circuit_write(circ, files.staged(a.out));
+  if (!a.svg.empty()) circuit_draw_svg(circ, files.staged(a.svg));
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     flap %s (cliff %s, eval ablation %s%s)\n\n",
               model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), flap_kind_name(fo.kind),
               cliff_name(fo.cliff), ablation_name(fo.eval_ablation), fo.include_mlp ? ", MLP channels too" : "");
@@ -145,11 +174,13 @@ static void run_flap(const DiscoverCli& a) {
     std::printf("MLP channels kept: %lld of %lld\n", (long long)f.result.channels.sum().item<int64_t>(),
                 (long long)(c.n_layers * c.d_mlp));
   std::printf("\ncircuit    %s\n", a.out.c_str());
-  write_flap_curve(f, a, a.out, "FLAP on " + ds.name);
-  write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"flap", fj}});
+  write_flap_curve(f, a, files, "FLAP on " + ds.name);
+  write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"flap", fj}}, files);
+  files.commit();
 }
 
 static void run_app(const DiscoverCli& a) {
+  OutputFiles files = plan_head_set_files(a);
   HeadRun h = head_run(a);
   const Model& model = h.model;
   const Graph& graph = h.graph;
@@ -177,10 +208,10 @@ static void run_app(const DiscoverCli& a) {
     Circuit pc = head_circuit(model, graph, pr.heads, path_sweep_scores(graph, pr));
     pc.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "path-patching"},
                {"path_patching", settings}};
-    circuit_write(pc, pp_out);
+    circuit_write(pc, files.staged(pp_out));
     write_report(pp_out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
                           {"settings", settings},
-                          {"path_patching", path_patching_json(pr, graph, cmp.reference_performance)}});
+                          {"path_patching", path_patching_json(pr, graph, cmp.reference_performance)}}, files);
     ref.from = pp_out;
   }
 
@@ -195,9 +226,9 @@ static void run_app(const DiscoverCli& a) {
   circ.meta = {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()}, {"method", "app"},
                {"pruning", pruning}, {"seed", a.seed}, {"path_patching", settings}, {"heads", aj["heads"]},
                {"performance_percent", perf}, {"tpr", cmp.tpr}, {"flop_ratio", cmp.flop_ratio}};
-  circuit_write(circ, a.out);
-  if (!a.svg.empty()) circuit_draw_svg(circ, a.svg);
-  write_flap_curve(f, a, a.out, "FLAP on " + ds.name);
+  circuit_write(circ, files.staged(a.out));
+  if (!a.svg.empty()) circuit_draw_svg(circ, files.staged(a.svg));
+  write_flap_curve(f, a, files, "FLAP on " + ds.name);
   std::printf("model      %s\ntask       %s (%lld examples)\nmethod     app, %s FLAP (%lld heads allowed), %s paths, %s threshold %g SD, min %g\n\n",
               model.source().origin.c_str(), ds.name.c_str(), (long long)b.size(), pruning,
               (long long)allowed_n, paths_name(o.paths), threshold_mode_name(o.threshold), o.importance_threshold,
@@ -212,7 +243,8 @@ static void run_app(const DiscoverCli& a) {
               cmp.flop_ratio, cmp.flop_ratio_with_flap, cmp.time_ratio, cmp.time_ratio_with_flap, a.out.c_str());
   write_report(a.out, {{"model", model.source().origin}, {"task", ds.name}, {"examples", b.size()},
                        {"settings", settings}, {"pruning", pruning}, {"flap", flap_sweep_json(f, graph, fo)},
-                       {"app", aj}, {"comparison", cj}});
+                       {"app", aj}, {"comparison", cj}}, files);
+  files.commit();
 }
 
 void run_head_set(const DiscoverCli& a) {
@@ -239,7 +271,7 @@ void add_path_patching_options(CLI::App* cmd, DiscoverCli& a, bool flap_only) {
     add_enum_option(pp, "--paths", p.paths, kPathsNames,
                     "direct: the sender reaches only the receiver; via-mlps: also through the MLPs between (the "
                     "reference's path patching)");
-    pp->add_option("--max-masks", p.max_masks, "Sender masks per patched pass")->capture_default_str();
+    pp->add_option("--max-masks", p.max_masks, "Sender masks per patched pass")->check(CLI::PositiveNumber)->capture_default_str();
     pp->add_flag("--calc-flops", a.calc_flops, "Print the FLOPs of every pass in the summary (always in the report)");
     add_enum_option(pp, "--pruning", a.opt.app.pruning, kFlapKindNames, "app: the FLAP circuit that restricts the senders");
     pp->add_option("--pp-circuit", a.pp_circuit,
@@ -278,7 +310,8 @@ void register_prune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator")->capture_default_str();
-  cmd->add_option("--batch-size", a.opt.flap.batch_size, "Examples per pass")->capture_default_str();
+  add_skip_bad_lines(cmd, a.skip_bad);
+  cmd->add_option("--batch-size", a.opt.flap.batch_size, "Examples per pass")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option_function<std::string>(
         "--metric,-m", [](const std::string& s) { a.opt.flap.metric = parse_metric(s); },
         "Performance metric (logit-diff, the default, or prob-diff)")

@@ -20,6 +20,7 @@
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/metrics.h"
+#include "edgewise/outputs.h"
 #include "progress.h"
 
 namespace edgewise::cli {
@@ -37,6 +38,7 @@ struct TuneArgs {
   int64_t nodes = 30, edges = -1, mlp_heads = 1, discovery_examples = 32;
   std::string ablation = "mean", metric = "logit-diff";
   bool train_embeddings = false, train_norms = false, full = false, baseline = false;
+  bool skip_bad = false;
   std::string optimizer = "sgd";
   double lr = 1e-3, momentum = 0.9, weight_decay = 1e-4, max_grad_norm = 0;
   int64_t rounds = 5, steps_per_round = 20, batch_size = 16, warmup_steps = 0;
@@ -78,10 +80,18 @@ void run_tune(const TuneArgs& a) {
   if (!(a.validation_fraction > 0 && a.validation_fraction < 1))
     fail("tune", "--validation-fraction must lie in (0, 1): the report measures held-out examples");
   if (a.full && a.baseline) fail("tune", "--full trains every parameter; --baseline adds that run next to circuit-tuning: choose one");
+  // Every output checked before the model loads; all published together once training is done.
+  OutputFiles files;
+  files.add(a.out, "the tuned model (-o)", true);
+  if (a.baseline && !a.baseline_out.empty()) files.add(a.baseline_out, "the full fine-tuning model (--baseline-out)", true);
+  if (!a.report.empty()) files.add(a.report, "the report (--report)");
+  if (!a.log.empty()) files.add(a.log, "the training log (--log)");
+  if (a.baseline && !a.log.empty()) files.add(a.log + ".full.csv", "the full fine-tuning log");
+  if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "the checkpoint (--checkpoint)");
   Model model = load_model(a.m);
   const Ablation ablation = ablation_from_string(a.ablation);
 
-  Dataset ds = load_task(a.task, model.tokenizer(), a.n, a.seed);
+  Dataset ds = load_data(model, a.task, a.n, a.seed, a.skip_bad);
   const TrainValidation tv = split_train_validation(ds, a.validation_fraction, 1);
   const bool has_split = tv.from_file;
   const Dataset& train_ds = tv.train;
@@ -180,15 +190,16 @@ void run_tune(const TuneArgs& a) {
 
   const std::string report = rep.dump(1) + "\n";
   const Outcome& main_run = runs.front();
-  save_hf_model(model.with_weights(main_run.r.weights), a.out, {{"tuning_report.json", report}});
+  save_hf_model(model.with_weights(main_run.r.weights), files.staged(a.out), {{"tuning_report.json", report}});
   std::fprintf(stderr, "wrote %s (Hugging Face directory)\n", a.out.c_str());
   if (a.baseline && !a.baseline_out.empty()) {
-    save_hf_model(model.with_weights(runs[1].r.weights), a.baseline_out, {{"tuning_report.json", report}});
+    save_hf_model(model.with_weights(runs[1].r.weights), files.staged(a.baseline_out), {{"tuning_report.json", report}});
     std::fprintf(stderr, "wrote %s (full fine-tuning)\n", a.baseline_out.c_str());
   }
-  if (!a.report.empty()) write_file_atomic(a.report, report);
-  if (!a.log.empty()) write_file_atomic(a.log, log_csv(main_run.r));
-  if (a.baseline && !a.log.empty()) write_file_atomic(a.log + ".full.csv", log_csv(runs[1].r));
+  if (!a.report.empty()) write_file_atomic(files.staged(a.report), report);
+  if (!a.log.empty()) write_file_atomic(files.staged(a.log), log_csv(main_run.r));
+  if (a.baseline && !a.log.empty()) write_file_atomic(files.staged(a.log + ".full.csv"), log_csv(runs[1].r));
+  files.commit();
 }
 
 }  // namespace
@@ -202,6 +213,7 @@ void register_tune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the task generator, the batches and the discovery samples")->capture_default_str();
+  add_skip_bad_lines(cmd, a.skip_bad);
   cmd->add_option("--validation-fraction", a.validation_fraction,
                   "Examples held out for the report when the data has no split field")->capture_default_str();
   cmd->add_option("-o,--out", a.out, "Directory for the tuned model (Hugging Face layout, replaced if it exists)")
@@ -236,7 +248,7 @@ void register_tune_command(CLI::App& app) {
   t->add_option("--steps-per-round", a.steps_per_round, "Optimiser steps per round (1: rediscover every step)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   t->add_option("--batch-size", a.batch_size, "Examples per step")->check(CLI::PositiveNumber)->capture_default_str();
-  t->add_option("--warmup-steps", a.warmup_steps, "Linear learning-rate warm-up steps")->capture_default_str();
+  t->add_option("--warmup-steps", a.warmup_steps, "Linear learning-rate warm-up steps")->check(CLI::NonNegativeNumber)->capture_default_str();
   t->add_option("--max-grad-norm", a.max_grad_norm, "Clip the gradient norm (0: off)")->capture_default_str();
   auto* r = cmd->add_option_group("Report and long runs");
   r->add_option("--general-text", a.general_text,

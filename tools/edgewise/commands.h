@@ -20,10 +20,21 @@ void add_model_args(CLI::App* cmd, ModelArgs& a);
 #include "edgewise/patch.h"
 #include "edgewise/tasks.h"
 namespace edgewise::cli {
-/// The task's batch for `model` (tasks.h's task_batch): clean and corrupted prompts must align
-/// when the ablation patches position by position.
-inline TaskBatch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation) {
-  return edgewise::task_batch(model.tokenizer(), task, n, seed, ablation_needs_alignment(ablation));
+/// --skip-bad-lines on a sub-command that reads a task.
+void add_skip_bad_lines(CLI::App* cmd, bool& skip_bad);
+/// The task's examples for `model` (tasks.h's load_task); prints to stderr what was skipped
+/// (--skip-bad-lines) and the data's warnings (multi-token answers).
+Dataset load_data(const Model& model, const std::string& task, int64_t n, uint64_t seed, bool skip_bad);
+/// The task's batch for `model` (load_data, then make_batch): clean and corrupted prompts must
+/// align when the ablation patches position by position.
+inline TaskBatch task_batch(const Model& model, const std::string& task, int64_t n, uint64_t seed, Ablation ablation,
+                            bool skip_bad) {
+  TaskBatch t;
+  t.dataset = load_data(model, task, n, seed, skip_bad);
+  BatchOptions bo;
+  bo.require_aligned = ablation_needs_alignment(ablation);
+  t.batch = make_batch(t.dataset, model.tokenizer(), bo);
+  return t;
 }
 /// The LoadOptions of --dtype and --device.
 LoadOptions load_options(const ModelArgs& a, bool tokenizer = true);

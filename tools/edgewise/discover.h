@@ -20,6 +20,7 @@ struct DiscoverCli {
   int64_t n = 100;
   uint64_t seed = 0;  ///< the task generator's, and Edge Pruning's / HAP's
   bool head_level = false;
+  bool skip_bad = false;  ///< --skip-bad-lines
   // Shared by the methods that take them; copied into each method's struct. Not given: each
   // method's library default (acdc's metric is KL, the others' the logit difference; batch
   // sizes and steps differ by method).

@@ -5,12 +5,40 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 #include <iostream>
 
 #include "commands.h"
 #include "edgewise/error.h"
 #include "edgewise/memory.h"
+
+namespace {
+
+// "--text=" (an empty value joined by '=') as "--text" "": CLI11 2.1 reads the joined form as a
+// missing value, while "--text ''" works.
+std::vector<std::string> split_empty_values(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    if (s == "--") {  // everything after is positional
+      for (; i < argc; ++i) out.push_back(argv[i]);
+      break;
+    }
+    if (s.size() > 3 && s.compare(0, 2, "--") == 0 && s.back() == '=' && s.find('=') == s.size() - 1) {
+      out.push_back(s.substr(0, s.size() - 1));
+      out.push_back("");
+    } else {
+      out.push_back(s);
+    }
+  }
+  std::reverse(out.begin(), out.end());  // CLI11's parse(vector) takes the arguments reversed
+  return out;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   edgewise::prefer_passive_threads(argv);
@@ -40,7 +68,8 @@ int main(int argc, char** argv) {
   edgewise::cli::register_tune_command(app);
   edgewise::cli::register_prune_command(app);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = split_empty_values(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const edgewise::Error& e) {
