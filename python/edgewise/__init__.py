@@ -154,7 +154,10 @@ class Result:
 
 
 def _progress_bar(enabled):
-    """A progress callable over tqdm (notebook-aware) when ``enabled``, else None."""
+    """A progress callable over tqdm (notebook-aware) when ``enabled`` is True; ``enabled``
+    itself when it is a callable ``f(stage, done, total, figures)``; else None."""
+    if callable(enabled):
+        return enabled, None
     if not enabled:
         return None, None
     try:
@@ -204,7 +207,8 @@ def attribute(model: Model, graph: Graph, data: Dataset, method: str = "eap-ig-i
     logits at the prediction positions [N, V] and ``batch`` a dict with ``correct`` /
     ``incorrect`` answer ids [N, A], their masks (``correct_mask``: 1 for a real answer) and
     ``clean_logits`` (the full model's, when the callable has ``needs_clean_logits = True``);
-    set ``higher_is_better = False`` on it for a loss. Gradients flow through it for the
+    set ``higher_is_better = False`` on it for a loss. ``progress``: True for a tqdm bar per stage,
+    False for none, or a callable ``f(stage, done, total, figures)`` called after each unit of work. Gradients flow through it for the
     gradient methods. Other keywords are the methods' options, named as the command line's
     (``steps``, ``batch_size``, ``tau`` for ACDC, ``target`` for Edge Pruning, ``checkpoint``,
     ``resume``, ...; docs/PYTHON.md lists them); an unknown one is an error listing them.
@@ -337,6 +341,9 @@ def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample"
     graph = circuits[0]._c.graph
     masks = torch.stack([c.mask for c in circuits] + [torch.zeros_like(circuits[0].mask)])
     name, fn, fn_name, hib, clean = _metric_args(metric)
+    name = name or "logit-diff"
+    if fn is None and name.replace("-", "_") not in ("logit_diff", "prob_diff", "kl", "accuracy"):
+        raise ValueError(f"metric {name!r}: expected logit-diff, prob-diff, kl, accuracy or a callable")
     report, close = _progress_bar(progress)
     try:
         r = _core.evaluate(model._m, graph, data, masks, ablation, batch_size, fn, fn_name, hib, clean, report)

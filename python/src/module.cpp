@@ -90,7 +90,13 @@ struct CallContext {
       if (!progress.is_none()) {
         py::dict figures;
         for (const auto& [k, v] : e.figures) figures[py::str(k)] = v;
-        progress(e.stage, e.done, e.total, figures);
+        try {
+          progress(e.stage, e.done, e.total, figures);
+        } catch (py::error_already_set& err) {
+          // Ctrl-C landed while the callable ran (Python raised it there): it is ours to handle.
+          if (!err.matches(PyExc_KeyboardInterrupt)) throw;
+          interrupted = true;
+        }
       }
     }
     if (poll() && !stoppable) throw Interrupted();
@@ -216,7 +222,15 @@ MetricFn python_metric(const py::object& fn, const std::string& name, bool highe
     batch["correct_mask"] = b.correct_mask;
     batch["incorrect_mask"] = b.incorrect_mask;
     batch["clean_logits"] = clean_last.defined() ? py::cast(clean_last) : py::none();
-    py::object r = f(last, batch);
+    py::object r;
+    try {
+      r = f(last, batch);
+    } catch (py::error_already_set& err) {
+      // Ctrl-C while the metric ran: no value to return, so the method ends here (a search keeps
+      // the checkpoint of its last finished unit).
+      if (!err.matches(PyExc_KeyboardInterrupt)) throw;
+      throw Interrupted();
+    }
     if (!THPVariable_Check(r.ptr())) fail("metric " + std::string(py::str(f)), "must return a torch.Tensor of [N] values");
     return r.cast<at::Tensor>();
   };
