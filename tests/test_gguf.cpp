@@ -566,3 +566,31 @@ TEST(Gguf, DefaultModelMatchesGgufPy) {
   }
   EXPECT_GE(compared, 3);
 }
+
+// ----------------------------------------------------------------------------- fuzz regressions
+// Inputs that crashed fuzz/fuzz_gguf.cpp (kept in fuzz/regressions/fuzz_gguf/, which
+// `scripts/fuzz.sh smoke` replays; docs/FUZZING.md).
+
+// A tensor with a zero dimension (F32 [6, 0]) holds no elements and dequantises to nothing;
+// ggml_dequantize used to memcpy into the empty output's null pointer (undefined behaviour that
+// UBSan reports).
+TEST(GgufFuzz, EmptyTensorDequantizesToNothing) {
+  static const char kBytes[] =
+      "GGUF\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+      "\x01\x00\x00\x00\x00\x00\x00\x00\x14\x00\x00\x00\x00\x00\x00\x00"
+      "general.architec"
+      "ture\x08\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00"
+      "llama\x03\x00\x00\x00\x00\x00\x00\x00t30"
+      "\x02\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\x94%Q\xcd\xb2\x22\xcd\x0c\x7f\x8f\xdb\x30\x00\x00\x00\x00";
+  TempDir tmp;
+  const std::string p = (tmp.dir / "empty_tensor.gguf").string();
+  write_bytes(p, reinterpret_cast<const uint8_t*>(kBytes), sizeof kBytes - 1);
+  GgufFile g = GgufFile::open(p);
+  ASSERT_EQ(g.tensors().size(), 1u);
+  EXPECT_EQ(g.tensors()[0].shape, (std::vector<int64_t>{6, 0}));
+  EXPECT_TRUE(g.dequantize(g.tensors()[0]).empty());
+  for (GgmlType t : {GgmlType::F32, GgmlType::Q4_K, GgmlType::BF16})
+    edgewise::ggml_dequantize(t, nullptr, nullptr, 0);  // no elements: nothing read or written
+}

@@ -641,3 +641,47 @@ TEST(Data, BuiltinTasksPassAnswerChecks) {
     EXPECT_EQ(ds.skipped, 0);
   }
 }
+
+// ---------------------------------------------------------------- fuzz regressions
+// Inputs that crashed fuzz/fuzz_dataset.cpp (fuzz/regressions/fuzz_dataset/, replayed by
+// `scripts/fuzz.sh smoke`; docs/FUZZING.md).
+
+// The crash input: a CSV answer that is not UTF-8 ("\xFA") made check_answers' quoting throw
+// nlohmann's type_error. CSV text must be UTF-8 now (JSONL's parser already demands it); and the
+// messages quote a token holding part of a character (GPT-2's first token of "丫" is the bytes
+// E4 B8) with U+FFFD instead of throwing.
+TEST(DataFuzz, CsvNotUtf8AndPartialCharacterTokens) {
+  const std::string crash("clean,corrupted,correct,\nn,\0,\xfa,", 31);
+  std::string msg = expect_error([&] { parse_csv("fuzz.csv", crash); });
+  EXPECT_NE(msg.find("fuzz.csv:2: column correct is not valid UTF-8 (byte 0xFA at offset 0 of the field)"),
+            std::string::npos)
+      << msg;
+  LoadDataOptions skip;
+  skip.skip_bad = true;
+  const Dataset ok = parse_csv("f.csv", "clean,corrupted,correct\na b,c d,\xc3\xa9\nx,y,\xe9\n", skip);
+  ASSERT_EQ(ok.examples.size(), 1u);
+  EXPECT_EQ(ok.skipped, 1);
+  EXPECT_NE(ok.skip_notes[0].find("f.csv:3: column correct is not valid UTF-8 (byte 0xE9"), std::string::npos)
+      << ok.skip_notes[0];
+
+  Dataset ds = parse_jsonl("unit", "{\"clean\": \"a\", \"corrupted\": \"b\", \"correct\": \"\xe4\xb8\xab\", "
+                                   "\"incorrect\": \"\xe4\xb8\xbc\"}\n");
+  msg = expect_error([&] { check_answers(ds, gpt2()); });
+  EXPECT_NE(msg.find("unit:1: correct answer \"\xe4\xb8\xab\" and incorrect answer \"\xe4\xb8\xbc\" both begin with "
+                     "token 10310 \"\xef\xbf\xbd\""),
+            std::string::npos)
+      << msg;
+}
+
+// The crash input "4e454": nlohmann reports a number too large for a double as out_of_range,
+// not parse_error, and it escaped the JSONL reader instead of becoming a bad line.
+TEST(DataFuzz, JsonlNumberOverflowIsABadLine) {
+  std::string msg = expect_error([&] { parse_jsonl("fuzz.jsonl", "4e454"); });
+  EXPECT_NE(msg.find("fuzz.jsonl:1: not valid JSON"), std::string::npos) << msg;
+  LoadDataOptions skip;
+  skip.skip_bad = true;
+  const Dataset ds = parse_jsonl("fuzz.jsonl", "{\"clean\": \"a <predict>b</predict>\", \"corrupted\": \"c\", \"n\": 1e999}\n"
+                                               "{\"clean\": \"a <predict>b</predict>\", \"corrupted\": \"c\"}\n", skip);
+  EXPECT_EQ(ds.examples.size(), 1u);
+  EXPECT_EQ(ds.skipped, 1);
+}

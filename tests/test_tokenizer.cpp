@@ -645,3 +645,58 @@ TEST(TokenizerExport, GapsUnkNfcAndSpacedMerges) {
                {"a <gap_b> b<gap_a>   c", "gap\xC3\xA9 word gapé words <gap_a><gap_b>", "x\x04y <|endoftext|>",
                 "12345 caf\xC3\xA9 it's", ""});
 }
+
+// ---------------------------------------------------------------- fuzz regressions
+// Inputs that crashed fuzz/fuzz_tokenizer.cpp (fuzz/regressions/fuzz_tokenizer/, replayed by
+// `scripts/fuzz.sh smoke`; docs/FUZZING.md), and their kin: every one is an Error naming the file
+// and the key, not nlohmann's type_error escaping the loader or a vocabulary table sized by a
+// corrupt id.
+
+TEST(TokenizerFuzz, WrongJsonTypesAreErrorsNamingTheKey) {
+  const TempDir tmp;
+  const std::string pre = R"("pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})";
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []})";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      // the crash input as found (fuzz/regressions/fuzz_tokenizer/model-type-not-a-string)
+      {R"({"model":{"type":3}})", {"\"type\" must be a string, found 3"}},
+      {R"({"model": {"type": "BPE", "byte_fallback": 1, "vocab": {}, "merges": []}})",
+       {"\"byte_fallback\" must be true or false, found 1"}},
+      {R"({"model": {"type": "BPE", "ignore_merges": "yes", "vocab": {}, "merges": []}})",
+       {"\"ignore_merges\" must be true or false"}},
+      {"{" + model + ", " + pre + R"(, "added_tokens": [{"id": 5, "content": "<x>", "special": 1}]})",
+       {"added token '<x>'", "\"special\" must be true or false, found 1"}},
+      {"{" + model + ", " + pre + R"(, "added_tokens": [{"id": 5, "content": "<x>", "lstrip": "no"}]})",
+       {"\"lstrip\" must be true or false"}},
+      {"{" + model + R"(, "pre_tokenizer": {"type": "ByteLevel", "use_regex": 0}})",
+       {"pre_tokenizer", "\"use_regex\" must be true or false, found 0"}},
+      {"{" + model + R"(, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+           {"type": "Split", "pattern": {"Regex": "x"}, "behavior": 7}, {"type": "ByteLevel", "use_regex": false}]}})",
+       {"\"behavior\" must be a string, found 7"}},
+      {"{" + model + ", " + pre + R"(, "post_processor": {"type": "TemplateProcessing",
+           "single": [{"SpecialToken": "<s>"}]}})",
+       {"post_processor", "SpecialToken is not an object"}},
+      {"{" + model + ", " + pre + R"(, "post_processor": {"type": "TemplateProcessing",
+           "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {"<s>": {"tokens": ["<s>"]}}}})",
+       {"special token '<s>' should have exactly one id"}},
+      {"{" + model + ", " + pre + R"(, "post_processor": {"type": "TemplateProcessing",
+           "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {"<s>": {"ids": [4294967297]}}}})",
+       {"special token '<s>' has the id 4294967297, expected 0..4194303"}},
+      // ids that would size the vocabulary table (2^31 entries) or wrap in an int32
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2147483647}, "merges": []}, )" + pre + "}",
+       {"vocabulary entry 'b' has an invalid id 2147483647 (expected 0..4194303)"}},
+      {"{" + model + ", " + pre + R"(, "added_tokens": [{"id": 4294967296, "content": "<x>"}]})",
+       {"added token '<x>'", "has the id 4294967296"}},
+      {"{" + model + ", " + pre + R"(, "added_tokens": [{"id": -3, "content": "<x>"}]})",
+       {"added token '<x>'", "has the id -3"}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string p = tmp.write("fuzz_" + std::to_string(i) + ".json", cases[i].first);
+    const std::string msg = expect_error([&] { Tokenizer::from_tokenizer_json(p); });
+    EXPECT_NE(msg.find(p), std::string::npos) << i << ": " << msg;
+    for (const std::string& want : cases[i].second) EXPECT_NE(msg.find(want), std::string::npos) << i << ": " << msg;
+  }
+  const std::string v = tmp.write("vocab.json", R"({"a": 0, "b": 99999999})");
+  const std::string m = tmp.write("merges.txt", "#version: 0.2\n");
+  const std::string msg = expect_error([&] { Tokenizer::from_vocab_merges(v, m); });
+  EXPECT_NE(msg.find(v + ": vocabulary entry 'b' has an invalid id 99999999"), std::string::npos) << msg;
+}

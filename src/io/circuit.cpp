@@ -199,8 +199,27 @@ Circuit circuit_read(const std::string& path) {
   c.d_model = get_int("d_model", 0);
   if (j.contains("edgewise") && j["edgewise"].is_object()) {
     c.meta = j["edgewise"];
+    if (c.meta.contains("split_qkv") && !c.meta["split_qkv"].is_boolean())
+      fail(path, "edgewise.split_qkv must be true or false, found " + c.meta["split_qkv"].dump());
     c.split_qkv = c.meta.value("split_qkv", true);
     for (const char* k : {"version", "split_qkv", "n_edges_in_circuit"}) c.meta.erase(k);
+  }
+  // The scores are a dense [sources, readers] table: a corrupt cfg must not size it at will.
+  // 2^27 entries (512 MiB of float32) is 4x the graph of a 70B-parameter Llama (80 layers,
+  // 64 heads, 8 key/value heads: 5201 x 6481).
+  constexpr double kMaxEntries = double(int64_t{1} << 27);
+  const double L = double(c.shape.n_layers), H = double(c.shape.n_heads), G = double(c.shape.n_kv_heads);
+  if (L > 0 && H > 0 && G > 0) {
+    const double sources = 1 + L * (H + 1), readers = 1 + L * (H + (c.split_qkv ? 2 * G : 0) + 1);
+    auto num = [](double x) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%.0f", x);
+      return std::string(b);
+    };
+    if (sources * readers > kMaxEntries)
+      fail(path, "cfg " + cfg.dump() + " describes a graph of " + num(sources) + " sources x " + num(readers) +
+                     " readers, more score entries than the " + num(kMaxEntries) +
+                     " edgewise handles: the file is corrupt");
   }
   Circuit e;
   try {

@@ -408,6 +408,7 @@ void ggml_dequantize(GgmlType t, const uint8_t* src, float* dst, int64_t n) {
   if (n < 0 || n % ti->block_elems != 0)
     fail("ggml_dequantize", std::to_string(n) + " elements is not a multiple of the " +
                                 ti->name + " block size " + std::to_string(ti->block_elems));
+  if (n == 0) return;  // an empty tensor: nothing to read or write (dst may be null)
   const int64_t nb = n / ti->block_elems;
   const float* h = half_table().v;
   switch (t) {

@@ -5,6 +5,7 @@
 #include "edgewise/dataset.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "edgewise/error.h"
 #include "edgewise/tokenizer.h"
+#include "../util/unicode.h"
 
 namespace edgewise {
 
@@ -75,6 +77,10 @@ void finish(Dataset& ds, BadNotes bad, const LoadDataOptions& opt, const char* u
 
 bool only_spaces(const std::string& s) { return s.find_first_not_of(' ') == std::string::npos; }
 
+// s as a JSON string for messages; bytes that are not UTF-8 (a token holding part of a character)
+// show as U+FFFD instead of making nlohmann throw.
+std::string quote(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void check_split(const std::string& s) {
   if (!s.empty() && s != "train" && s != "validation")
     throw LineError("split must be \"train\" or \"validation\", found \"" + s + "\"");
@@ -129,7 +135,7 @@ Example parse_json_example(const std::string& line) {
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 4e454
     throw LineError(std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw LineError("expected a JSON object, found " + std::string(j.type_name()));
@@ -297,6 +303,15 @@ Read read_csv(const std::string& path, const std::string& text) {
       if (rec.fields.size() != records[0].fields.size())
         throw LineError("expected " + std::to_string(records[0].fields.size()) + " fields (as the header), found " +
                         std::to_string(rec.fields.size()));
+      // As JSON (where the parser refuses it), text must be UTF-8: other encodings would be
+      // tokenized as bytes the model never saw.
+      for (size_t c = 0; c < rec.fields.size(); ++c)
+        if (const size_t at = unicode::utf8_invalid_at(rec.fields[c]); at != std::string::npos) {
+          char byte[8];
+          std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned>(static_cast<uint8_t>(rec.fields[c][at])));
+          throw LineError("column " + records[0].fields[c] + " is not valid UTF-8 (byte " + byte + " at offset " +
+                          std::to_string(at) + " of the field): save the file as UTF-8");
+        }
       auto get = [&](const char* c) { return col.count(c) ? rec.fields[col.at(c)] : std::string(); };
       Example ex;
       ex.line = rec.line;
@@ -338,7 +353,7 @@ Read read_by_extension(const std::string& path) {
 // The answer checks of check_answers: bad examples leave `ds` and join `bad`.
 void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
   const int32_t V = tok.vocab_size();
-  auto shown = [&](int32_t id) { return "token " + std::to_string(id) + " " + json(tok.token_text(id)).dump(); };
+  auto shown = [&](int32_t id) { return "token " + std::to_string(id) + " " + quote(tok.token_text(id)); };
   std::vector<Example> kept;
   for (size_t i = 0; i < ds.examples.size(); ++i) {
     const Example& ex = ds.examples[i];
@@ -356,7 +371,7 @@ void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
           return out;
         }
         for (const std::string& t : texts) {
-          const std::string quoted = json(t).dump();
+          const std::string quoted = quote(t);
           if (only_spaces(t)) throw LineError(std::string(what) + " answer " + quoted + " is empty");
           const std::vector<int32_t> e = tok.encode(t);
           if (e.empty()) throw LineError(std::string(what) + " answer " + quoted + " has no tokens");

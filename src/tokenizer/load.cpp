@@ -40,6 +40,32 @@ json parse_json(const std::string& path, const char* what) {
   }
 }
 
+// j[key] as a bool / a string, `def` when absent or null; another type is an Error naming
+// `where` and the key (nlohmann's value() would throw its own type_error instead).
+bool opt_bool(const json& j, const char* key, bool def, const std::string& where) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_boolean()) fail(where, std::string("\"") + key + "\" must be true or false, found " + j[key].dump());
+  return j[key].get<bool>();
+}
+std::string opt_string(const json& j, const char* key, const std::string& def, const std::string& where) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_string()) fail(where, std::string("\"") + key + "\" must be a string, found " + j[key].dump());
+  return j[key].get<std::string>();
+}
+
+// Token ids above this are refused: no byte-level BPE vocabulary comes near (the largest have
+// ~2^18 entries), and the id tables are sized by the largest id.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+
+// A token id from JSON: an integer in [0, kMaxTokenId]; `what` names it in the error.
+int32_t token_id_of(const json& v, const std::string& where, const std::string& what) {
+  if (!v.is_number_integer()) fail(where, what + " is not an integer id: " + v.dump());
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxTokenId)
+                             : (v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTokenId))
+    fail(where, what + " has the id " + v.dump() + ", expected 0.." + std::to_string(kMaxTokenId));
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
 std::string type_of(const json& j, const std::string& where) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     fail(where, "expected an object with a string \"type\", found " + j.dump().substr(0, 200));
@@ -51,8 +77,9 @@ void set_vocab(Tokenizer::Impl& im, const std::vector<std::pair<std::string, int
                const std::string& where) {
   int64_t max_id = -1;
   for (const auto& [p, id] : vocab) {
-    if (id < 0 || id > INT32_MAX)
-      fail(where, "vocabulary entry '" + p + "' has an invalid id " + std::to_string(id));
+    if (id < 0 || id > kMaxTokenId)
+      fail(where, "vocabulary entry '" + p + "' has an invalid id " + std::to_string(id) + " (expected 0.." +
+                      std::to_string(kMaxTokenId) + ")");
     max_id = std::max(max_id, id);
   }
   im.pieces.assign(max_id + 1, std::string());
@@ -100,9 +127,9 @@ void gpt2_defaults(Tokenizer::Impl& im) {
 
 bool is_byte_level(const json& j, const std::string& where, bool use_regex) {
   if (!j.is_object() || type_of(j, where) != "ByteLevel") return false;
-  if (j.value("add_prefix_space", false))
+  if (opt_bool(j, "add_prefix_space", false, where))
     fail(where, "ByteLevel pre_tokenizer with add_prefix_space = true is not supported");
-  return j.value("use_regex", true) == use_regex;
+  return opt_bool(j, "use_regex", true, where) == use_regex;
 }
 
 PreSplit detect_pre_split(const json& pt, const std::string& path) {
@@ -126,7 +153,7 @@ PreSplit detect_pre_split(const json& pt, const std::string& path) {
   if (seq.size() != 2) return unsupported("a Sequence of " + std::to_string(seq.size()) + " pre-tokenizers");
   const std::string t0 = type_of(seq[0], where);
   if (t0 == "Digits") {
-    if (!seq[0].value("individual_digits", false))
+    if (!opt_bool(seq[0], "individual_digits", false, where))
       return unsupported("Digits with individual_digits = false");
     if (!is_byte_level(seq[1], where, true))
       return unsupported("Digits not followed by ByteLevel(use_regex=true)");
@@ -136,8 +163,9 @@ PreSplit detect_pre_split(const json& pt, const std::string& path) {
     const json& s = seq[0];
     if (!is_byte_level(seq[1], where, false))
       return unsupported("Split not followed by ByteLevel(use_regex=false)");
-    if (s.value("behavior", "") != "Isolated" || s.value("invert", false))
-      return unsupported("Split with behavior '" + s.value("behavior", "") +
+    const std::string behavior = opt_string(s, "behavior", "", where);
+    if (behavior != "Isolated" || opt_bool(s, "invert", false, where))
+      return unsupported("Split with behavior '" + behavior +
                          "' / invert (expected Isolated, invert = false)");
     std::string re;
     if (s.contains("pattern") && s["pattern"].is_object() && s["pattern"].contains("Regex") &&
@@ -164,13 +192,16 @@ void detect_bos(Tokenizer::Impl& im, const json& pp, const std::string& path) {
   if (type != "TemplateProcessing" || !pp.contains("single") || !pp["single"].is_array()) return;
   const json& single = pp["single"];
   if (single.empty() || !single[0].contains("SpecialToken")) return;
-  const std::string name = single[0]["SpecialToken"].value("id", "");
+  const json& special = single[0]["SpecialToken"];
+  if (!special.is_object()) fail(where, "TemplateProcessing's SpecialToken is not an object: " + special.dump());
+  const std::string name = opt_string(special, "id", "", where);
   if (!pp.contains("special_tokens") || !pp["special_tokens"].contains(name))
     fail(where, "TemplateProcessing names special token '" + name + "' but does not define it");
-  const json& ids = pp["special_tokens"][name]["ids"];
-  if (!ids.is_array() || ids.size() != 1 || !ids[0].is_number_integer())
+  const json& def = pp["special_tokens"][name];
+  const json* ids = def.is_object() && def.contains("ids") ? &def["ids"] : nullptr;
+  if (!ids || !ids->is_array() || ids->size() != 1 || !(*ids)[0].is_number_integer())
     fail(where, "special token '" + name + "' should have exactly one id");
-  im.bos = ids[0].get<int32_t>();
+  im.bos = token_id_of((*ids)[0], where, "special token '" + name + "'");
   im.add_bos = true;
 }
 
@@ -185,16 +216,16 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     fail(path, "not a tokenizer.json: no \"model\" object");
   const json& m = j["model"];
-  const std::string mtype = m.value("type", "BPE");
+  const std::string mtype = opt_string(m, "type", "BPE", path + ": model");
   if (mtype != "BPE") fail(path, "model type '" + mtype + "' is not supported (only byte-level BPE)");
-  if (m.value("byte_fallback", false))
+  if (opt_bool(m, "byte_fallback", false, path + ": model"))
     fail(path, "BPE with byte_fallback (SentencePiece-style) is not supported; only byte-level BPE");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(k) && m[k].is_string() && !m[k].get<std::string>().empty())
       fail(path, std::string("BPE with ") + k + " is not supported");
   if (m.contains("dropout") && m["dropout"].is_number() && m["dropout"].get<double>() != 0.0)
     fail(path, "BPE dropout is not supported");
-  im->ignore_merges = m.value("ignore_merges", false);
+  im->ignore_merges = opt_bool(m, "ignore_merges", false, path + ": model");
 
   if (!m.contains("vocab") || !m["vocab"].is_object()) fail(path, "model.vocab is missing or not an object");
   std::vector<std::pair<std::string, int64_t>> vocab;
@@ -232,13 +263,14 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
         fail(path, "added_tokens entry without an integer id and a string content: " +
                        t.dump().substr(0, 200));
       AddedToken tok;
-      tok.id = t["id"].get<int32_t>();
       tok.content = t["content"].get<std::string>();
-      tok.special = t.value("special", false);
-      tok.lstrip = t.value("lstrip", false);
-      tok.rstrip = t.value("rstrip", false);
-      tok.single_word = t.value("single_word", false);
-      im->add_token(tok, t.value("normalized", !tok.special));
+      const std::string where = path + ": added token '" + tok.content + "'";
+      tok.id = token_id_of(t["id"], where, "the token");
+      tok.special = opt_bool(t, "special", false, where);
+      tok.lstrip = opt_bool(t, "lstrip", false, where);
+      tok.rstrip = opt_bool(t, "rstrip", false, where);
+      tok.single_word = opt_bool(t, "single_word", false, where);
+      im->add_token(tok, opt_bool(t, "normalized", !tok.special, where));
     }
   }
 
