@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "edgewise/config_json.h"
 #include "edgewise/error.h"
 #include "edgewise/hf.h"
 #include "edgewise/mapped_file.h"
@@ -206,4 +207,40 @@ TEST(SafetensorsWrite, RoundTripAndPeerFile) {
             }).find("twice"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(bad));
+}
+
+// ---------------------------------------------------------------- config.json (fuzz regressions)
+// hf_config_parse, the torch-free parser behind config_from_hf_json (test_model's ModelConfigJson
+// checks the ModelConfig side). Inputs from fuzz/fuzz_config.cpp's harness are kept in
+// fuzz/regressions/fuzz_config/, which `scripts/fuzz.sh smoke` replays (docs/FUZZING.md).
+TEST(ConfigJson, ParsesEachArchitecture) {
+  const edgewise::HfConfig g = edgewise::hf_config_parse("c.json", R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4})");
+  EXPECT_EQ(g.d_mlp, 256);  // GPT2Config's n_inner default, 4 x n_embd
+  EXPECT_EQ(g.d_head, 16);
+  EXPECT_TRUE(g.layer_norm && g.positional_embedding && !g.rope);
+  const edgewise::HfConfig l = edgewise::hf_config_parse(
+      "c.json", R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                    "num_key_value_heads": 2, "intermediate_size": 128, "eos_token_id": [7, 8],
+                    "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 64}})");
+  EXPECT_EQ(l.n_kv_heads, 2);
+  EXPECT_EQ(l.act, "silu");
+  EXPECT_EQ(l.rope_scaling.type, "llama3");
+  EXPECT_EQ(l.rope_scaling.original_max_position_embeddings, 64);
+  EXPECT_EQ(l.eos_token_id, 7);
+  const edgewise::HfConfig n = edgewise::hf_config_parse(
+      "c.json", R"({"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 4, "rotary_pct": 0.5})");
+  EXPECT_EQ(n.rotary_dims, 8);
+  EXPECT_TRUE(n.parallel);
+}
+
+// n_embd near INT64_MAX made the default n_inner (4 x n_embd) overflow a signed 64-bit integer
+// (UBSan: signed-integer-overflow); found by replaying a hand-made input through fuzz_config.
+TEST(ConfigJson, FuzzHugeWidthIsAnError) {
+  const std::string msg = error_of([] {
+    edgewise::hf_config_parse("fuzz/config.json", R"({"model_type":"gpt2","n_embd":4611686018427387904,"n_head":1})");
+  });
+  EXPECT_EQ(msg, "fuzz/config.json: n_embd 4611686018427387904 is too large: the default n_inner, 4 x n_embd, overflows");
+  // With n_inner given there is no default to compute; the width is then only checked positive.
+  EXPECT_NO_THROW(edgewise::hf_config_parse(
+      "c.json", R"({"model_type":"gpt2","n_embd":4611686018427387904,"n_head":1,"n_inner":8})"));
 }

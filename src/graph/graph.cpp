@@ -129,6 +129,7 @@ std::optional<int64_t> Graph::find_reader(const std::string& name) const {
     kind = rest[rest.size() - 2];
     rest = rest.substr(0, rest.size() - 3);
   }
+  if (rest.empty()) return std::nullopt;  // "a1." names no head
   const bool kv_name = rest.rfind("kv", 0) == 0;
   auto idx = parse_index(rest.substr(kv_name ? 2 : 1));
   if ((!kv_name && rest[0] != 'h') || !idx) return std::nullopt;
