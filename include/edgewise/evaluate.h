@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ struct CircuitEvaluation {
   std::vector<double> logit_diff, prob_diff, kl, accuracy;
   std::vector<double> exact_match;  ///< the circuit's top token equals the full model's
   std::vector<double> custom;       ///< the caller's metric (EvaluateOptions::metric_fn), when given
+  /// With EvaluateOptions::per_example: each metric's value per example, float64 [K + 1, N]
+  /// (keys logit_diff, prob_diff, kl, accuracy, exact_match, and custom when given); the
+  /// vectors above are their means over N.
+  std::map<std::string, at::Tensor> per_example;
   /// The values of one metric ([K + 1]).
   const std::vector<double>& of(Metric m) const;
   /// Normalised faithfulness of entry k under metric m, against the full model (entry 0) and
@@ -77,6 +82,7 @@ struct EvaluateOptions {
   Ablation ablation = Ablation::Resample;  ///< what replaces an edge outside the circuit
   int64_t batch_size = 16;                 ///< examples per patched pass
   MetricFn metric_fn;                      ///< also measure this metric (CircuitEvaluation::custom)
+  bool per_example = false;                ///< also keep every example's values (CircuitEvaluation::per_example)
   /// After each batch (run.h's shape): stage "examples", done / total examples; may be empty.
   ProgressFn progress;
 };

@@ -45,6 +45,8 @@ struct MetricFn {
 };
 /// The batch mean of a caller's metric, checked: the result must be [N] for N examples.
 at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last);
+/// The caller's metric per example ([N]), its shape checked (errors name the metric).
+at::Tensor metric_fn_values(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last);
 
 // A method's metric is `fn` when the caller set one, else the built-in `m`: one place decides.
 /// Its batch mean.

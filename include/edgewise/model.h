@@ -133,6 +133,16 @@ class Model {
   static Model load(const ModelSource& src, const LoadOptions& opt = {});
   /// Convenience: resolve_model(spec) then load.
   static Model load(const std::string& spec, const LoadOptions& opt = {});
+  /// A model over tensors already in memory, named as in the checkpoint (a transformers
+  /// model's state_dict, from Python): `src.config` is its config.json, `src.tokenizer_json` or
+  /// `src.vocab_json` + `src.merges_txt` its tokenizer (none: a model without one). The weights
+  /// are the given tensors, not copies, wherever they are in `opt.dtype` (views: transposed,
+  /// split q/k/v; a tensor in another dtype is converted, a copy, said in load_notes()); they
+  /// must all be on one device, which becomes the model's (`opt.device` is not used). They must
+  /// not change while the model is used. q/k/v are not packed into one buffer, so the forward
+  /// runs one matmul per projection.
+  static Model from_tensors(const ModelSource& src, const std::map<std::string, at::Tensor>& tensors,
+                            const LoadOptions& opt = {});
 
   const ModelConfig& config() const { return cfg_; }
   const ModelSource& source() const { return src_; }

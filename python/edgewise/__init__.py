@@ -21,13 +21,17 @@ Ctrl-C raises ``KeyboardInterrupt`` at the next unit of work (a search writes it
 """
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 import torch  # noqa: F401  (first: it loads the libtorch the engine links)
 
 from . import _core
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "methods", "attribute", "discover",
-           "Result", "Circuit", "evaluate"]
+__all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "generate", "methods", "attribute",
+           "discover", "Result", "Circuit", "evaluate", "curve", "Curve", "sweep", "Sweep", "tune", "TuneResult",
+           "task_score"]
 
 Dataset = _core.Dataset
 
@@ -65,18 +69,92 @@ class Model:
         """Text of token ids; embedding rows beyond the tokenizer show as ``<id N>``."""
         return self._m.decode(list(ids))
 
+    @property
+    def load_notes(self) -> list:
+        """What loading did: dequantised types, tied output, weights shared with a model in memory..."""
+        return list(self._m.load_notes)
+
+    def save_pretrained(self, path: str) -> None:
+        """Write a Hugging Face folder (config.json, model.safetensors, the tokenizer) that
+        ``transformers``' ``from_pretrained`` loads; written beside and renamed into place."""
+        self._m.save_pretrained(os.fspath(path))
+
+    @property
+    def weights(self) -> dict:
+        """The canonical weights (``blk.0.attn_q.weight``, ...) as torch tensors: the model's own
+        storage, not copies -- read them, never write them."""
+        return self._m.weights()
+
     def __repr__(self) -> str:
         c = self.config
         return (f"edgewise.Model({self.source!r}, {c['n_layers']} layers, {c['n_heads']} heads "
                 f"({c['n_kv_heads']} kv), d_model {c['d_model']}, device {self.device})")
 
 
-def load(spec: str = "", *, dtype: str = "f32", device: str = "cpu") -> Model:
-    """Load a model: a Hugging Face directory, a ``.gguf`` / ``.safetensors`` file, a hub id in
-    the local Hugging Face cache (nothing is downloaded), or ``""`` for the bundled default
-    (SmolLM2-135M-Instruct). ``dtype``: ``"f32"`` or ``"bf16"``; ``device``: ``"cpu"``,
-    ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Pickled checkpoints are refused."""
-    return Model(_core.Model.load(spec, dtype, device))
+def load(spec="", *, dtype: Optional[str] = None, device: str = "cpu", tokenizer=None) -> Model:
+    """Load a model.
+
+    ``spec`` is a Hugging Face directory, a ``.gguf`` / ``.safetensors`` file, a hub id in the
+    local Hugging Face cache (nothing is downloaded), ``""`` for the bundled default
+    (SmolLM2-135M-Instruct), or a ``transformers`` model object already in memory
+    (``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``Qwen2ForCausalLM``, ``GPTNeoXForCausalLM``).
+
+    A file or folder: ``dtype`` is ``"f32"`` (default) or ``"bf16"``; ``device`` is ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Pickled checkpoints are refused.
+
+    A ``transformers`` model: its weights are *shared*, not copied -- edgewise computes with the
+    very tensors of ``spec.state_dict()``, on their device (``device`` is not used) and in their
+    dtype (float32 or bfloat16; ``dtype`` defaults to it, another one converts, a copy). Do not
+    change the model's weights while edgewise uses them. Its tokenizer is ``tokenizer`` (a
+    ``transformers`` tokenizer or a folder with ``tokenizer.json`` / ``vocab.json`` +
+    ``merges.txt``), else the model's own folder (``spec.name_or_path``) when it has one;
+    without any, tasks given as text cannot be used (``model.load_notes`` says which it took)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return _from_transformers(spec, dtype=dtype, tokenizer=tokenizer)
+    return Model(_core.Model.load(os.fspath(spec), dtype or "f32", device))
+
+
+def _from_transformers(hf, *, dtype, tokenizer) -> Model:
+    if not (hasattr(hf, "state_dict") and hasattr(hf, "config") and hasattr(hf.config, "to_json_string")):
+        raise TypeError(f"edgewise.load: expected a path, a hub id or a transformers model, got {type(hf).__name__}")
+    sd = hf.state_dict()  # detached tensors sharing the parameters' storage
+    dtypes = {t.dtype for t in sd.values() if t.is_floating_point()}
+    if dtype is None:
+        if dtypes == {torch.float32}:
+            dtype = "f32"
+        elif dtypes == {torch.bfloat16}:
+            dtype = "bf16"
+        else:
+            raise ValueError(f"edgewise.load: the model's weights are {sorted(map(str, dtypes))}; edgewise computes "
+                             "in float32 or bfloat16 (call .float() or .to(torch.bfloat16), or pass dtype= to convert, a copy)")
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="edgewise-hf-") as tmp:
+        cfg = os.path.join(tmp, "config.json")
+        with open(cfg, "w") as f:
+            f.write(hf.config.to_json_string())
+        tok_dir = None
+        if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
+            tok_dir = os.path.join(tmp, "tokenizer")
+            tokenizer.save_pretrained(tok_dir)
+        elif tokenizer is not None:
+            tok_dir = os.fspath(tokenizer)
+            if not os.path.isdir(tok_dir):
+                raise FileNotFoundError(f"{tok_dir}: no such tokenizer folder")
+        else:
+            own = getattr(hf, "name_or_path", "") or getattr(hf.config, "_name_or_path", "")
+            if own and os.path.isdir(own):
+                tok_dir = own
+        files = {"tokenizer.json": "", "vocab.json": "", "merges.txt": ""}
+        if tok_dir:
+            for k in files:
+                if os.path.isfile(os.path.join(tok_dir, k)):
+                    files[k] = os.path.join(tok_dir, k)
+            if tokenizer is not None and not files["tokenizer.json"] and not (files["vocab.json"] and files["merges.txt"]):
+                raise ValueError(f"{tok_dir}: no tokenizer.json, or vocab.json + merges.txt (edgewise reads those formats)")
+        spec = getattr(hf, "name_or_path", "") or type(hf).__name__
+        core = _core.Model.from_tensors(cfg, files["tokenizer.json"], files["vocab.json"], files["merges.txt"],
+                                        dict(sd), dtype, f"{type(hf).__name__}({spec})")
+    return Model(core)
 
 
 class Graph:
@@ -330,11 +408,16 @@ class Circuit:
 
 
 def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample", metric="logit-diff",
-             batch_size: int = 16, progress: bool = True) -> dict:
+             batch_size: int = 16, per_example: bool = False, progress: bool = True) -> dict:
     """Measure the full model, ``circuit`` (one :class:`Circuit` or a list) and the empty circuit
-    on ``data`` in one patched pass per batch. Returns every metric (``logit_diff``,
-    ``prob_diff``, ``kl``, ``accuracy``, ``exact_match``, and ``custom`` for a callable metric)
-    as lists [model, circuit..., empty], and ``faithfulness`` per circuit under ``metric``."""
+    on ``data`` in one patched pass per batch.
+
+    Returns every metric (``logit_diff``, ``prob_diff``, ``kl``, ``accuracy``, ``exact_match``,
+    and ``custom`` for a callable ``metric``) as lists ``[model, circuit..., empty]`` of means
+    over the examples, and ``faithfulness``, one per circuit under ``metric``:
+    ``(circuit - empty) / (model - empty)``. With ``per_example=True`` also ``per_example``: each
+    metric's value for every example, a float64 tensor ``[K + 2, N]`` in the same order (whose
+    row means are the lists)."""
     circuits = circuit if isinstance(circuit, (list, tuple)) else [circuit]
     if not circuits:
         raise ValueError("evaluate: no circuit given")
@@ -346,7 +429,8 @@ def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample"
         raise ValueError(f"metric {name!r}: expected logit-diff, prob-diff, kl, accuracy or a callable")
     report, close = _progress_bar(progress)
     try:
-        r = _core.evaluate(model._m, graph, data, masks, ablation, batch_size, fn, fn_name, hib, clean, report)
+        r = _core.evaluate(model._m, graph, data, masks, ablation, batch_size, fn, fn_name, hib, clean, report,
+                           per_example)
     finally:
         if close:
             close()
@@ -354,3 +438,220 @@ def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample"
     vals = r[key]
     r["faithfulness"] = [_core.normalized_faithfulness(v, vals[-1], vals[0]) for v in vals[1:-1]]
     return r
+
+
+class Curve:
+    """A faithfulness curve: ``points`` (dicts with ``fraction`` of all edges, ``budget``,
+    ``edges`` after pruning, ``metric``, ``faithfulness``), ``cpr`` (area under the faithfulness
+    over the fractions) and ``cmd`` (area under ``|1 - faithfulness|``), MIB's two summaries;
+    ``circuits`` the circuit at each point. ``to_csv(path)`` writes the command line's
+    ``--curve`` file; ``plot()`` draws it with matplotlib."""
+
+    def __init__(self, d: dict, circuits: list, model_value: float, empty_value: float):
+        self.points = d["points"]
+        self.cpr = d["cpr"]
+        self.cmd = d["cmd"]
+        self._csv = d["csv"]
+        self.circuits = circuits
+        self.model_value = model_value
+        self.empty_value = empty_value
+
+    @property
+    def fractions(self) -> list:
+        return [p["fraction"] for p in self.points]
+
+    @property
+    def faithfulness(self) -> list:
+        return [p["faithfulness"] for p in self.points]
+
+    def to_csv(self, path: str) -> None:
+        """The command line's curve file: one row per point and a closing ``# CPR .. CMD ..`` line."""
+        with open(path, "w") as f:
+            f.write(self._csv)
+
+    def plot(self, ax=None, label: Optional[str] = None):
+        """Faithfulness against the fraction of edges kept (log scale); returns the axes."""
+        import matplotlib.pyplot as plt
+        ax = ax or plt.gca()
+        ax.plot(self.fractions, self.faithfulness, marker="o",
+                label=label or f"CPR {self.cpr:.3f}, CMD {self.cmd:.3f}")
+        ax.set_xscale("log")
+        ax.set_xlabel("edges kept (fraction of all)")
+        ax.set_ylabel("normalised faithfulness")
+        ax.axhline(1.0, color="gray", lw=0.5)
+        ax.legend()
+        return ax
+
+    def __repr__(self) -> str:
+        return f"edgewise.Curve({len(self.points)} points, CPR {self.cpr:.4f}, CMD {self.cmd:.4f})"
+
+
+def curve(model: Model, scored, data: Dataset, *, fractions=None, ablation: str = "resample",
+          metric: str = "logit-diff", absolute: bool = True, greedy: bool = False, batch_size: int = 16,
+          progress: bool = True) -> Curve:
+    """The faithfulness curve of ``scored`` -- a scored :class:`Circuit` (an attribution's edges
+    ranked by score) or a :class:`Sweep` (a search's circuits, one per tau / target) -- on
+    ``data``: the circuit at each budget (``fractions`` of all edges, default 0.1% .. 100%,
+    the best edges by ``|score|``, or signed with ``absolute=False``, or EAP-IG's greedy growth),
+    pruned, measured with the full model and the empty circuit in one patched pass per batch.
+    The command line's ``--curve`` computes the same (same circuits, same numbers)."""
+    name, fn, fn_name, hib, clean = _metric_args(metric)
+    if fn is not None:
+        raise ValueError("curve: metric must be a built-in name (logit-diff, prob-diff, kl, accuracy)")
+    if isinstance(scored, Sweep):
+        fr, cores = _core.sweep_curve([c._c for c in scored.circuits], scored.raw_edges, scored.graph.n_edges)
+    elif isinstance(scored, Circuit):
+        fr = list(fractions) if fractions is not None else _core.curve_fractions()
+        higher = name not in ("kl",)
+        cores = _core.curve_circuits(scored._c, fr, absolute, greedy, higher)
+    else:
+        raise TypeError(f"curve: expected a Circuit or a Sweep, got {type(scored).__name__}")
+    circuits = [Circuit(c) for c in cores]
+    r = evaluate(model, circuits, data, ablation=ablation, metric=name, batch_size=batch_size, progress=progress)
+    vals = r[name.replace("-", "_")]
+    g = cores[0].graph
+    d = _core.faithfulness_curve(fr, cores, vals[1:-1], vals[-1], vals[0], g.n_edges)
+    return Curve(d, circuits, vals[0], vals[-1])
+
+
+class Sweep:
+    """A search method run once per value of its sweep option (ACDC's ``tau``, Edge Pruning's
+    and HAP's ``target``): ``results`` (one :class:`Result` per value), ``circuits`` (each run's
+    circuit, pruned), ``raw_edges`` (each circuit's size before pruning), ``scores`` (one score
+    per edge: the largest value at which the edge is kept, as auto-circuit scores ACDC).
+    :func:`curve` turns it into a faithfulness curve."""
+
+    def __init__(self, d: dict, model: Model, graph: Graph):
+        self.method = d["method"]
+        self.values = d["values"]
+        self.results = [Result(r) for r in d["runs"]]
+        self.scores = d["scores"]
+        self.graph = graph
+        self.circuits, self.raw_edges = [], []
+        for r in self.results:
+            c = Circuit(_core.Circuit.from_scores(model._m, graph._g, r.scores, r.in_circuit))
+            self.raw_edges.append(c.n_edges)
+            self.circuits.append(c.prune())
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(str(c.n_edges) for c in self.circuits)
+        return f"edgewise.Sweep({self.method!r}, {len(self.values)} values, edges [{sizes}])"
+
+
+def sweep(model: Model, graph: Graph, data: Dataset, method: str, values, *, ablation: str = "resample",
+          metric=None, progress: bool = True, **options) -> Sweep:
+    """Run a search method once per value of its sweep option (``tau`` for ``acdc``, ``target``
+    for ``edge-pruning`` and ``hap``), as ``edgewise discover --sweep`` does. Options and
+    ``metric`` as for :func:`attribute`; with ``checkpoint="ck.json"`` each value checkpoints to
+    its own file (``ck.tau0.01.json``)."""
+    name, fn, fn_name, hib, clean = _metric_args(metric)
+    if name is not None:
+        options["metric"] = name
+    options["ablation"] = ablation
+    report, close = _progress_bar(progress)
+    try:
+        d = _core.sweep(method, model._m, graph._g, data, [float(v) for v in values], options, fn, fn_name, hib,
+                        clean, report)
+    finally:
+        if close:
+            close()
+    return Sweep(d, model, graph)
+
+
+class TuneResult:
+    """What :func:`tune` returns: ``model`` (the tuned :class:`Model`, the original untouched),
+    ``rounds`` (each round's nodes with their EAP scores, parameter parts and size), ``log`` (one
+    row per optimiser step: loss, learning rate, parameters trained), ``params_total``,
+    ``params_updated`` (entries inside the circuit of at least one round), ``steps_done``,
+    ``seconds``. ``save_pretrained(dir)`` writes a Hugging Face folder that ``transformers``'
+    ``from_pretrained`` loads."""
+
+    def __init__(self, d: dict):
+        self.model = Model(d["model"])
+        self.rounds = d["rounds"]
+        self.log = d["log"]
+        self.params_total = d["params_total"]
+        self.params_updated = d["params_updated"]
+        self.steps_done = d["steps_done"]
+        self.complete = d["complete"]
+        self.seconds = d["seconds"]
+
+    def save_pretrained(self, path: str) -> None:
+        self.model.save_pretrained(path)
+
+    def __repr__(self) -> str:
+        return (f"edgewise.TuneResult({len(self.rounds)} rounds, {self.steps_done} steps, "
+                f"{self.params_updated} of {self.params_total} parameters updated)")
+
+
+def tune(model: Model, data: Dataset, *, progress: bool = True, **options) -> TuneResult:
+    """Circuit-tuning (Wang et al. 2025): alternate finding the task's circuit with EAP on the
+    current weights and training only the parameters inside it (cross-entropy of the first
+    correct answer), everything else frozen bit for bit. ``full=True`` trains every parameter
+    instead (the baseline). Trains on all of ``data`` (hold out your own validation set and
+    compare with :func:`task_score`).
+
+    Options, as the command line's ``edgewise tune`` (same defaults): ``nodes`` (30) or
+    ``edges``, ``mlp_heads``, ``ablation`` (``mean``), ``metric``, ``discovery_examples``,
+    ``train_embeddings``, ``train_norms``, ``full``, ``optimizer`` (``sgd`` / ``adamw``), ``lr``,
+    ``momentum``, ``weight_decay``, ``rounds``, ``steps_per_round``, ``batch_size``,
+    ``warmup_steps``, ``max_grad_norm``, ``seed``, and ``checkpoint`` / ``checkpoint_every`` /
+    ``resume`` (Ctrl-C writes the checkpoint and raises KeyboardInterrupt)."""
+    report, close = _progress_bar(progress)
+    try:
+        d = _core.tune(model._m, data, options, report)
+    finally:
+        if close:
+            close()
+    return TuneResult(d)
+
+
+def task_score(model: Model, data: Dataset, *, batch_size: int = 32) -> dict:
+    """The plain model on ``data``: mean ``logit_diff``, ``accuracy`` and ``answer_loss``
+    (cross-entropy of the first correct answer) -- before and after :func:`tune`."""
+    return _core.task_score(model._m, data, batch_size)
+
+
+def generate(generator, model: Model, *, symmetric: bool = False, name: str = "generated",
+             skip_bad_lines: bool = False) -> Dataset:
+    """A dataset from a generator (or any iterable), in the shape of the alternative ACDC
+    implementation's ``generate_dataset``: it yields ``(prompt, correct_answers,
+    incorrect_answers)`` alternately for a clean prompt and the corrupted prompt patched into it
+    (items 1 and 2 are one example, 3 and 4 the next, ...); or it yields whole examples,
+    ``(clean, correct, incorrect, corrupted)`` or ``(clean, correct, incorrect, corrupted,
+    corrupted_correct, corrupted_incorrect)``. Answers are a string or a list of strings.
+
+    ``symmetric=True`` (ACDC's ``has_symmetric_patching``) appends every pair swapped -- the
+    corrupted prompt patched by the clean one -- after the originals, doubling the dataset (it
+    needs the corrupted prompt's answers: the alternating or the 6-field form). Prompts of
+    different lengths are padded; each example's prediction position is its own last token.
+    Examples are checked as :func:`records` checks them."""
+    items = list(generator)
+    recs, swapped = [], []
+    if items and len(items[0]) == 3:
+        if len(items) % 2:
+            raise ValueError(f"generate: {len(items)} (prompt, correct, incorrect) items: expected pairs "
+                             "(clean, then corrupted), an even number")
+        pairs = [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
+        for k, (a, b) in enumerate(pairs):
+            for it, where in ((a, 2 * k), (b, 2 * k + 1)):
+                if len(it) != 3:
+                    raise ValueError(f"generate: item {where} has {len(it)} fields; expected 3 "
+                                     "(prompt, correct_answers, incorrect_answers) like item 0")
+            recs.append({"clean": a[0], "corrupted": b[0], "correct": a[1], "incorrect": a[2]})
+            swapped.append({"clean": b[0], "corrupted": a[0], "correct": b[1], "incorrect": b[2]})
+    else:
+        for k, it in enumerate(items):
+            if len(it) not in (4, 6):
+                raise ValueError(f"generate: item {k} has {len(it)} fields; expected (prompt, correct, incorrect) "
+                                 "pairs, or (clean, correct, incorrect, corrupted[, corrupted_correct, "
+                                 "corrupted_incorrect])")
+            recs.append({"clean": it[0], "corrupted": it[3], "correct": it[1], "incorrect": it[2]})
+            if symmetric:
+                if len(it) != 6:
+                    raise ValueError(f"generate: symmetric=True needs the corrupted prompt's answers; item {k} "
+                                     "has 4 fields (give 6: ..., corrupted_correct, corrupted_incorrect)")
+                swapped.append({"clean": it[3], "corrupted": it[0], "correct": it[4], "incorrect": it[5]})
+    if symmetric:
+        recs += swapped
+    return records(recs, model, skip_bad_lines=skip_bad_lines, name=name)

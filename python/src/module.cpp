@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "edgewise/circuit.h"
+#include "edgewise/circuit_tuning.h"
 #include "edgewise/dataset.h"
 #include "edgewise/discover.h"
 #include "edgewise/error.h"
@@ -321,6 +322,71 @@ DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallCon
   return o;
 }
 
+// The keyword options of tune() (the command line's `tune` options, same names and defaults).
+TuneOptions tune_options(const py::dict& kw, const Model& model, CallContext& ctx) {
+  TuneOptions o;
+  static const char* known[] = {"nodes", "edges", "mlp_heads", "ablation", "metric", "discovery_examples",
+                                "train_embeddings", "train_norms", "full", "optimizer", "lr", "momentum",
+                                "weight_decay", "rounds", "steps_per_round", "batch_size", "warmup_steps",
+                                "max_grad_norm", "seed", "checkpoint", "checkpoint_every", "resume", "fingerprint"};
+  for (const auto& [k, v] : kw) {
+    const std::string key = py::str(k);
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+      std::string list;
+      for (const char* s : known) list += (list.empty() ? "" : ", ") + std::string(s);
+      fail("option " + key, "unknown; the options of tune are " + list);
+    }
+  }
+  auto has = [&](const char* k) { return kw.contains(k) && !kw[k].is_none(); };
+  auto get_i = [&](const char* k) { return kw[k].cast<int64_t>(); };
+  auto get_d = [&](const char* k) { return kw[k].cast<double>(); };
+  auto get_b = [&](const char* k) { return kw[k].cast<bool>(); };
+  if (has("nodes")) o.nodes = get_i("nodes");
+  if (has("edges")) o.edges = get_i("edges");
+  if (has("mlp_heads")) o.mlp_heads = get_i("mlp_heads");
+  if (has("ablation")) o.ablation = ablation_from_string(kw["ablation"].cast<std::string>());
+  if (has("metric")) o.metric = parse_metric(kw["metric"].cast<std::string>());
+  if (has("discovery_examples")) o.discovery_examples = get_i("discovery_examples");
+  if (has("train_embeddings")) o.train_embeddings = get_b("train_embeddings");
+  if (has("train_norms")) o.train_norms = get_b("train_norms");
+  if (has("full")) o.full = get_b("full");
+  if (has("optimizer")) o.optimizer = kw["optimizer"].cast<std::string>();
+  if (has("lr")) o.lr = get_d("lr");
+  if (has("momentum")) o.momentum = get_d("momentum");
+  if (has("weight_decay")) o.weight_decay = get_d("weight_decay");
+  if (has("rounds")) o.rounds = get_i("rounds");
+  if (has("steps_per_round")) o.steps_per_round = get_i("steps_per_round");
+  if (has("batch_size")) o.batch_size = get_i("batch_size");
+  if (has("warmup_steps")) o.warmup_steps = get_i("warmup_steps");
+  if (has("max_grad_norm")) o.max_grad_norm = get_d("max_grad_norm");
+  if (has("seed")) o.seed = static_cast<uint64_t>(get_i("seed"));
+  if (has("checkpoint")) o.run.checkpoint = kw["checkpoint"].cast<std::string>();
+  if (has("checkpoint_every")) o.run.checkpoint_seconds = get_d("checkpoint_every");
+  if (has("resume")) o.run.resume = get_b("resume");
+  o.run.fingerprint = has("fingerprint") ? kw["fingerprint"].cast<std::string>() : model.source().origin;
+  o.run.progress = ctx.progress_fn();
+  o.run.stop = ctx.stop_fn();
+  return o;
+}
+
+// An evaluation as Python: each metric's list [model, circuits..., empty] and, when kept, the
+// per-example tensors [K + 1, N].
+py::dict evaluation_dict(const CircuitEvaluation& ev) {
+  py::dict d;
+  d["logit_diff"] = ev.logit_diff;
+  d["prob_diff"] = ev.prob_diff;
+  d["kl"] = ev.kl;
+  d["accuracy"] = ev.accuracy;
+  d["exact_match"] = ev.exact_match;
+  if (!ev.custom.empty()) d["custom"] = ev.custom;
+  if (!ev.per_example.empty()) {
+    py::dict pe;
+    for (const auto& [k, t] : ev.per_example) pe[py::str(k)] = t;
+    d["per_example"] = pe;
+  }
+  return d;
+}
+
 // Runs `f` with the GIL released, turning Ctrl-C into KeyboardInterrupt.
 template <class F>
 auto interruptible(CallContext& ctx, const std::string& what, F&& f) {
@@ -372,10 +438,39 @@ PYBIND11_MODULE(_core, m) {
             return Model::load(spec, o);
           },
           py::arg("spec"), py::arg("dtype") = "f32", py::arg("device") = "cpu", py::arg("tokenizer") = true)
+      .def_static(
+          "from_tensors",
+          [](const std::string& config, const std::string& tokenizer_json, const std::string& vocab_json,
+             const std::string& merges_txt, const std::map<std::string, at::Tensor>& tensors,
+             const std::string& dtype, const std::string& spec) {
+            ModelSource src;
+            src.spec = spec;
+            src.origin = "tensors in memory";
+            src.config = config;
+            src.tokenizer_json = tokenizer_json;
+            src.vocab_json = vocab_json;
+            src.merges_txt = merges_txt;
+            LoadOptions o;
+            if (dtype == "bf16") o.dtype = DType::BF16;
+            else if (dtype != "f32") fail("dtype " + dtype, "expected f32 or bf16");
+            py::gil_scoped_release release;
+            return Model::from_tensors(src, tensors, o);
+          },
+          py::arg("config"), py::arg("tokenizer_json"), py::arg("vocab_json"), py::arg("merges_txt"),
+          py::arg("tensors"), py::arg("dtype"), py::arg("spec"))
+      .def_property_readonly("load_notes", &Model::load_notes)
+      .def(
+          "save_pretrained",
+          [](const Model& md, const std::string& dir) {
+            py::gil_scoped_release release;
+            save_hf_model(md, dir);
+          },
+          py::arg("dir"))
       .def_property_readonly("source",
                              [](const Model& md) {
                                const ModelSource& s = md.source();
-                               return s.kind == ModelSource::Kind::Gguf ? s.gguf : s.dir;
+                               if (s.kind == ModelSource::Kind::Gguf) return s.gguf;
+                               return s.dir.empty() ? s.spec : s.dir;
                              })
       .def_property_readonly("device", [](const Model& md) { return md.device().str(); })
       .def_property_readonly("config",
@@ -529,7 +624,7 @@ PYBIND11_MODULE(_core, m) {
       "evaluate",
       [](const Model& model, const Graph& graph, const Dataset& data, const at::Tensor& masks,
          const std::string& ablation, int64_t batch_size, py::object metric, const std::string& metric_name,
-         bool higher_is_better, bool needs_clean_logits, py::object progress) {
+         bool higher_is_better, bool needs_clean_logits, py::object progress, bool per_example) {
         const Graph own = model_graph(model, graph.split_qkv());
         if (!(own.shape() == graph.shape()))
           fail("evaluate", "the circuit's graph (" + std::to_string(graph.shape().n_layers) + " layers, " +
@@ -546,22 +641,145 @@ PYBIND11_MODULE(_core, m) {
         eo.progress = ctx.progress_fn();
         BatchOptions bo;
         bo.require_aligned = ablation_needs_alignment(eo.ablation);
+        eo.per_example = per_example;
         CircuitEvaluation ev = interruptible(ctx, "evaluate", [&] {
           const Batch b = make_batch(data, model.tokenizer(), bo);
           return evaluate_circuits(model, graph, b, masks, eo);
         });
-        py::dict d;
-        d["logit_diff"] = ev.logit_diff;
-        d["prob_diff"] = ev.prob_diff;
-        d["kl"] = ev.kl;
-        d["accuracy"] = ev.accuracy;
-        d["exact_match"] = ev.exact_match;
-        if (!ev.custom.empty()) d["custom"] = ev.custom;
-        return d;
+        return evaluation_dict(ev);
       },
       py::arg("model"), py::arg("graph"), py::arg("data"), py::arg("masks"), py::arg("ablation") = "resample",
       py::arg("batch_size") = 16, py::arg("metric") = py::none(), py::arg("metric_name") = "custom",
-      py::arg("higher_is_better") = true, py::arg("needs_clean_logits") = false, py::arg("progress") = py::none());
+      py::arg("higher_is_better") = true, py::arg("needs_clean_logits") = false, py::arg("progress") = py::none(),
+      py::arg("per_example") = false);
   m.def("curve_fractions", &curve_fractions);
+  m.def(
+      "curve_circuits",
+      [](const Circuit& scored, const std::vector<double>& fractions, bool absolute, bool greedy, bool higher_is_better) {
+        SelectOptions so;
+        so.absolute = absolute, so.greedy = greedy, so.higher_is_better = higher_is_better;
+        return curve_circuits(scored, so, fractions);
+      },
+      py::arg("scored"), py::arg("fractions"), py::arg("absolute") = true, py::arg("greedy") = false,
+      py::arg("higher_is_better") = true);
+  m.def(
+      "sweep_curve",
+      [](const std::vector<Circuit>& circuits, const std::vector<int64_t>& raw_edges, int64_t n_edges) {
+        CurvePoints p = sweep_curve(circuits, raw_edges, n_edges);
+        return py::make_tuple(p.fractions, p.circuits);
+      },
+      py::arg("circuits"), py::arg("raw_edges"), py::arg("n_edges"));
+  m.def(
+      "faithfulness_curve",
+      [](const std::vector<double>& fractions, const std::vector<Circuit>& circuits, const std::vector<double>& metric,
+         double f_empty, double f_model, int64_t n_edges) {
+        const FaithfulnessCurve fc = faithfulness_curve(fractions, circuits, metric, f_empty, f_model, n_edges);
+        py::list pts;
+        for (const CurvePoint& p : fc.points) {
+          py::dict d;
+          d["fraction"] = p.fraction;
+          d["budget"] = p.budget;
+          d["edges"] = p.edges;
+          d["metric"] = p.metric;
+          d["faithfulness"] = p.faithfulness;
+          pts.append(d);
+        }
+        py::dict d;
+        d["points"] = pts;
+        d["cpr"] = fc.cpr;
+        d["cmd"] = fc.cmd;
+        d["csv"] = fc.csv();
+        return d;
+      },
+      py::arg("fractions"), py::arg("circuits"), py::arg("metric"), py::arg("f_empty"), py::arg("f_model"),
+      py::arg("n_edges"));
+  m.def(
+      "sweep",
+      [](const std::string& method, const Model& model, const Graph& graph, const Dataset& data,
+         const std::vector<double>& values, py::dict options, py::object metric, const std::string& metric_name,
+         bool higher_is_better, bool needs_clean_logits, py::object progress) {
+        CallContext ctx;
+        ctx.progress = progress;
+        ctx.stoppable = true;
+        DiscoverOptions o = discover_options(options, model, ctx);
+        const MetricFn fn = python_metric(metric, metric_name, higher_is_better, needs_clean_logits);
+        o.attribution.metric_fn = o.acdc.metric_fn = fn;
+        BatchOptions bo;
+        bo.require_aligned = ablation_needs_alignment(o.attribution.ablation);
+        SweepResult sw = interruptible(ctx, method + " sweep", [&] {
+          const Batch b = make_batch(data, model.tokenizer(), bo);
+          return discover_sweep(method, model, graph, b, o, values);
+        });
+        py::list runs;
+        for (const DiscoveryResult& r : sw.runs) runs.append(result_dict(r));
+        py::dict d;
+        d["method"] = sw.method;
+        d["values"] = sw.values;
+        d["runs"] = runs;
+        d["scores"] = sw.scores;
+        return d;
+      },
+      py::arg("method"), py::arg("model"), py::arg("graph"), py::arg("data"), py::arg("values"), py::arg("options"),
+      py::arg("metric") = py::none(), py::arg("metric_name") = "custom", py::arg("higher_is_better") = true,
+      py::arg("needs_clean_logits") = false, py::arg("progress") = py::none());
+
+  // ---- circuit-tuning ----
+  m.def(
+      "tune",
+      [](const Model& model, const Dataset& data, py::dict options, py::object progress) {
+        CallContext ctx;
+        ctx.progress = progress;
+        ctx.stoppable = true;
+        TuneOptions o = tune_options(options, model, ctx);
+        BatchOptions bo;
+        bo.require_aligned = ablation_needs_alignment(o.ablation);
+        TuneResult r = interruptible(ctx, "tune", [&] {
+          const Batch b = make_batch(data, model.tokenizer(), bo);
+          return circuit_tune(model, b, o);
+        });
+        py::list rounds, log;
+        for (const TuneRound& t : r.rounds) {
+          py::dict d;
+          d["round"] = t.round;
+          py::list nodes, parts;
+          for (const TuneNode& n : t.nodes) nodes.append(py::make_tuple(tune_node_name(n, o.mlp_heads), n.score));
+          for (const ParamPart& p : t.parts) parts.append(part_name(p));
+          d["nodes"] = nodes;
+          d["parts"] = parts;
+          d["params"] = t.params;
+          d["discovery_seconds"] = t.discovery_seconds;
+          rounds.append(d);
+        }
+        for (const TuneLog& l : r.log) {
+          py::dict d;
+          d["round"] = l.round, d["step"] = l.step, d["loss"] = l.loss, d["lr"] = l.lr;
+          d["seconds"] = l.seconds, d["params_trained"] = l.params_trained;
+          log.append(d);
+        }
+        py::dict d;
+        d["model"] = model.with_weights(r.weights);
+        d["rounds"] = rounds;
+        d["log"] = log;
+        d["params_total"] = r.params_total;
+        d["params_updated"] = r.params_updated;
+        d["steps_done"] = r.steps_done;
+        d["complete"] = r.complete;
+        d["seconds"] = r.seconds;
+        return d;
+      },
+      py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress") = py::none());
+  m.def(
+      "task_score",
+      [](const Model& model, const Dataset& data, int64_t batch_size) {
+        TaskScore t;
+        {
+          py::gil_scoped_release release;
+          t = task_score(model, make_batch(data, model.tokenizer(), {}), batch_size);
+        }
+        py::dict d;
+        d["logit_diff"] = t.logit_diff, d["accuracy"] = t.accuracy, d["answer_loss"] = t.loss;
+        return d;
+      },
+      py::arg("model"), py::arg("data"), py::arg("batch_size") = 32);
   m.def("normalized_faithfulness", &normalized_faithfulness, py::arg("circuit"), py::arg("empty"), py::arg("model"));
 }

@@ -214,12 +214,32 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
     const at::Tensor last = patched_forward(model, graph, b.clean, abl, all, po).select(2, 0);  // [K + 1, b, V]
     const at::Tensor top0 = last[0].argmax(-1);
     for (int64_t k = 0; k <= K; ++k) {
-      r.logit_diff[k] += logit_diff_per_example(last[k], b).sum().item<double>();
-      r.prob_diff[k] += prob_diff_per_example(last[k], b).sum().item<double>();
-      r.kl[k] += kl_per_example(last[k], last[0]).sum().item<double>();
-      r.accuracy[k] += accuracy_per_example(last[k], b).sum().item<double>();
-      r.exact_match[k] += (last[k].argmax(-1) == top0).sum().item<double>();
-      if (opt.metric_fn) r.custom[k] += metric_fn_mean(opt.metric_fn, last[k], b, last[0]).item<double>() * b.size();
+      const at::Tensor ld = logit_diff_per_example(last[k], b), pd = prob_diff_per_example(last[k], b),
+                       kl = kl_per_example(last[k], last[0]), acc = accuracy_per_example(last[k], b),
+                       em = last[k].argmax(-1) == top0;
+      r.logit_diff[k] += ld.sum().item<double>();
+      r.prob_diff[k] += pd.sum().item<double>();
+      r.kl[k] += kl.sum().item<double>();
+      r.accuracy[k] += acc.sum().item<double>();
+      r.exact_match[k] += em.sum().item<double>();
+      at::Tensor cu;
+      if (opt.metric_fn) {
+        cu = metric_fn_values(opt.metric_fn, last[k], b, last[0]);
+        r.custom[k] += cu.mean().item<double>() * b.size();
+      }
+      if (opt.per_example) {
+        auto keep = [&](const char* key, const at::Tensor& v) {
+          at::Tensor& all = r.per_example[key];
+          if (!all.defined()) all = at::zeros({K + 1, N}, at::TensorOptions().dtype(at::kDouble));
+          all[k].narrow(0, i, b.size()).copy_(v.detach().to(at::kCPU, at::kDouble));
+        };
+        keep("logit_diff", ld);
+        keep("prob_diff", pd);
+        keep("kl", kl);
+        keep("accuracy", acc);
+        keep("exact_match", em);
+        if (cu.defined()) keep("custom", cu);
+      }
     }
     done += b.size();
     if (opt.progress) opt.progress({"examples", done, N, {}});

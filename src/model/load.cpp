@@ -133,6 +133,34 @@ class GgufCheckpoint : public Checkpoint {
   std::shared_ptr<GgufFile> f_;
 };
 
+// Tensors already in memory under their checkpoint names (a transformers model's state_dict,
+// handed over from Python): read() returns the tensor itself, so the weights are shared.
+class TensorMapCheckpoint : public Checkpoint {
+ public:
+  TensorMapCheckpoint(const std::map<std::string, at::Tensor>& t, std::string where)
+      : t_(t), where_(std::move(where)) {}
+  bool has(const std::string& n) const override { return t_.count(n) > 0; }
+  std::vector<int64_t> shape(const std::string& n) const override { return t_.at(n).sizes().vec(); }
+  std::string file_of(const std::string&) const override { return where_; }
+  std::string where() const override { return where_; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> r;
+    for (const auto& [n, t] : t_) r.push_back(n);
+    return r;
+  }
+  at::Tensor read(const std::string& n) const override {
+    const at::Tensor& t = t_.at(n);
+    if (!at::isFloatingType(t.scalar_type()))
+      fail(where_ + ": tensor '" + n + "'", std::string("dtype ") + c10::toString(t.scalar_type()) +
+                                                 " is not a floating-point type");
+    return t.detach();
+  }
+
+ private:
+  const std::map<std::string, at::Tensor>& t_;
+  std::string where_;
+};
+
 // llama.cpp's converter (convert_hf_to_gguf.py LlamaModel.permute) reorders the rows of each
 // Q/K head from HF's [first half | second half] rotary layout into interleaved pairs:
 //   w.reshape(n_head, 2, rows/n_head/2, *rest).swapaxes(1, 2).reshape(w.shape)
@@ -150,8 +178,10 @@ struct LoadResult {
 };
 
 // Applies an architecture table to a checkpoint.
+// `share`: keep each tensor as the checkpoint gives it where the dtype matches (views, not
+// contiguous copies: a transposed GPT-2 Conv1D weight stays a strided view).
 LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
-                        const ModelConfig& cfg, at::ScalarType dtype, bool gguf) {
+                        const ModelConfig& cfg, at::ScalarType dtype, bool gguf, bool share = false) {
   LoadResult r;
   std::set<std::string> used;
   bool tied_shared = false;
@@ -225,7 +255,7 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
         const bool is_q = ct == CTensor::AttnQ || ct == CTensor::AttnQB;
         w = unpermute_rotary(w, is_q ? cfg.n_heads : cfg.n_kv_heads);
       }
-      w = w.to(dtype).contiguous();
+      w = share ? w.to(dtype) : w.to(dtype).contiguous();
       r.weights[cname] = w;
     }
   }
@@ -270,6 +300,35 @@ void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c) {
 }
 
 std::string dtype_name(DType d) { return d == DType::BF16 ? "bf16" : "fp32"; }
+
+// The rotary tables for positions up to kMaxRopeCache, on `dev` in `st`.
+void rope_on(const ModelConfig& c, const at::Tensor& freq_factors, c10::Device dev, at::ScalarType st,
+             at::Tensor* cos, at::Tensor* sin) {
+  rope_tables(rope_inv_freq(c, freq_factors), std::min(c.n_ctx, kMaxRopeCache), cos, sin);
+  *cos = cos->to(dev, st);
+  *sin = sin->to(dev, st);
+}
+
+// The source's tokenizer (the GGUF's vocabulary, tokenizer.json, or vocab.json + merges.txt),
+// with the config's BOS / EOS where the tokenizer names none. None found: an error when
+// `required`, else null (a model without a tokenizer).
+std::shared_ptr<Tokenizer> tokenizer_of(const ModelSource& src, const GgufFile* gguf, const ModelConfig& c,
+                                        bool required) {
+  std::optional<Tokenizer> tok;
+  if (gguf)
+    tok.emplace(Tokenizer::from_gguf(*gguf));
+  else if (!src.tokenizer_json.empty())
+    tok.emplace(Tokenizer::from_tokenizer_json(src.tokenizer_json));
+  else if (!src.vocab_json.empty() && !src.merges_txt.empty())
+    tok.emplace(Tokenizer::from_vocab_merges(src.vocab_json, src.merges_txt));
+  else if (required)
+    fail(src.dir, "no tokenizer found (expected tokenizer.json, or vocab.json + merges.txt)");
+  else
+    return nullptr;
+  if (!tok->bos_id() && c.bos_token_id) tok->set_bos_id(c.bos_token_id);
+  if (!tok->eos_id() && c.eos_token_id) tok->set_eos_id(c.eos_token_id);
+  return std::make_shared<Tokenizer>(std::move(*tok));
+}
 
 }  // namespace
 
@@ -363,25 +422,44 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   }
   pack_fused(m.weights_, m.cfg_);
 
-  if (m.cfg_.rope) {
-    const int64_t n = std::min(m.cfg_.n_ctx, kMaxRopeCache);
-    rope_tables(rope_inv_freq(m.cfg_, freq_factors), n, &m.rope_cos_, &m.rope_sin_);
-    m.rope_cos_ = m.rope_cos_.to(dev, st);
-    m.rope_sin_ = m.rope_sin_.to(dev, st);
-  }
+  if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
+  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
+  return m;
+}
 
-  if (opt.load_tokenizer) {
-    Tokenizer tok = [&] {
-      if (gguf) return Tokenizer::from_gguf(*gguf);
-      if (!src.tokenizer_json.empty()) return Tokenizer::from_tokenizer_json(src.tokenizer_json);
-      if (!src.vocab_json.empty() && !src.merges_txt.empty())
-        return Tokenizer::from_vocab_merges(src.vocab_json, src.merges_txt);
-      fail(src.dir, "no tokenizer found (expected tokenizer.json, or vocab.json + merges.txt)");
-    }();
-    if (!tok.bos_id() && m.cfg_.bos_token_id) tok.set_bos_id(m.cfg_.bos_token_id);
-    if (!tok.eos_id() && m.cfg_.eos_token_id) tok.set_eos_id(m.cfg_.eos_token_id);
-    m.tokenizer_ = std::make_shared<Tokenizer>(std::move(tok));
+Model Model::from_tensors(const ModelSource& src, const std::map<std::string, at::Tensor>& tensors,
+                          const LoadOptions& opt) {
+  const std::string where = src.spec.empty() ? "tensors" : src.spec;
+  if (src.config.empty()) fail(where, "no config.json given for the tensors");
+  if (tensors.empty()) fail(where, "no tensors given");
+  const c10::Device dev = tensors.begin()->second.device();
+  for (const auto& [n, t] : tensors) {
+    if (!t.defined()) fail(where, "tensor '" + n + "' is undefined");
+    if (t.device() != dev)
+      fail(where, "tensor '" + n + "' is on " + t.device().str() + ", '" + tensors.begin()->first + "' on " +
+                      dev.str() + ": the weights must be on one device");
   }
+  Model m;
+  m.src_ = src;
+  m.dtype_ = opt.dtype;
+  const at::ScalarType st = opt.dtype == DType::BF16 ? at::kBFloat16 : at::kFloat;
+  m.cfg_ = config_from_hf_json(src.config);
+  TensorMapCheckpoint ck(tensors, where);
+  auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false, true);
+  m.weights_ = std::move(r.weights);
+  m.notes_ = std::move(r.notes);
+  // Which canonical weights share storage with a given tensor (no copy made) and which had to be
+  // converted (another dtype than the compute dtype).
+  std::set<const void*> given;
+  for (const auto& [n, t] : tensors) given.insert(t.storage().data());
+  int64_t shared = 0, copied = 0;
+  for (const auto& [n, t] : m.weights_) (given.count(t.storage().data()) ? shared : copied)++;
+  std::string note = "weights shared with the given tensors: " + std::to_string(shared) + " of " +
+                     std::to_string(m.weights_.size());
+  if (copied) note += " (" + std::to_string(copied) + " converted to " + dtype_name(opt.dtype) + ": a copy)";
+  m.notes_.insert(m.notes_.begin(), note);
+  if (m.cfg_.rope) rope_on(m.cfg_, at::Tensor(), dev, st, &m.rope_cos_, &m.rope_sin_);
+  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, nullptr, m.cfg_, false);
   return m;
 }
 

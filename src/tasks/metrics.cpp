@@ -84,12 +84,16 @@ at::Tensor metric_mean(Metric m, const at::Tensor& last, const Batch& b, const a
   return metric_per_example(m, last, b, clean_last).mean();
 }
 
-at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
+at::Tensor metric_fn_values(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
   const at::Tensor v = m.fn(last, b, m.needs_clean_logits ? clean_last : at::Tensor());
   if (!v.defined() || v.dim() != 1 || v.size(0) != last.size(0))
     fail("metric " + m.name, "a metric must return one value per example ([" + std::to_string(last.size(0)) +
                                  "]), got " + (v.defined() ? std::to_string(v.dim()) + " dimensions" : "nothing"));
-  return v.mean();
+  return v;
+}
+
+at::Tensor metric_fn_mean(const MetricFn& m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
+  return metric_fn_values(m, last, b, clean_last).mean();
 }
 
 at::Tensor metric_mean(Metric m, const MetricFn& fn, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {

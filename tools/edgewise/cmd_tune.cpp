@@ -110,7 +110,12 @@ void run_tune(const TuneArgs& a) {
   std::fprintf(stderr, "tune: %lld training / %lld validation examples (%s); measuring the model before tuning\n",
                (long long)train.size(), (long long)val.size(), has_split ? "the file's split" : "seeded split");
   const TaskScore before = task_score(model, val);
-  const double ppl_before = general.empty() ? NAN : perplexity(model, general, a.ppl_context);
+  // Perplexity windows longer than the model's context cannot be scored: shorten them, saying so.
+  const int64_t ppl_context = std::min(a.ppl_context, model.config().n_ctx);
+  if (!general.empty() && ppl_context < a.ppl_context)
+    std::fprintf(stderr, "tune: perplexity windows of %lld tokens, the model's context (--ppl-context %lld is longer)\n",
+                 (long long)ppl_context, (long long)a.ppl_context);
+  const double ppl_before = general.empty() ? NAN : perplexity(model, general, ppl_context);
 
   TuneOptions o;
   o.nodes = a.nodes, o.edges = a.edges, o.mlp_heads = a.mlp_heads, o.ablation = ablation;
@@ -139,7 +144,7 @@ void run_tune(const TuneArgs& a) {
     if (!out.r.complete) fail("tune", "stopped before the last step; run again with --resume");
     const Model tuned = model.with_weights(out.r.weights);
     out.after = task_score(tuned, val);
-    if (!general.empty()) out.ppl_after = perplexity(tuned, general, a.ppl_context);
+    if (!general.empty()) out.ppl_after = perplexity(tuned, general, ppl_context);
     runs.push_back(std::move(out));
   }
 
