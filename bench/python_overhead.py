@@ -8,7 +8,11 @@ shared machine hits both alike).
           bench builds it once, outside its timer), converting options, releasing the GIL, the
           result's tensors and report.
 
-  .venv/bin/python bench/python_overhead.py [--n 100] [--batch 25] [--iters 5] [--rounds 3]
+  .venv/bin/python bench/python_overhead.py [--n 100] [--batch 25] [--iters 5] [--rounds 3] [--tune-allocator]
+
+The C++ side tunes glibc's allocator as the command line does (edgewise::tune_allocator); the
+Python side does so only with --tune-allocator (edgewise.tune_allocator(): not the package's
+default, because a notebook's memory would then not shrink after large passes).
 
 Prints one JSON object: each round's medians, the overall medians and python_vs_cpp (the ratio;
 goal <= 1.02). Needs PYTHONPATH=build/python (or the package installed) and the default model.
@@ -41,9 +45,13 @@ def main():
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tune-allocator", action="store_true",
+                    help="call edgewise.tune_allocator() first (the C++ side always tunes it, as the CLI does)")
     a = ap.parse_args()
     import torch
     import edgewise
+    if a.tune_allocator:
+        edgewise.tune_allocator()
     model = edgewise.load()
     graph = model.graph()
     data = edgewise.task("ioi", model, n=a.n, seed=0)
@@ -60,7 +68,7 @@ def main():
     cpp = statistics.median(r["cpp_s"] for r in rounds)
     py = statistics.median(r["python_s"] for r in rounds)
     print(json.dumps({"bench": "python_overhead", "model": "default (SmolLM2-135M-Instruct Q4_1, fp32)",
-                      "task": "ioi", "n": a.n, "batch": a.batch, "iters": a.iters, "threads": torch.get_num_threads(),
+                      "task": "ioi", "n": a.n, "python_tune_allocator": a.tune_allocator, "batch": a.batch, "iters": a.iters, "threads": torch.get_num_threads(),
                       "machine": platform.machine(), "cpus": os.cpu_count(), "rounds": rounds,
                       "cpp_s": round(cpp, 4), "python_s": round(py, 4), "python_vs_cpp": round(py / cpp, 4)}))
 

@@ -31,7 +31,7 @@ from . import _core
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "generate", "methods", "attribute",
            "discover", "Result", "Circuit", "evaluate", "curve", "Curve", "sweep", "Sweep", "tune", "TuneResult",
-           "task_score"]
+           "task_score", "tune_allocator"]
 
 Dataset = _core.Dataset
 
@@ -54,6 +54,7 @@ class Model:
 
     @property
     def device(self) -> str:
+        """Where the weights live and every pass computes (``cpu``, ``cuda:0``...)."""
         return self._m.device
 
     def graph(self, head_level: bool = False) -> "Graph":
@@ -165,16 +166,18 @@ class Graph:
     def __init__(self, core: "_core.Graph"):
         self._g = core
 
-    n_sources = property(lambda self: self._g.n_sources)
-    n_readers = property(lambda self: self._g.n_readers)
+    n_sources = property(lambda self: self._g.n_sources, doc="Source nodes: input, every head, every MLP.")
+    n_readers = property(lambda self: self._g.n_readers,
+                         doc="Readers: each head's q/k/v inputs (or one per head), each MLP, the logits.")
     n_edges = property(lambda self: self._g.n_edges, doc="Number of real edges.")
     split_qkv = property(lambda self: self._g.split_qkv, doc="Separate q/k/v readers per head.")
-    source_names = property(lambda self: self._g.source_names)
-    reader_names = property(lambda self: self._g.reader_names)
+    source_names = property(lambda self: self._g.source_names, doc="Names of the sources, in score-row order.")
+    reader_names = property(lambda self: self._g.reader_names, doc="Names of the readers, in score-column order.")
     real_edge_mask = property(lambda self: self._g.real_edge_mask,
                               doc="bool [n_sources, n_readers]: True where (source, reader) is an edge.")
 
     def edge_name(self, src: int, dst: int) -> str:
+        """The name of the edge at row ``src``, column ``dst`` (``a0.h1->a2.h3<q>``)."""
         return self._g.edge_name(src, dst)
 
     def find_edge(self, name: str):
@@ -326,6 +329,8 @@ class Circuit:
 
     @staticmethod
     def from_scores(model: Model, graph: Graph, scores: torch.Tensor) -> "Circuit":
+        """A circuit holding ``scores`` ``[n_src, n_dst]`` (any float dtype) and no edge yet:
+        choose its edges with :meth:`top_n`, :meth:`threshold` or :meth:`greedy`."""
         return Circuit(_core.Circuit.from_scores(model._m, graph._g, scores, None))
 
     @staticmethod
@@ -369,6 +374,7 @@ class Circuit:
 
     @property
     def meta(self) -> dict:
+        """The file's ``edgewise`` object: model, task, method, options, metrics."""
         return self._c.meta
 
     @property
@@ -458,10 +464,12 @@ class Curve:
 
     @property
     def fractions(self) -> list:
+        """The x axis: each point's budget as a fraction of all edges."""
         return [p["fraction"] for p in self.points]
 
     @property
     def faithfulness(self) -> list:
+        """The y axis: each point's normalised faithfulness."""
         return [p["faithfulness"] for p in self.points]
 
     def to_csv(self, path: str) -> None:
@@ -577,6 +585,7 @@ class TuneResult:
         self.seconds = d["seconds"]
 
     def save_pretrained(self, path: str) -> None:
+        """Write the tuned model as a Hugging Face folder (see :meth:`Model.save_pretrained`)."""
         self.model.save_pretrained(path)
 
     def __repr__(self) -> str:
@@ -610,6 +619,15 @@ def task_score(model: Model, data: Dataset, *, batch_size: int = 32) -> dict:
     """The plain model on ``data``: mean ``logit_diff``, ``accuracy`` and ``answer_loss``
     (cross-entropy of the first correct answer) -- before and after :func:`tune`."""
     return _core.task_score(model._m, data, batch_size)
+
+
+def tune_allocator() -> None:
+    """Make glibc's malloc keep freed memory for reuse, as the command line does at start: large
+    passes then skip the page faults of fresh memory (EAP on the default model: ~4% faster,
+    docs/BENCHMARKS.md). The cost, in a long-lived process such as a notebook: resident memory
+    no longer shrinks after a large computation (up to the largest working set stays mapped).
+    Process-wide and not undoable; call it once at the start of a script that runs big passes."""
+    _core.tune_allocator()
 
 
 def generate(generator, model: Model, *, symmetric: bool = False, name: str = "generated",

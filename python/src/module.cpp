@@ -24,6 +24,7 @@
 #include "edgewise/discover.h"
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
+#include "edgewise/memory.h"
 #include "edgewise/graph.h"
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
@@ -524,16 +525,21 @@ PYBIND11_MODULE(_core, m) {
       });
 
   // ---- data ----
-  py::class_<Dataset>(m, "Dataset")
-      .def_readonly("name", &Dataset::name)
-      .def_readonly("description", &Dataset::description)
-      .def_readonly("skipped", &Dataset::skipped)
-      .def_readonly("skip_notes", &Dataset::skip_notes)
-      .def_readonly("warnings", &Dataset::warnings)
+  py::class_<Dataset>(m, "Dataset",
+                      "A task's examples: clean and corrupted prompts with correct and incorrect answers, checked "
+                      "against the model's tokenizer. Made by task(), records() or generate().")
+      .def_readonly("name", &Dataset::name, "The task's name or the file's path.")
+      .def_readonly("description", &Dataset::description, "What the task measures.")
+      .def_readonly("skipped", &Dataset::skipped, "Bad lines skipped (skip_bad_lines=True).")
+      .def_readonly("skip_notes", &Dataset::skip_notes, "One 'file:line: why' per skipped line.")
+      .def_readonly("warnings", &Dataset::warnings,
+                    "Notes such as multi-token answers (the metrics use each answer's first token).")
       .def("__len__", [](const Dataset& d) { return d.examples.size(); })
-      .def_property_readonly("examples", &examples_of)
-      .def("head", &Dataset::head, py::arg("n"))
-      .def("split", &Dataset::select_split, py::arg("which"));
+      .def_property_readonly("examples", &examples_of,
+                             "The examples as dicts: clean, corrupted, correct, incorrect (lists), split, line.")
+      .def("head", &Dataset::head, py::arg("n"), "The first n examples.")
+      .def("split", &Dataset::select_split, py::arg("which"),
+           "The examples of one split, 'train' or 'validation' (a file's split field).");
   m.def(
       "task",
       [](const std::string& name, const Model& model, int64_t n, uint64_t seed, bool skip_bad) {
@@ -652,6 +658,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("batch_size") = 16, py::arg("metric") = py::none(), py::arg("metric_name") = "custom",
       py::arg("higher_is_better") = true, py::arg("needs_clean_logits") = false, py::arg("progress") = py::none(),
       py::arg("per_example") = false);
+  m.def("tune_allocator", &tune_allocator,
+        "glibc malloc keeps freed memory for reuse (mmap and trim thresholds 1 GiB), as the command line does.");
   m.def("curve_fractions", &curve_fractions);
   m.def(
       "curve_circuits",
