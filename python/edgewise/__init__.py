@@ -31,7 +31,7 @@ from . import _core
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "generate", "methods", "attribute",
            "discover", "Result", "Circuit", "evaluate", "curve", "Curve", "sweep", "Sweep", "tune", "TuneResult",
-           "task_score", "tune_allocator"]
+           "task_score", "tune_allocator", "roc"]
 
 Dataset = _core.Dataset
 
@@ -619,6 +619,16 @@ def task_score(model: Model, data: Dataset, *, batch_size: int = 32) -> dict:
     """The plain model on ``data``: mean ``logit_diff``, ``accuracy`` and ``answer_loss``
     (cross-entropy of the first correct answer) -- before and after :func:`tune`."""
     return _core.task_score(model._m, data, batch_size)
+
+
+def roc(circuit: "Circuit", truth: "Circuit", *, merge_qkv: bool = False, absolute: bool = True) -> dict:
+    """ROC curves and AUC of a scored ``circuit`` against a ground-truth circuit of the same graph
+    (its in-graph edges are the truth), as ``edgewise roc``: ``{"edge": {...}, "node": {...}}``,
+    each with ``auc``, ``fpr``, ``tpr``, ``thresholds``, ``positives``, ``negatives`` and the
+    circuit's own ``tpr_chosen`` / ``fpr_chosen``. Edges rank by ``|score|`` (``absolute=False``:
+    by the score); ``merge_qkv`` counts a head's q/k/v inputs as one edge; a node ranks by its
+    best out-edge. Tracr's known circuits are in ``tests/data/tracr/*/truth.json``."""
+    return _core.roc(circuit._c, truth._c, merge_qkv, absolute)
 
 
 def tune_allocator() -> None:

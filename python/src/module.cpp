@@ -29,6 +29,7 @@
 #include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/roc.h"
 #include "edgewise/tasks.h"
 
 namespace py = pybind11;
@@ -660,6 +661,33 @@ PYBIND11_MODULE(_core, m) {
       py::arg("per_example") = false);
   m.def("tune_allocator", &tune_allocator,
         "glibc malloc keeps freed memory for reuse (mmap and trim thresholds 1 GiB), as the command line does.");
+  m.def(
+      "roc",
+      [](const Circuit& scored, const Circuit& truth, bool merge_qkv, bool absolute) {
+        RocOptions o;
+        o.merge_qkv = merge_qkv;
+        o.absolute = absolute;
+        auto level = [](const RocItems& it) {
+          const RocLevel l = roc_level(it);
+          py::dict d;
+          d["auc"] = l.curve.auc;
+          d["fpr"] = l.curve.fpr;
+          d["tpr"] = l.curve.tpr;
+          d["thresholds"] = l.curve.thresholds;
+          d["positives"] = l.curve.positives;
+          d["negatives"] = l.curve.negatives;
+          d["chosen"] = l.chosen;
+          d["tpr_chosen"] = l.tpr_chosen;
+          d["fpr_chosen"] = l.fpr_chosen;
+          d["names"] = it.names;
+          return d;
+        };
+        py::dict d;
+        d["edge"] = level(roc_edge_items(scored, truth, o));
+        d["node"] = level(roc_node_items(scored, truth, o));
+        return d;
+      },
+      py::arg("scored"), py::arg("truth"), py::arg("merge_qkv") = false, py::arg("absolute") = true);
   m.def("curve_fractions", &curve_fractions);
   m.def(
       "curve_circuits",

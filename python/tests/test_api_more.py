@@ -240,3 +240,22 @@ def test_tune_equals_cli_and_saves_for_transformers(tmp_path, model):
     assert ts["logit_diff"] == pytest.approx(sum(diffs) / len(diffs), rel=1e-4)
     with pytest.raises(ValueError, match="unknown; the options of tune"):
         edgewise.tune(model, train, progress=False, step=3)
+
+
+# ---- ROC against a ground truth ----------------------------------------------------------------
+
+def test_roc_equals_cli(tmp_path):
+    """edgewise.roc gives the command line's AUCs (the same library function; sklearn checks the
+    function itself in tests/reference/roc_check.py)."""
+    truth_path = os.path.join(os.path.dirname(__file__), "../../tests/data/tracr/reverse/truth.json")
+    truth = edgewise.Circuit.from_json(truth_path)
+    r = edgewise.roc(truth, truth)
+    assert r["edge"]["auc"] == 1.0 and r["edge"]["positives"] == 10 and r["edge"]["tpr_chosen"] == 1.0
+    assert r["node"]["positives"] == 6
+    csv = str(tmp_path / "roc.csv")
+    cli("roc", "-c", truth_path, "-t", truth_path, "--merge-qkv", "--csv", csv)
+    merged = edgewise.roc(truth, truth, merge_qkv=True)
+    with open(csv) as f:
+        line = [x for x in f if x.startswith("# edge")][0]
+    assert float(line.split(" AUC ")[1].split()[0]) == merged["edge"]["auc"]
+    assert merged["edge"]["positives"] == int(line.split(" positives ")[1].split()[0])
