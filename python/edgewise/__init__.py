@@ -21,6 +21,7 @@ Ctrl-C raises ``KeyboardInterrupt`` at the next unit of work (a search writes it
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -234,6 +235,17 @@ class Result:
         return f"edgewise.Result({self.method!r}, scores {tuple(self.scores.shape)}{extra})"
 
 
+@contextlib.contextmanager
+def _progress(enabled):
+    """The progress callable of :func:`_progress_bar` for one call; its bars closed after it."""
+    report, close = _progress_bar(enabled)
+    try:
+        yield report
+    finally:
+        if close:
+            close()
+
+
 def _progress_bar(enabled):
     """A progress callable over tqdm (notebook-aware) when ``enabled`` is True; ``enabled``
     itself when it is a callable ``f(stage, done, total, figures)``; else None."""
@@ -277,6 +289,16 @@ def _metric_args(metric):
                     f"not {type(metric).__name__}")
 
 
+def _method_options(metric, ablation, options):
+    """A method's metric and ablation into its options; returns the callable metric's arguments
+    (callable or None, name, higher_is_better, needs_clean_logits)."""
+    name, fn, fn_name, hib, clean = _metric_args(metric)
+    if name is not None:
+        options["metric"] = name
+    options["ablation"] = ablation
+    return fn, fn_name, hib, clean
+
+
 def attribute(model: Model, graph: Graph, data: Dataset, method: str = "eap-ig-inputs", *,
               ablation: str = "resample", metric=None, progress: bool = True, **options) -> Result:
     """Run a discovery method (``edgewise.methods()``) on ``data`` and return its :class:`Result`.
@@ -294,16 +316,9 @@ def attribute(model: Model, graph: Graph, data: Dataset, method: str = "eap-ig-i
     (``steps``, ``batch_size``, ``tau`` for ACDC, ``target`` for Edge Pruning, ``checkpoint``,
     ``resume``, ...; docs/PYTHON.md lists them); an unknown one is an error listing them.
     """
-    name, fn, fn_name, hib, clean = _metric_args(metric)
-    if name is not None:
-        options["metric"] = name
-    options["ablation"] = ablation
-    report, close = _progress_bar(progress)
-    try:
+    fn, fn_name, hib, clean = _method_options(metric, ablation, options)
+    with _progress(progress) as report:
         d = _core.discover(method, model._m, graph._g, data, options, fn, fn_name, hib, clean, report)
-    finally:
-        if close:
-            close()
     return Result(d)
 
 
@@ -433,13 +448,9 @@ def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample"
     name = name or "logit-diff"
     if fn is None and name.replace("-", "_") not in ("logit_diff", "prob_diff", "kl", "accuracy"):
         raise ValueError(f"metric {name!r}: expected logit-diff, prob-diff, kl, accuracy or a callable")
-    report, close = _progress_bar(progress)
-    try:
+    with _progress(progress) as report:
         r = _core.evaluate(model._m, graph, data, masks, ablation, batch_size, fn, fn_name, hib, clean, report,
                            per_example)
-    finally:
-        if close:
-            close()
     key = "custom" if fn is not None else name.replace("-", "_")
     vals = r[key]
     r["faithfulness"] = [_core.normalized_faithfulness(v, vals[-1], vals[0]) for v in vals[1:-1]]
@@ -552,17 +563,10 @@ def sweep(model: Model, graph: Graph, data: Dataset, method: str, values, *, abl
     for ``edge-pruning`` and ``hap``), as ``edgewise discover --sweep`` does. Options and
     ``metric`` as for :func:`attribute`; with ``checkpoint="ck.json"`` each value checkpoints to
     its own file (``ck.tau0.01.json``)."""
-    name, fn, fn_name, hib, clean = _metric_args(metric)
-    if name is not None:
-        options["metric"] = name
-    options["ablation"] = ablation
-    report, close = _progress_bar(progress)
-    try:
+    fn, fn_name, hib, clean = _method_options(metric, ablation, options)
+    with _progress(progress) as report:
         d = _core.sweep(method, model._m, graph._g, data, [float(v) for v in values], options, fn, fn_name, hib,
                         clean, report)
-    finally:
-        if close:
-            close()
     return Sweep(d, model, graph)
 
 
@@ -606,12 +610,8 @@ def tune(model: Model, data: Dataset, *, progress: bool = True, **options) -> Tu
     ``momentum``, ``weight_decay``, ``rounds``, ``steps_per_round``, ``batch_size``,
     ``warmup_steps``, ``max_grad_norm``, ``seed``, and ``checkpoint`` / ``checkpoint_every`` /
     ``resume`` (Ctrl-C writes the checkpoint and raises KeyboardInterrupt)."""
-    report, close = _progress_bar(progress)
-    try:
+    with _progress(progress) as report:
         d = _core.tune(model._m, data, options, report)
-    finally:
-        if close:
-            close()
     return TuneResult(d)
 
 

@@ -242,6 +242,18 @@ MetricFn python_metric(const py::object& fn, const std::string& name, bool highe
 
 // ---- options --------------------------------------------------------------------------------------
 
+// Every key of kw must be one of `known`; else an error naming it and listing them ("unknown; " + which + list).
+template <size_t N>
+void check_known(const py::dict& kw, const char* const (&known)[N], const std::string& which) {
+  for (const auto& [k, v] : kw) {
+    const std::string key = py::str(k);
+    if (std::find(std::begin(known), std::end(known), key) != std::end(known)) continue;
+    std::string list;
+    for (const char* s : known) list += (list.empty() ? "" : ", ") + std::string(s);
+    fail("option " + key, "unknown; " + which + list);
+  }
+}
+
 // The keyword options of attribute() into every method's struct (the command line's shared
 // options and the most used of each method's own). Unknown keys are an error listing the known.
 DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallContext& ctx) {
@@ -253,14 +265,7 @@ DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallCon
                                 "target_warmup_steps", "init_log_alpha", "init_std", "weight_decay",
                                 "max_grad_norm", "cache_mb", "keep_embedding_edges", "prefilter",
                                 "keep_fraction", "importance_threshold", "min_value_threshold", "max_masks"};
-  for (const auto& [k, v] : kw) {
-    const std::string key = py::str(k);
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
-      std::string list;
-      for (const char* s : known) list += (list.empty() ? "" : ", ") + std::string(s);
-      fail("option " + key, "unknown; the options are " + list);
-    }
-  }
+  check_known(kw, known, "the options are ");
   auto has = [&](const char* k) { return kw.contains(k) && !kw[k].is_none(); };
   auto get_i = [&](const char* k) { return kw[k].cast<int64_t>(); };
   auto get_d = [&](const char* k) { return kw[k].cast<double>(); };
@@ -331,14 +336,7 @@ TuneOptions tune_options(const py::dict& kw, const Model& model, CallContext& ct
                                 "train_embeddings", "train_norms", "full", "optimizer", "lr", "momentum",
                                 "weight_decay", "rounds", "steps_per_round", "batch_size", "warmup_steps",
                                 "max_grad_norm", "seed", "checkpoint", "checkpoint_every", "resume", "fingerprint"};
-  for (const auto& [k, v] : kw) {
-    const std::string key = py::str(k);
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
-      std::string list;
-      for (const char* s : known) list += (list.empty() ? "" : ", ") + std::string(s);
-      fail("option " + key, "unknown; the options of tune are " + list);
-    }
-  }
+  check_known(kw, known, "the options of tune are ");
   auto has = [&](const char* k) { return kw.contains(k) && !kw[k].is_none(); };
   auto get_i = [&](const char* k) { return kw[k].cast<int64_t>(); };
   auto get_d = [&](const char* k) { return kw[k].cast<double>(); };

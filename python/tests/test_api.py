@@ -13,34 +13,7 @@ import pytest
 import torch
 
 import edgewise
-
-GOLDEN = os.environ.get("EW_GOLDEN_DIR", os.path.join(os.path.dirname(__file__), "../../build/golden"))
-CLI = os.environ.get("EW_CLI", os.path.join(os.path.dirname(__file__), "../../build/edgewise"))
-GPT2 = os.path.join(GOLDEN, "model_golden", "gpt2")
-N = 8
-
-
-@pytest.fixture(scope="module")
-def model():
-    if not os.path.exists(os.path.join(GPT2, "config.json")):
-        pytest.skip(f"{GPT2} missing: run the model_golden fixture (ctest -R ref_model_golden)")
-    return edgewise.load(GPT2)
-
-
-@pytest.fixture(scope="module")
-def graph(model):
-    return model.graph()
-
-
-@pytest.fixture(scope="module")
-def data(model):
-    return edgewise.task("ioi", model, n=N, seed=0)
-
-
-def cli(*args):
-    r = subprocess.run([CLI, *args], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r
+from conftest import GOLDEN, GPT2, N, cli
 
 
 def cli_circuit(tmp_path, method, *extra):

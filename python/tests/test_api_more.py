@@ -5,45 +5,14 @@ forward for the tuned model and the shared weights).
 """
 import json
 import os
-import subprocess
 
 import pytest
 import torch
 
 import edgewise
+from conftest import GOLDEN, GPT2, N, cli, need
 
-GOLDEN = os.environ.get("EW_GOLDEN_DIR", os.path.join(os.path.dirname(__file__), "../../build/golden"))
-CLI = os.environ.get("EW_CLI", os.path.join(os.path.dirname(__file__), "../../build/edgewise"))
-GPT2 = os.path.join(GOLDEN, "model_golden", "gpt2")
 QWEN2 = os.path.join(GOLDEN, "model_golden", "qwen2_padded")
-N = 8
-
-
-def need(path):
-    if not os.path.exists(os.path.join(path, "config.json")):
-        pytest.skip(f"{path} missing: run the model_golden fixture (ctest -R ref_model_golden)")
-
-
-@pytest.fixture(scope="module")
-def model():
-    need(GPT2)
-    return edgewise.load(GPT2)
-
-
-@pytest.fixture(scope="module")
-def graph(model):
-    return model.graph()
-
-
-@pytest.fixture(scope="module")
-def data(model):
-    return edgewise.task("ioi", model, n=N, seed=0)
-
-
-def cli(*args):
-    r = subprocess.run([CLI, *args], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def storages(tensors):
