@@ -264,7 +264,8 @@ DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallCon
                                 "node_masks", "node_target", "lr", "lambda_lr", "warmup_steps",
                                 "target_warmup_steps", "init_log_alpha", "init_std", "weight_decay",
                                 "max_grad_norm", "cache_mb", "keep_embedding_edges", "prefilter",
-                                "keep_fraction", "importance_threshold", "min_value_threshold", "max_masks"};
+                                "keep_fraction", "importance_threshold", "min_value_threshold", "max_masks",
+                                "flap", "pruning", "sparsity", "include_mlp"};
   check_known(kw, known, "the options are ");
   auto has = [&](const char* k) { return kw.contains(k) && !kw[k].is_none(); };
   auto get_i = [&](const char* k) { return kw[k].cast<int64_t>(); };
@@ -316,6 +317,10 @@ DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallCon
   if (has("importance_threshold")) o.path_patching.importance_threshold = get_d("importance_threshold");
   if (has("min_value_threshold")) o.path_patching.min_value_threshold = get_d("min_value_threshold");
   if (has("max_masks")) o.path_patching.max_masks = get_i("max_masks");
+  if (has("flap")) o.flap.kind = flap_kind_from_string(kw["flap"].cast<std::string>());
+  if (has("pruning")) o.app.pruning = flap_kind_from_string(kw["pruning"].cast<std::string>());
+  if (has("sparsity")) o.flap.sparsity = get_d("sparsity");
+  if (has("include_mlp")) o.flap.include_mlp = kw["include_mlp"].cast<bool>();
   for (RunControl* rc : {&o.acdc.run, &o.edge_pruning.run, &o.path_patching.run}) {
     if (has("checkpoint")) rc->checkpoint = kw["checkpoint"].cast<std::string>();
     if (has("checkpoint_every")) rc->checkpoint_seconds = get_d("checkpoint_every");

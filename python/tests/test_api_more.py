@@ -211,6 +211,24 @@ def test_tune_equals_cli_and_saves_for_transformers(tmp_path, model):
         edgewise.tune(model, train, progress=False, step=3)
 
 
+# ---- FLAP and APP, the hybrid ------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,flag,kind", [("flap", "--flap", "hybrid"), ("app", "--pruning", "hybrid")])
+def test_flap_and_app_hybrid_equal_cli(tmp_path, model, graph, data, method, flag, kind):
+    """FLAP's hybrid (vanilla | contrastive) and APP searching within it: the command line's head
+    sets and circuits."""
+    out = str(tmp_path / f"{method}.json")
+    cli("discover", GPT2, "--task", "ioi", "-n", str(N), "--method", method, flag, kind, "-o", out)
+    ref = edgewise.Circuit.from_json(out)
+    key = "flap" if method == "flap" else "pruning"
+    r = edgewise.attribute(model, graph, data, method=method, progress=False, **{key: kind})
+    got = edgewise.Circuit.from_result(model, graph, r)
+    assert torch.equal(got.mask, ref.mask)
+    assert got.n_edges > 0
+    with pytest.raises(ValueError):
+        edgewise.attribute(model, graph, data, method=method, progress=False, **{key: "sideways"})
+
+
 # ---- ROC against a ground truth ----------------------------------------------------------------
 
 def test_roc_equals_cli(tmp_path):
