@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (c.n_layers <= 0 || c.d_model <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.d_head <= 0 ||
         c.d_mlp <= 0 || c.vocab_size <= 0 || c.n_ctx <= 0 || c.n_heads % c.n_kv_heads != 0)
       std::abort();
-    if (c.act != "gelu_new" && c.act != "gelu" && c.act != "silu") std::abort();
+    if (c.act != "gelu_new" && c.act != "gelu" && c.act != "silu" && c.act != "relu") std::abort();
+    if (c.n_outputs < 0 || (c.model_type == "tracr" && c.n_outputs == 0)) std::abort();
   });
   return 0;
 }

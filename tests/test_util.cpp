@@ -244,3 +244,31 @@ TEST(ConfigJson, FuzzHugeWidthIsAnError) {
   EXPECT_NO_THROW(edgewise::hf_config_parse(
       "c.json", R"({"model_type":"gpt2","n_embd":4611686018427387904,"n_head":1,"n_inner":8})"));
 }
+
+// Tracr's config (tools/tracr/export.py): sizes from its keys, lengths from its lists, and its
+// bounds checked before any arithmetic (max_seq_len + 1 positions).
+TEST(ConfigJson, TracrConfig) {
+  const std::string ok = R"({"model_type": "tracr", "n_layers": 2, "n_heads": 1, "d_head": 3, "d_model": 14,
+      "d_mlp": 4, "max_seq_len": 5, "input_vocab": ["BOS", "w", "x"], "output": "numerical", "causal": false,
+      "bos_id": 0})";
+  const edgewise::HfConfig c = edgewise::hf_config_parse("t.json", ok);
+  EXPECT_EQ(c.n_ctx, 6);
+  EXPECT_EQ(c.vocab_size, 3);
+  EXPECT_EQ(c.n_outputs, 1);
+  EXPECT_TRUE(c.no_norm && !c.causal && c.positional_embedding && !c.rope);
+  EXPECT_EQ(c.act, "relu");
+  auto err = [](const std::string& text) {
+    try {
+      edgewise::hf_config_parse("t.json", text);
+    } catch (const edgewise::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string big = ok;
+  big.replace(big.find("\"max_seq_len\": 5"), 16, "\"max_seq_len\": 9223372036854775807");
+  EXPECT_NE(err(big).find("max_seq_len must lie in [1, 2^30]"), std::string::npos) << err(big);
+  std::string cat = ok;
+  cat.replace(cat.find("\"output\": \"numerical\""), 21, "\"output\": \"categorical\", \"output_values\": []");
+  EXPECT_NE(err(cat).find("output_values is empty"), std::string::npos) << err(cat);
+}

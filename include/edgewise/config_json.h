@@ -13,11 +13,12 @@ namespace edgewise {
 
 /// config.json's hyper-parameters; each field is the ModelConfig field of the same name.
 struct HfConfig {
-  std::string model_type;  ///< "gpt2", "llama", "qwen2" or "gpt_neox" (others are refused)
+  std::string model_type;  ///< "gpt2", "llama", "qwen2", "gpt_neox" or "tracr" (others are refused)
   int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
   int64_t vocab_size = 0, n_ctx = 0;
   bool layer_norm = false;  ///< LayerNorm (gpt2, gpt_neox); RMSNorm otherwise
-  std::string act;          ///< "gelu_new", "gelu" or "silu" (ModelConfig::act)
+  bool no_norm = false;     ///< no norm at all (tracr)
+  std::string act;          ///< "gelu_new", "gelu", "silu" or "relu" (ModelConfig::act)
   double norm_eps = 1e-5;
   bool positional_embedding = false;
   bool rope = true;
@@ -31,6 +32,8 @@ struct HfConfig {
   bool gated_mlp = true;
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
   bool tied_embeddings = false;
+  bool causal = true;        ///< ModelConfig::causal
+  int64_t n_outputs = 0;     ///< ModelConfig::n_outputs
   bool parallel = false;     ///< ModelConfig::block.parallel
   int64_t rotary_dims = 0;   ///< ModelConfig::block.rotary_dims
   std::optional<int32_t> bos_token_id, eos_token_id;

@@ -26,13 +26,19 @@
 
 namespace edgewise {
 
-enum class Arch { Gpt2, Llama, Qwen2, GptNeox };
-inline constexpr EnumName<Arch> kArchNames[] = {
-    {Arch::Gpt2, "gpt2"}, {Arch::Llama, "llama"}, {Arch::Qwen2, "qwen2"}, {Arch::GptNeox, "gpt_neox"}};
+/// Tracr: a transformer compiled from a RASP program (tools/tracr/export.py writes its files):
+/// no norm, ReLU MLPs, non-causal attention unless compiled causal, its own token-id vocabulary
+/// (no tokenizer) and output space (output.weight: [outputs, D]).
+enum class Arch { Gpt2, Llama, Qwen2, GptNeox, Tracr };
+inline constexpr EnumName<Arch> kArchNames[] = {{Arch::Gpt2, "gpt2"},
+                                                {Arch::Llama, "llama"},
+                                                {Arch::Qwen2, "qwen2"},
+                                                {Arch::GptNeox, "gpt_neox"},
+                                                {Arch::Tracr, "tracr"}};
 const char* arch_name(Arch a);
 
-enum class Norm { LayerNorm, RMSNorm };
-enum class Act { GeluNew, Gelu, Silu };
+enum class Norm { LayerNorm, RMSNorm, None };  ///< None: no norm at all (Tracr)
+enum class Act { GeluNew, Gelu, Silu, Relu };
 
 struct RopeScaling {
   std::string type;  ///< "" (none), "llama3", "linear"
@@ -71,6 +77,11 @@ struct ModelConfig {
   bool gated_mlp = true;   ///< SwiGLU (gate, up, down) vs GPT-2's (fc, proj)
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
   bool tied_embeddings = false;
+  /// Causal attention (every language model); false: every position attends to every other
+  /// (Tracr's default). The patched forward and the methods need causal attention.
+  bool causal = true;
+  /// Rows of output.weight when they are not vocabulary rows (Tracr's output space); 0: vocab_size.
+  int64_t n_outputs = 0;
   BlockShape block;
   std::optional<int32_t> bos_token_id, eos_token_id;
 };

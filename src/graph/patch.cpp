@@ -706,6 +706,10 @@ CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor&
 
 Graph model_graph(const Model& model, bool split_qkv) {
   const ModelConfig& c = model.config();
+  if (!c.causal || c.norm == Norm::None)
+    fail(model.source().spec.empty() ? model.source().dir : model.source().spec,
+         std::string("the patched forward does not run ") + (!c.causal ? "non-causal attention" : "models without norms") +
+             " yet (Tracr models: issue 25); the plain forward does");
   return Graph(GraphShape{c.n_layers, c.n_heads, c.n_kv_heads, c.block.parallel}, split_qkv);
 }
 

@@ -1,4 +1,4 @@
-// Hugging Face config.json (gpt2, llama, qwen2, gpt_neox) -> HfConfig; see
+// Hugging Face config.json (gpt2, llama, qwen2, gpt_neox, tracr) -> HfConfig; see
 // include/edgewise/config_json.h. Defaults are those of the transformers config classes for keys
 // a file leaves out. Every problem is an Error naming the file and the key.
 // Not here: reading the file and the ModelConfig it becomes (src/model/config.cpp).
@@ -18,7 +18,7 @@ namespace {
 
 // The architectures config.json may name; the same names as kArchNames in edgewise/model.h
 // (arch_from_string there maps the accepted name to its Arch).
-constexpr const char* kModelTypes[] = {"gpt2", "llama", "qwen2", "gpt_neox"};
+constexpr const char* kModelTypes[] = {"gpt2", "llama", "qwen2", "gpt_neox", "tracr"};
 
 struct JsonReader {
   const json& j;
@@ -119,7 +119,7 @@ HfConfig hf_config_parse(const std::string& path, const std::string& text) {
   }
   if (!j.is_object()) fail(path, "not a JSON object");
   JsonReader r{j, path};
-  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2, gpt_neox)");
+  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2, gpt_neox, tracr)");
   HfConfig c;
   c.model_type = r.get_string("model_type", "");
   bool known = false;
@@ -132,7 +132,41 @@ HfConfig hf_config_parse(const std::string& path, const std::string& text) {
   c.bos_token_id = r.token_id("bos_token_id");
   c.eos_token_id = r.token_id("eos_token_id");
 
-  if (c.model_type == "gpt2") {
+  if (c.model_type == "tracr") {
+    // tools/tracr/export.py's config: sizes, the input vocabulary (BOS first), the output space.
+    c.d_model = r.get_int("d_model");
+    c.n_layers = r.get_int("n_layers");
+    c.n_heads = c.n_kv_heads = r.get_int("n_heads");
+    c.d_head = r.get_int("d_head");
+    c.d_mlp = r.get_int("d_mlp");
+    const int64_t max_len = r.get_int("max_seq_len");
+    if (max_len <= 0 || max_len > (int64_t{1} << 30))
+      fail(path, "max_seq_len must lie in [1, 2^30], found " + std::to_string(max_len));
+    c.n_ctx = max_len + 1;  // BOS at position 0, then up to max_seq_len tokens
+    auto list_size = [&](const char* k) -> int64_t {
+      if (!r.has(k) || !r.j[k].is_array()) fail(path, std::string("missing list '") + k + "'");
+      return static_cast<int64_t>(r.j[k].size());
+    };
+    c.vocab_size = list_size("input_vocab");
+    const std::string out = r.get_string("output", "");
+    if (out == "categorical") {
+      c.n_outputs = list_size("output_values");
+      if (c.n_outputs == 0) fail(path, "output_values is empty");
+    }
+    else if (out == "numerical") c.n_outputs = 1;
+    else fail(path, "output must be \"categorical\" or \"numerical\", found \"" + out + "\"");
+    if (r.get_string("activation", "relu") != "relu") fail(path, "tracr models use relu MLPs");
+    if (r.get_string("norm", "none") != "none") fail(path, "tracr models have no norm");
+    c.act = "relu";
+    c.no_norm = true;
+    c.causal = r.get_bool("causal", false);
+    c.positional_embedding = true;
+    c.rope = false;
+    c.gated_mlp = false;
+    c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    c.tied_embeddings = false;
+    c.bos_token_id = r.token_id("bos_id");
+  } else if (c.model_type == "gpt2") {
     c.d_model = r.get_int("n_embd", 768);
     c.n_layers = r.get_int("n_layer", 12);
     c.n_heads = r.get_int("n_head", 12);

@@ -53,6 +53,25 @@ using C = CTensor;
 
 // Hugging Face GPT-2 (GPT2LMHeadModel). Conv1D weights are [in, out]; c_attn is [D, 3D] = q|k|v
 // along the output axis. Hub checkpoints of the original GPT-2 lack the "transformer." prefix.
+// Tracr (tools/tracr/export.py): the canonical names themselves, [out, in]; no norms.
+const std::vector<ArchRow> kHfTracr = {
+    {C::TokenEmbd, "token_embd.weight", 0},
+    {C::PosEmbd, "position_embd.weight", 0},
+    {C::AttnQ, "blk.{l}.attn_q.weight", 0},
+    {C::AttnQB, "blk.{l}.attn_q.bias", 0},
+    {C::AttnK, "blk.{l}.attn_k.weight", 0},
+    {C::AttnKB, "blk.{l}.attn_k.bias", 0},
+    {C::AttnV, "blk.{l}.attn_v.weight", 0},
+    {C::AttnVB, "blk.{l}.attn_v.bias", 0},
+    {C::AttnO, "blk.{l}.attn_output.weight", 0},
+    {C::AttnOB, "blk.{l}.attn_output.bias", 0},
+    {C::FfnUp, "blk.{l}.ffn_up.weight", 0},
+    {C::FfnUpB, "blk.{l}.ffn_up.bias", 0},
+    {C::FfnDown, "blk.{l}.ffn_down.weight", 0},
+    {C::FfnDownB, "blk.{l}.ffn_down.bias", 0},
+    {C::Output, "output.weight", 0},
+};
+
 const std::vector<ArchRow> kHfGpt2 = {
     {C::TokenEmbd, "transformer.wte.weight|wte.weight", 0},
     {C::PosEmbd, "transformer.wpe.weight|wpe.weight", 0},
@@ -200,11 +219,12 @@ bool canonical_per_layer(CTensor t) {
 }
 
 std::vector<CTensor> canonical_used(const ModelConfig& c) {
-  const bool ln = c.norm == Norm::LayerNorm;
+  const bool ln = c.norm == Norm::LayerNorm, no_norm = c.norm == Norm::None;
   std::vector<CTensor> r;
   for (const auto& ci : kCanonical) {
     bool use = true;
     switch (ci.t) {
+      case C::AttnNorm: case C::FfnNorm: case C::OutNorm: use = !no_norm; break;
       case C::PosEmbd: use = c.positional_embedding; break;
       case C::AttnNormB: case C::FfnNormB: case C::OutNormB: use = ln; break;
       case C::AttnQB: case C::AttnKB: case C::AttnVB: use = c.qkv_bias; break;
@@ -223,7 +243,8 @@ std::vector<int64_t> canonical_shape(CTensor t, const ModelConfig& c) {
   const int64_t D = c.d_model, Q = c.n_heads * c.d_head, KV = c.n_kv_heads * c.d_head,
                 F = c.d_mlp, V = c.vocab_size;
   switch (t) {
-    case C::TokenEmbd: case C::Output: return {V, D};
+    case C::TokenEmbd: return {V, D};
+    case C::Output: return {c.n_outputs > 0 ? c.n_outputs : V, D};
     case C::PosEmbd: return {c.n_ctx, D};
     case C::AttnNorm: case C::AttnNormB: case C::FfnNorm: case C::FfnNormB:
     case C::OutNorm: case C::OutNormB: case C::AttnOB: case C::FfnDownB: return {D};
@@ -244,6 +265,7 @@ const std::vector<ArchRow>& arch_rows_hf(Arch a) {
     case Arch::Gpt2: return kHfGpt2;
     case Arch::Llama: case Arch::Qwen2: return kHfLlama;
     case Arch::GptNeox: return kHfGptNeox;
+    case Arch::Tracr: return kHfTracr;
   }
   return kHfLlama;
 }
@@ -255,6 +277,8 @@ const std::vector<ArchRow>& arch_rows_gguf(Arch a) {
     case Arch::Qwen2: return kGgufQwen2;
     case Arch::GptNeox:
       fail("", "GGUF files of architecture gptneox are not supported (load the Hugging Face safetensors directory)");
+    case Arch::Tracr:
+      fail("", "tracr models are safetensors folders written by tools/tracr/export.py, not GGUF files");
   }
   return kGgufLlama;
 }

@@ -20,6 +20,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (c.norm == Norm::None) return x;
   if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);
   return at::layer_norm(x, {c.d_model}, w, b, c.norm_eps);
 }
@@ -127,14 +128,14 @@ at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Ten
   }
   at::Tensor pre = at::linear(xn, w.up_w, w.up_b);  // [.., F]
   hk("mlp.hook_pre", pre);
-  at::Tensor post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : at::gelu(pre);
+  at::Tensor post = c.act == Act::GeluNew ? at::gelu(pre, "tanh") : c.act == Act::Relu ? at::relu(pre) : at::gelu(pre);
   hk("mlp.hook_post", post);
   return post;
 }
 
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal,
                                           scale, /*enable_gqa=*/k.size(1) != q.size(1));
 }
 

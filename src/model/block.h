@@ -62,7 +62,8 @@ at::Tensor project_heads(const at::Tensor& xn, const at::Tensor& w, const at::Te
 
 /// Causal attention through scaled_dot_product_attention: q [N, H, T, Dh], k and v
 /// [N, H or G, T, Dh] (after rotary) -> z [N, H, T, Dh].
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+/// `causal` false: every query attends to every key (Tracr's non-causal models).
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal = true);
 /// Attention of one query per row: q [N, m, 1, Dh] at position pos[b] (pos [B], N = K * B, rows
 /// ordered circuit-major), k and v [N, m, T, Dh]: the query sees keys 0 .. pos[b] -> [N, m, 1, Dh].
 at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos);

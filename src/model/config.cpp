@@ -1,4 +1,4 @@
-// Hyper-parameters: Hugging Face config.json (gpt2, llama, qwen2, gpt_neox; parsed torch-free by
+// Hyper-parameters: Hugging Face config.json (gpt2, llama, qwen2, gpt_neox, tracr; parsed torch-free by
 // hf_config_parse in src/io/config_json.cpp) and GGUF metadata (llama, qwen2, gpt2) into one
 // ModelConfig. Defaults are those of the transformers config classes (GPT2Config, LlamaConfig,
 // Qwen2Config, GPTNeoXConfig) for keys a file leaves out.
@@ -54,8 +54,10 @@ ModelConfig config_from_hf_json(const std::string& path) {
   c.d_mlp = h.d_mlp;
   c.vocab_size = h.vocab_size;
   c.n_ctx = h.n_ctx;
-  c.norm = h.layer_norm ? Norm::LayerNorm : Norm::RMSNorm;
-  c.act = h.act == "gelu_new" ? Act::GeluNew : h.act == "gelu" ? Act::Gelu : Act::Silu;
+  c.norm = h.no_norm ? Norm::None : h.layer_norm ? Norm::LayerNorm : Norm::RMSNorm;
+  c.act = h.act == "gelu_new" ? Act::GeluNew : h.act == "gelu" ? Act::Gelu : h.act == "relu" ? Act::Relu : Act::Silu;
+  c.causal = h.causal;
+  c.n_outputs = h.n_outputs;
   c.norm_eps = h.norm_eps;
   c.positional_embedding = h.positional_embedding;
   c.rope = h.rope;

@@ -137,8 +137,10 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
     at::Tensor qg = q.view({B, T, G, R, Dh}).permute({0, 2, 3, 1, 4}).reshape({B, G, R * T, Dh});
     at::Tensor kg = k.permute({0, 2, 3, 1});                             // [B, G, Dh, T]
     at::Tensor scores = (at::matmul(qg, kg) * scale).view({B, H, T, T});  // [B, H, T, T]
-    at::Tensor future = at::ones({T, T}, scores.options().dtype(at::kBool)).triu(1);
-    scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
+    if (c.causal) {
+      at::Tensor future = at::ones({T, T}, scores.options().dtype(at::kBool)).triu(1);
+      scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
+    }
     hk("attn.hook_attn_scores", scores);
     at::Tensor pattern = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
     hk("attn.hook_pattern", pattern);
@@ -148,7 +150,7 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
             .permute({0, 3, 1, 2, 4})
             .reshape({B, T, H, Dh});
   } else {
-    z = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, Dh]
+    z = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), c.causal).transpose(1, 2);  // [B, T, H, Dh]
   }
   hk("attn.hook_z", z);
 
@@ -232,7 +234,7 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     hk("hook_resid_post", x);
   }
 
-  at::Tensor xf = norm(c, x, weights_.at("output_norm.weight"), opt_weight(weights_, "output_norm.bias"));
+  at::Tensor xf = norm(c, x, opt_weight(weights_, "output_norm.weight"), opt_weight(weights_, "output_norm.bias"));
   top("ln_final.hook_normalized", xf);
   return at::linear(xf, weights_.at("output.weight")).to(at::kFloat);  // [B, T, V]
 }

@@ -423,7 +423,8 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   pack_fused(m.weights_, m.cfg_);
 
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
-  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
+  // A Tracr model has its own token-id vocabulary (config.json's input_vocab) and no tokenizer.
+  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, m.cfg_.arch != Arch::Tracr);
   return m;
 }
 

@@ -28,6 +28,7 @@ std::string hf_config_json(const ModelConfig& c) {
     if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
     if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
   };
+  if (c.arch == Arch::Tracr) fail("save", "tracr models are written by tools/tracr/export.py; config.json cannot express them");
   if (c.arch == Arch::Gpt2) {
     j["architectures"] = {"GPT2LMHeadModel"};
     j["model_type"] = "gpt2";

@@ -64,12 +64,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-const char* norm_name(Norm n) { return n == Norm::LayerNorm ? "LayerNorm" : "RMSNorm"; }
+const char* norm_name(Norm n) { return n == Norm::LayerNorm ? "LayerNorm" : n == Norm::RMSNorm ? "RMSNorm" : "none"; }
 const char* act_name(Act a) {
   switch (a) {
     case Act::GeluNew: return "gelu_new (tanh)";
     case Act::Gelu: return "gelu";
     case Act::Silu: return "silu";
+    case Act::Relu: return "relu";
   }
   return "?";
 }
