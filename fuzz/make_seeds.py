@@ -430,6 +430,8 @@ def config_seeds(c: Corpus, golden):
     for name, j in [("gpt2", gpt2), ("llama", llama), ("qwen2", qwen2), ("neox", neox), ("neox5", neox5),
                     ("gpt2-defaults", {"model_type": "gpt2"})]:
         c.add(json.dumps(j, indent=2), name)
+    for p in sorted((ROOT / "tests" / "data" / "tracr").glob("*/config.json")):  # Tracr's (tools/tracr)
+        c.add(p.read_bytes(), "tracr-" + p.parent.name)
     if golden:
         for p in sorted(golden.rglob("config.json")):
             if p.stat().st_size <= MAX_GOLDEN:
