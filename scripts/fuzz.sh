@@ -17,7 +17,10 @@
 # out-of-memory inputs), build-fuzz/logs/<h>.<mode>.log. A crash input, once fixed, is kept
 # in fuzz/regressions/<h>/ and every smoke run replays it.
 # Environment: EW_FUZZ_BUILD (default build-fuzz), EW_FUZZ_SMOKE_SECONDS (default 5),
-# EW_GOLDEN (default build/golden: small golden files join the seeds when it exists).
+# EW_GOLDEN (default build/golden: small golden files join the seeds when it exists),
+# EW_FUZZ_LOG (long runs: the log name's middle part, default "long"; a second run resumed from
+# the first's corpus keeps the first's log), EW_FUZZ_REUSE=1 (long runs: neither rebuild nor
+# rewrite the seeds, so two chains of harnesses can run side by side, one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -129,8 +132,8 @@ case "$MODE" in
     if [[ ${1:-} =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
     harnesses=("$@")
     [ ${#harnesses[@]} -gt 0 ] || harnesses=("${ALL[@]}")
-    build
-    seeds
+    MODE="${EW_FUZZ_LOG:-long}"
+    if [ "${EW_FUZZ_REUSE:-0}" != 1 ]; then build; seeds; fi
     failed=0
     printf '%-18s %12s %8s %7s %7s %8s %8s\n' harness executions exec/s cov ft crashes seconds
     for h in "${harnesses[@]}"; do
