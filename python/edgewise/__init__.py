@@ -517,12 +517,12 @@ def curve(model: Model, scored, data: Dataset, *, fractions=None, ablation: str 
     name, fn, fn_name, hib, clean = _metric_args(metric)
     if fn is not None:
         raise ValueError("curve: metric must be a built-in name (logit-diff, prob-diff, kl, accuracy)")
+    name = name or "logit-diff"
     if isinstance(scored, Sweep):
         fr, cores = _core.sweep_curve([c._c for c in scored.circuits], scored.raw_edges, scored.graph.n_edges)
     elif isinstance(scored, Circuit):
         fr = list(fractions) if fractions is not None else _core.curve_fractions()
-        higher = name not in ("kl",)
-        cores = _core.curve_circuits(scored._c, fr, absolute, greedy, higher)
+        cores = _core.curve_circuits(scored._c, fr, absolute, greedy, name)
     else:
         raise TypeError(f"curve: expected a Circuit or a Sweep, got {type(scored).__name__}")
     circuits = [Circuit(c) for c in cores]

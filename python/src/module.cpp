@@ -242,6 +242,13 @@ MetricFn python_metric(const py::object& fn, const std::string& name, bool highe
 
 // ---- options --------------------------------------------------------------------------------------
 
+// The compute dtype named "f32" or "bf16".
+DType dtype_of(const std::string& dtype) {
+  if (dtype == "bf16") return DType::BF16;
+  if (dtype != "f32") fail("dtype " + dtype, "expected f32 or bf16");
+  return DType::F32;
+}
+
 // Every key of kw must be one of `known`; else an error naming it and listing them ("unknown; " + which + list).
 template <size_t N>
 void check_known(const py::dict& kw, const char* const (&known)[N], const std::string& which) {
@@ -435,8 +442,7 @@ PYBIND11_MODULE(_core, m) {
           "load",
           [](const std::string& spec, const std::string& dtype, const std::string& device, bool tokenizer) {
             LoadOptions o;
-            if (dtype == "bf16") o.dtype = DType::BF16;
-            else if (dtype != "f32") fail("dtype " + dtype, "expected f32 or bf16");
+            o.dtype = dtype_of(dtype);
             o.device = device;
             o.load_tokenizer = tokenizer;
             py::gil_scoped_release release;
@@ -456,8 +462,7 @@ PYBIND11_MODULE(_core, m) {
             src.vocab_json = vocab_json;
             src.merges_txt = merges_txt;
             LoadOptions o;
-            if (dtype == "bf16") o.dtype = DType::BF16;
-            else if (dtype != "f32") fail("dtype " + dtype, "expected f32 or bf16");
+            o.dtype = dtype_of(dtype);
             py::gil_scoped_release release;
             return Model::from_tensors(src, tensors, o);
           },
@@ -694,13 +699,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("curve_fractions", &curve_fractions);
   m.def(
       "curve_circuits",
-      [](const Circuit& scored, const std::vector<double>& fractions, bool absolute, bool greedy, bool higher_is_better) {
-        SelectOptions so;
-        so.absolute = absolute, so.greedy = greedy, so.higher_is_better = higher_is_better;
+      [](const Circuit& scored, const std::vector<double>& fractions, bool absolute, bool greedy,
+         const std::string& metric) {
+        SelectOptions so;  // as the command line's --curve: the signed ranking follows the metric's direction
+        so.absolute = absolute, so.greedy = greedy, so.higher_is_better = metric_higher_is_better(parse_metric(metric));
         return curve_circuits(scored, so, fractions);
       },
       py::arg("scored"), py::arg("fractions"), py::arg("absolute") = true, py::arg("greedy") = false,
-      py::arg("higher_is_better") = true);
+      py::arg("metric") = "logit-diff");
   m.def(
       "sweep_curve",
       [](const std::vector<Circuit>& circuits, const std::vector<int64_t>& raw_edges, int64_t n_edges) {

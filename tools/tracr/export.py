@@ -203,13 +203,14 @@ def main():
     fw = Forward(w, cfg.num_layers, cfg.num_heads, cfg.key_size, a.causal)
 
     # Tracr's outputs on every input, and the numpy forward against them.
-    expected, worst = [], 0.0
+    expected, base, worst = [], [], 0.0
     for toks in all_inputs(PROGRAMS[a.program]["vocab"], PROGRAMS[a.program]["max_seq_len"]):
         out = m.apply(toks)
         ids = [in_map[t] for t in toks]
         vals_tracr = np.asarray(out.transformer_output[0]) @ w["output.weight"].T  # [T, V_out]
         mine, _ = fw(np.array(ids))
         worst = max(worst, float(np.abs(mine - vals_tracr).max()))
+        base.append(mine)  # the unablated outputs the ground truth compares against
         decoded = out.decoded[1:]
         if categorical:
             vals = output_values(m)
@@ -224,7 +225,6 @@ def main():
 
     # Ground truth: single-edge zero ablation over every input.
     edges = fw.edges()
-    base = [fw(np.array(e["ids"]))[0] for e in expected]
     truth = []
     for s, r in edges:
         mask = np.ones((len(fw.sources), len(fw.readers)))
