@@ -11,10 +11,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <map>
+
+#include "edgewise/acdc.h"
+#include "edgewise/circuit.h"
 #include "edgewise/error.h"
+#include "edgewise/evaluate.h"
 #include "edgewise/graph.h"
+#include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
+#include "edgewise/tasks.h"
 
 using namespace edgewise;
 
@@ -41,7 +49,8 @@ TEST_P(TracrForward, EqualsTracrOnEveryInput) {
   EXPECT_EQ(c.norm, Norm::None);
   EXPECT_EQ(c.act, Act::Relu);
   EXPECT_FALSE(c.causal);
-  EXPECT_FALSE(m.has_tokenizer());
+  ASSERT_TRUE(m.has_tokenizer());  // its word-level vocabulary, from config.json
+  EXPECT_TRUE(m.tokenizer().word_level());
   EXPECT_EQ(c.d_head, cfg["d_head"].get<int64_t>());
   EXPECT_NE(c.d_head * c.n_heads, c.d_model);  // a head size independent of the width
   const bool categorical = cfg["output"] == "categorical";
@@ -77,12 +86,186 @@ TEST_P(TracrForward, EqualsTracrOnEveryInput) {
 
 INSTANTIATE_TEST_SUITE_P(Programs, TracrForward, ::testing::Values("reverse", "xproportion"));
 
-TEST(Tracr, PatchedForwardRefusesUntilItRunsThem) {
+namespace {
+
+// Every input of expected.json of one length, as a [B, T] batch (the attention is not causal:
+// one length per batch, no padding).
+std::map<int64_t, at::Tensor> inputs_by_length(const nlohmann::json& exp) {
+  std::map<int64_t, std::vector<int64_t>> flat;
+  for (const auto& e : exp["inputs"]) {
+    const std::vector<int64_t> ids = e["ids"].get<std::vector<int64_t>>();
+    auto& v = flat[static_cast<int64_t>(ids.size())];
+    v.insert(v.end(), ids.begin(), ids.end());
+  }
+  std::map<int64_t, at::Tensor> out;
+  for (auto& [T, v] : flat) out[T] = at::tensor(v, at::kLong).view({-1, T});
+  return out;
+}
+
+}  // namespace
+
+// The patched forward on Tracr models, checked against two independent computations: with every
+// mask 1 it is the plain forward (itself equal to Tracr's apply, above), and the edges whose
+// single zero ablation changes an output on some input -- every input of every length, one
+// patched pass per length with all single-edge masks folded in -- are exactly the ground truth
+// that tools/tracr/export.py computed with its own numpy forward (truth.json; the same rule:
+// a changed argmax for categorical outputs, a change above 1e-3 for numerical ones).
+TEST_P(TracrForward, PatchedForwardFindsTheGroundTruthEdges) {
+  at::NoGradGuard ng;
+  const std::string dir = tracr_dir(GetParam());
+  const Model m = Model::load(dir);
+  const Graph g = model_graph(m, true);
+  const nlohmann::json cfg = read_json(dir + "/config.json"), exp = read_json(dir + "/expected.json");
+  const bool categorical = cfg["output"] == "categorical";
+  const Circuit truth = circuit_read(dir + "/truth.json");
+  const std::vector<uint8_t> real = g.real_edges();
+  std::vector<std::pair<int64_t, int64_t>> edges;
+  for (int64_t s = 0; s < g.n_sources(); ++s)
+    for (int64_t r = 0; r < g.n_readers(); ++r)
+      if (real[s * g.n_readers() + r]) edges.push_back({s, r});
+  const int64_t E = static_cast<int64_t>(edges.size());
+  at::Tensor masks = full_mask(g, E + 1);  // [0]: every edge in; [1 + i]: edge i ablated
+  for (int64_t i = 0; i < E; ++i) masks[1 + i][edges[i].first][edges[i].second] = 0;
+  std::vector<uint8_t> changed(E, 0);
+  double worst_full = 0;
+  for (const auto& [T, tokens] : inputs_by_length(exp)) {
+    const at::Tensor zero = at::zeros({g.n_sources(), 1, 1, m.config().d_model});
+    const at::Tensor out = patched_forward(m, g, tokens, zero, masks).to(at::kDouble);  // [E + 1, B, T, outputs]
+    const at::Tensor plain = m.forward(tokens).to(at::kDouble);
+    worst_full = std::max(worst_full, (out[0] - plain).abs().max().item<double>());
+    const at::Tensor after_bos = out.narrow(2, 1, T - 1);
+    for (int64_t i = 0; i < E; ++i) {
+      const at::Tensor a = after_bos[1 + i], b = after_bos[0];
+      const bool ch = categorical ? (a.argmax(-1) != b.argmax(-1)).any().item<bool>()
+                                  : ((a - b).abs().max().item<double>() > 1e-3);
+      changed[i] = changed[i] || ch;
+    }
+  }
+  // All ones: the same arithmetic as the plain forward in another grouping of sums (float32).
+  EXPECT_LT(worst_full, 1e-5) << GetParam();
+  int64_t n_truth = 0;
+  for (int64_t i = 0; i < E; ++i) {
+    const auto [s, r] = edges[i];
+    const bool in_truth = truth.in_graph[s * g.n_readers() + r] != 0;
+    n_truth += in_truth;
+    EXPECT_EQ(changed[i] != 0, in_truth) << GetParam() << " " << g.edge_name(s, r);
+  }
+  EXPECT_EQ(n_truth, GetParam() == "reverse" ? 10 : 5);  // ACDC's canonical circuits (tracr_fixtures)
+}
+
+// ACDC (zero ablation, MSE: ACDC's Tracr setting) recovers each ground-truth circuit exactly on
+// the built-in Tracr task, and its own running metric for the circuit it returns equals the
+// patched forward's evaluation of that circuit: its incremental evaluator, which follows changes
+// at the prediction positions only when they cannot spread, agrees with the full pass on a model
+// whose attention is not causal and whose predictions are not at the last token.
+TEST_P(TracrForward, AcdcRecoversTheGroundTruth) {
+  const std::string dir = tracr_dir(GetParam());
+  const Model m = Model::load(dir);
+  const Graph g = model_graph(m, true);
+  const std::string task = "tracr-" + GetParam();
+  const Dataset ds = load_task(task, m.tokenizer(), 100000, 0);
+  EXPECT_EQ(ds.default_ablation, "zero");
+  EXPECT_EQ(ds.default_metric, "mse");
+  const Batch b = make_batch(ds, m.tokenizer());
+  EXPECT_EQ(b.size(), GetParam() == "reverse" ? 81 * 4 : 256 * 4);
+  AcdcOptions o;
+  o.ablation = Ablation::Zero;
+  o.metric = Metric::MSE;
+  o.tau = 1e-4;
+  const AcdcResult r = acdc(m, g, b, o);
+  const Circuit truth = circuit_read(dir + "/truth.json");
+  const at::Tensor want = circuit_mask(truth) > 0;  // [n_src, n_dst]
+  for (int64_t s = 0; s < g.n_sources(); ++s)
+    for (int64_t d = 0; d < g.n_readers(); ++d)
+      if (g.real_edges()[s * g.n_readers() + d])
+        EXPECT_EQ(r.kept[s][d].item<bool>(), want[s][d].item<bool>()) << task << " " << g.edge_name(s, d);
+  EvaluateOptions eo;
+  eo.ablation = Ablation::Zero;
+  eo.batch_size = b.size();
+  const CircuitEvaluation ev = evaluate_circuits(m, g, b, at::stack({r.kept.to(at::kFloat), at::zeros({g.n_sources(), g.n_readers()})}), eo);
+  // Both sum float32 squared errors of ~1e-7-sized differences: equal to 1e-9 absolute.
+  EXPECT_NEAR(r.metric_final, ev.mse[1], 1e-9) << task;
+  EXPECT_LT(ev.mse[1], 1e-9) << task;  // the truth reproduces the model
+  EXPECT_GT(ev.mse[2], 1e-3) << task;  // and the empty circuit does not
+}
+
+// A batch with padding is refused for a non-causal model (the padding would be attended to).
+TEST(Tracr, PaddedBatchRefused) {
   const Model m = Model::load(tracr_dir("reverse"));
+  const Graph g = model_graph(m, true);
+  Dataset ds;
+  ds.name = "mixed";
+  for (const char* p : {"1 2 3", "1 2"}) {
+    Example e;
+    e.clean = e.corrupted = p;
+    e.correct = {"1"};
+    ds.examples.push_back(e);
+  }
+  const Batch b = make_batch(ds, m.tokenizer());
   try {
-    model_graph(m, true);
+    evaluate_circuits(m, g, b, full_mask(g, 1), EvaluateOptions{});
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("non-causal attention"), std::string::npos) << e.what();
+    const std::string w = e.what();
+    EXPECT_NE(w.find("not causal"), std::string::npos) << w;
+    EXPECT_NE(w.find("example 1"), std::string::npos) << w;
   }
 }
+
+// The word-level vocabulary: words separated by spaces, BOS prepended, unknown words named;
+// answers are the output labels.
+TEST(Tracr, WordVocabulary) {
+  const Model m = Model::load(tracr_dir("reverse"));
+  const Tokenizer& t = m.tokenizer();
+  EXPECT_EQ(t.encode_for_model("1  3\t2"), (std::vector<int32_t>{3, 0, 2, 1}));
+  EXPECT_EQ(t.decode({3, 0, 2}), "BOS 1 3");
+  EXPECT_EQ(t.n_outputs(), 3);
+  EXPECT_EQ(t.answer_id(" 2"), 1);
+  EXPECT_FALSE(t.answer_id("BOS").has_value());
+  try {
+    t.encode("1 4");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'4' is not a word"), std::string::npos) << e.what();
+  }
+  const Model x = Model::load(tracr_dir("xproportion"));
+  EXPECT_EQ(x.tokenizer().output_labels(), std::vector<std::string>{"value"});
+  try {
+    make_task("tracr-reverse", x.tokenizer(), TaskOptions{});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tracr/reverse"), std::string::npos) << e.what();
+  }
+}
+
+// The tasks' answers follow the programs' definitions (computed here from the prompt text), and
+// the compiled model gets every one right: reverse's output at position p is the input token at
+// the mirrored position; xproportion's the fraction of "x" among the tokens up to p.
+TEST_P(TracrForward, TaskAnswersAreTheProgramsOutputs) {
+  at::NoGradGuard ng;
+  const std::string dir = tracr_dir(GetParam());
+  const Model m = Model::load(dir);
+  const Dataset ds = make_task("tracr-" + GetParam(), m.tokenizer(), TaskOptions{100000, 5});
+  const Batch b = make_batch(ds, m.tokenizer());
+  const at::Tensor last = logits_at(m.forward(b.clean), b.clean_pos);  // [N, outputs]
+  for (size_t i = 0; i < ds.examples.size(); ++i) {
+    const Example& e = ds.examples[i];
+    std::vector<std::string> w;
+    for (size_t a = 0, z; a < e.clean.size(); a = z + 1) {
+      z = e.clean.find(' ', a);
+      if (z == std::string::npos) z = e.clean.size();
+      w.push_back(e.clean.substr(a, z - a));
+    }
+    ASSERT_EQ(w.size(), 4u);
+    const size_t p = static_cast<size_t>(e.position);
+    if (GetParam() == "reverse") {
+      ASSERT_EQ(e.correct, std::vector<std::string>{w[w.size() - p]});
+      EXPECT_EQ(m.tokenizer().output_labels()[last[i].argmax().item<int64_t>()], e.correct[0]) << e.clean << " @" << p;
+    } else {
+      const double frac = static_cast<double>(std::count(w.begin(), w.begin() + p, "x")) / p;
+      EXPECT_NEAR(last[i][0].item<double>(), frac, 1e-5) << e.clean << " @" << p;
+    }
+  }
+  EXPECT_GT(ds.examples.size(), 300u);
+}
+

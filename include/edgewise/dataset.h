@@ -24,6 +24,9 @@ struct Example {
   std::vector<int32_t> correct_ids, incorrect_ids;
   std::string split;  ///< "", "train" or "validation"
   int64_t line = 0;   ///< 1-based line in the source file (0 for generated examples)
+  /// Token index of the prediction (BOS included) when it is not the last prompt token: the
+  /// Tracr tasks read an output at every position, one example per position. -1: the last.
+  int64_t position = -1;
 };
 
 /// A named list of examples.
@@ -35,6 +38,9 @@ struct Dataset {
   std::vector<std::string> skip_notes; ///< the reason for each skipped one ("file:12: ...")
   /// What a run should show but need not stop for, one line each (multi-token answers).
   std::vector<std::string> warnings;
+  /// The task's own defaults where they differ from the library's (the Tracr tasks: zero
+  /// ablation, KL or MSE); empty: the caller's. Callers apply them when the user chose none.
+  std::string default_metric, default_ablation;
 
   /// The examples whose split equals `which` ("train" / "validation"); examples without a split
   /// belong to every split.

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "edgewise/graph.h"
+#include "edgewise/metrics.h"
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
 #include "edgewise/optim.h"
@@ -66,6 +67,10 @@ struct EdgePruningOptions {
   double max_grad_norm = 1.0;          ///< clip the global gradient norm (0: off)
   uint64_t seed = 42;
   Ablation ablation = Ablation::Resample;
+  /// The faithfulness term: KL from the full model's outputs (the reference's), or MSE (for
+  /// numerical outputs, where a softmax over one output has no KL: Tracr's xproportion). Other
+  /// metrics are refused.
+  Metric loss = Metric::KL;
   int64_t cache_mb = 4096;  ///< keep every example's ablated values when they fit in this much
   /// [n_src, n_dst] bool: the only edges that may stay (a prefilter's survivors, HAP); the other
   /// prunable edges are ablated throughout and count as removed in the sparsity, and the
@@ -110,6 +115,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
 /// (double for checks). `edge_valid` [n_src, n_dst] bool: the edges whose masks are learned;
 /// `edge_counted`: the edges the sparsity is measured over (undefined: edge_valid); counted
 /// edges outside edge_valid are ablated (mask 0), real edges outside both stay (mask 1).
+/// `kl` is the faithfulness term: the KL, or the MSE when `faithfulness` is Metric::MSE.
 struct EdgePruningObjective {
   at::Tensor loss, kl, edge_sparsity, node_sparsity;
 };
@@ -119,7 +125,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
                                             const at::Tensor& u, const at::Tensor& node_log_alpha,
                                             const at::Tensor& node_u, const at::Tensor& lambdas, double target,
                                             double node_target, bool keep_embedding_edges,
-                                            const at::Tensor& edge_counted = {});
+                                            const at::Tensor& edge_counted = {}, Metric faithfulness = Metric::KL);
 
 // The optimiser (AdamW, seeded epoch order) is the shared module, include/edgewise/optim.h.
 

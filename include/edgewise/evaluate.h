@@ -65,11 +65,11 @@ int64_t select_circuit(Circuit& c, const SelectOptions& opt);
 /// Every metric of the full model and of K circuits, each a mean over the examples at their
 /// prediction positions. Index 0 is the full model, then one entry per mask.
 struct CircuitEvaluation {
-  std::vector<double> logit_diff, prob_diff, kl, accuracy;
+  std::vector<double> logit_diff, prob_diff, kl, accuracy, mse;
   std::vector<double> exact_match;  ///< the circuit's top token equals the full model's
   std::vector<double> custom;       ///< the caller's metric (EvaluateOptions::metric_fn), when given
   /// With EvaluateOptions::per_example: each metric's value per example, float64 [K + 1, N]
-  /// (keys logit_diff, prob_diff, kl, accuracy, exact_match, and custom when given); the
+  /// (keys logit_diff, prob_diff, kl, accuracy, mse, exact_match, and custom when given); the
   /// vectors above are their means over N.
   std::map<std::string, at::Tensor> per_example;
   /// The values of one metric ([K + 1]).

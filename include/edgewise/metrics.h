@@ -22,14 +22,18 @@ enum class Metric {
   ProbDiff,   ///< sum of probabilities of the correct answers minus that of the incorrect ones
   KL,         ///< KL(clean || run) of the next-token distributions (needs the clean logits)
   Accuracy,   ///< 1 when the argmax over the vocabulary is one of the correct answers
+  MSE,        ///< mean squared difference from the clean run's outputs (Tracr's numerical outputs)
 };
 inline constexpr EnumName<Metric> kMetricNames[] = {
-    {Metric::LogitDiff, "logit-diff"}, {Metric::ProbDiff, "prob-diff"}, {Metric::KL, "kl"}, {Metric::Accuracy, "accuracy"}};
+    {Metric::LogitDiff, "logit-diff"}, {Metric::ProbDiff, "prob-diff"}, {Metric::KL, "kl"}, {Metric::Accuracy, "accuracy"},
+    {Metric::MSE, "mse"}};
 const char* metric_name(Metric m);
 /// By kMetricNames. Unknown -> Error listing them.
 Metric parse_metric(const std::string& name);
-/// True when a larger value means the circuit does the task better (false for KL).
+/// True when a larger value means the circuit does the task better (false for KL and MSE).
 bool metric_higher_is_better(Metric m);
+/// True when the metric compares with the full model's logits (KL, MSE).
+bool metric_needs_clean_logits(Metric m);
 
 /// A metric given by the caller instead of a built-in one (any language's binding passes one):
 /// per-example values [N] from the logits at the prediction positions `last` [N, V], the batch
@@ -68,8 +72,11 @@ at::Tensor prob_diff_per_example(const at::Tensor& last, const Batch& b);    // 
 /// sum_v p_clean(v) (log p_clean(v) - log p(v)); the direction ACDC and EAP-IG use.
 at::Tensor kl_per_example(const at::Tensor& last, const at::Tensor& clean_last);  // [N]
 at::Tensor accuracy_per_example(const at::Tensor& last, const Batch& b);     // [N] of 0/1 floats
+/// mean_v (last(v) - clean_last(v))^2: ACDC's L2 metric for Tracr's numerical outputs (one
+/// output: the squared error of the number).
+at::Tensor mse_per_example(const at::Tensor& last, const at::Tensor& clean_last);  // [N]
 
-/// Any metric per example ([N]); `clean_last` [N, V] is needed for KL only.
+/// Any metric per example ([N]); `clean_last` [N, V] is needed for KL and MSE only.
 at::Tensor metric_per_example(Metric m, const at::Tensor& last, const Batch& b,
                               const at::Tensor& clean_last = at::Tensor());
 /// The batch mean (a scalar tensor).

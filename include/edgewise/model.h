@@ -27,8 +27,8 @@
 namespace edgewise {
 
 /// Tracr: a transformer compiled from a RASP program (tools/tracr/export.py writes its files):
-/// no norm, ReLU MLPs, non-causal attention unless compiled causal, its own token-id vocabulary
-/// (no tokenizer) and output space (output.weight: [outputs, D]).
+/// no norm, ReLU MLPs, non-causal attention unless compiled causal, its own word-level vocabulary
+/// (Tokenizer::from_tracr_config) and output space (output.weight: [outputs, D]).
 enum class Arch { Gpt2, Llama, Qwen2, GptNeox, Tracr };
 inline constexpr EnumName<Arch> kArchNames[] = {{Arch::Gpt2, "gpt2"},
                                                 {Arch::Llama, "llama"},

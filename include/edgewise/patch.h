@@ -13,7 +13,8 @@
 // docs/PATCHING.md describes the computation and its memory cost.
 //
 // Padding: inputs are right-padded and attention is causal, so real tokens never see padding;
-// means (Mean, MeanPerPosition) count real tokens only.
+// means (Mean, MeanPerPosition) count real tokens only. A model with non-causal attention
+// (Tracr) would see the padding: its batches must have no padding (check_batch_padding).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -48,6 +49,12 @@ inline bool ablation_needs_alignment(Ablation a) { return a == Ablation::Resampl
 
 /// The graph of this model (its layers, heads and key/value heads).
 Graph model_graph(const Model& model, bool split_qkv);
+
+struct Batch;
+/// For a model with non-causal attention: every clean and corrupted prompt of the batch must
+/// fill all its positions (padding would be attended to). Error naming `where`, the first short
+/// example and both lengths. Nothing to check for causal models.
+void check_batch_padding(const Model& model, const Batch& batch, const std::string& where);
 
 /// Every source's output in a plain (unpatched) run of tokens [B, T]: [n_src, B, T, D] in the
 /// model's dtype (or in `dtype`: kDouble computes in double, for checks), no grad. Row order is

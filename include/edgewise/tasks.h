@@ -29,8 +29,20 @@ struct TaskOptions {
   uint64_t seed = 0;   ///< std::mt19937_64 seed: the same seed gives the same data
 };
 
-/// Names of the built-in tasks: "ioi", "greater-than", "induction", "gendered-pronouns", "docstring", "sva".
+/// Names of the built-in language tasks: "ioi", "greater-than", "induction", "gendered-pronouns",
+/// "docstring", "sva" (they adapt to a language model's tokenizer).
 const std::vector<std::string>& task_names();
+/// Names of the built-in Tracr tasks, "tracr-reverse" and "tracr-xproportion": they run on the
+/// models tools/tracr/export.py compiles (tests/data/tracr/), whose vocabularies they need.
+const std::vector<std::string>& tracr_task_names();
+/// Whether `name` is a built-in task of either kind.
+bool is_builtin_task(const std::string& name);
+/// A built-in task's own defaults (Dataset::default_metric / default_ablation); empty for the
+/// others and for files.
+struct TaskDefaults {
+  std::string metric, ablation;
+};
+TaskDefaults task_defaults(const std::string& name);
 /// Generates a built-in task by name. Unknown name -> Error listing the known ones.
 Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptions& opt = {});
 
@@ -46,6 +58,17 @@ Dataset make_induction(const Tokenizer& tok, const TaskOptions& opt = {});
 Dataset make_gendered_pronouns(const Tokenizer& tok, const TaskOptions& opt = {});
 /// Docstring (Heimersheim & Janiak 2023): predict the next :param name; random_random corruption.
 Dataset make_docstring(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Tracr's `reverse` (tracr's make_reverse; ACDC's and Edge Pruning's tracr-reverse): every
+/// sequence of 4 tokens over {1, 2, 3} after BOS (shorter than the compiled 5, so that the length
+/// computation matters), one example per output position 1..4 (the correct answer: the token at
+/// the mirrored position; incorrect: the other two outputs), in a seeded order, the first opt.n
+/// examples (at most 3^4 * 4 = 324). Corrupted: another sequence. Defaults: zero ablation, MSE
+/// (ACDC's). Needs the model's vocabulary (Tokenizer::from_tracr_config).
+Dataset make_tracr_reverse(const Tokenizer& tok, const TaskOptions& opt = {});
+/// Tracr's `xproportion` (make_frac_prevs of tokens == "x"): every sequence of 4 tokens over
+/// {w, x, y, z}, one example per position 1..4 whose output is the fraction of x among the tokens
+/// up to it; at most 4^4 * 4 = 1024 examples. Defaults: zero ablation, MSE (numerical output).
+Dataset make_tracr_xproportion(const Tokenizer& tok, const TaskOptions& opt = {});
 /// Subject-verb agreement: "The key near the cabinets" -> " is" (and the other singular verb
 /// forms) over " are"; corrupted = the subject's number flipped ("The keys near the cabinets").
 Dataset make_sva(const Tokenizer& tok, const TaskOptions& opt = {});
@@ -68,7 +91,7 @@ struct BatchOptions {
 struct Batch {
   at::Tensor clean, corrupted;          ///< [N, T] int64, right-padded with pad_id (BOS first if add_bos)
   at::Tensor clean_len, corrupted_len;  ///< [N] int64 token counts
-  at::Tensor clean_pos, corrupted_pos;  ///< [N] int64 prediction position (last prompt token)
+  at::Tensor clean_pos, corrupted_pos;  ///< [N] int64 prediction position (last prompt token, or Example::position)
   at::Tensor correct, incorrect;        ///< [N, A] int64 answer token ids, padded with 0
   at::Tensor correct_mask, incorrect_mask;  ///< [N, A] float: 1 for a real answer, 0 for padding
   bool aligned = false;                 ///< every clean/corrupted pair has equal token counts

@@ -1,6 +1,8 @@
 // Byte-level BPE tokenizer (GPT-2 style), loaded from tokenizer.json, from vocab.json +
 // merges.txt, or from GGUF metadata. Pre-split variants follow the models that use them
 // (GPT-2, Llama-3, Qwen2, SmolLM); added/special tokens are matched before BPE.
+// A word-level vocabulary (Tracr's compiled models: each token a word, text split at spaces)
+// is the same class, made by from_words; it may name an output space of its own (output_labels).
 // Not here: SentencePiece (Llama 2 / CodeLlama GGUF vocabularies), normalisers other than none,
 // chat templates.
 #pragma once
@@ -36,6 +38,16 @@ class Tokenizer {
   static Tokenizer from_tokenizer_json(const std::string& path);
   static Tokenizer from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt);
   static Tokenizer from_gguf(const GgufFile& f);
+  /// A word-level vocabulary: id i is words[i]; text is split at ASCII whitespace and each word
+  /// must be one of them (an unknown word is an Error naming it and listing the words). `bos`
+  /// (an id) is prepended by encode_for_model. `output_labels`, when not empty, is the model's
+  /// output space (its rows of output.weight) when it differs from the input words: answers of
+  /// tasks and datasets are then those labels. `source` names it in messages.
+  static Tokenizer from_words(const std::string& source, const std::vector<std::string>& words,
+                              std::optional<int32_t> bos, const std::vector<std::string>& output_labels = {});
+  /// The vocabulary of a Tracr model's config.json (tools/tracr/export.py): input_vocab, bos_id,
+  /// and output_values (categorical) or one output "value" (numerical).
+  static Tokenizer from_tracr_config(const std::string& config_json);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -66,6 +78,15 @@ class Tokenizer {
   const std::vector<AddedToken>& added_tokens() const;
   /// Where it was loaded from (for `edgewise info`).
   const std::string& source() const;
+  /// Made by from_words: text is words separated by spaces, decode joins them with spaces.
+  bool word_level() const;
+  /// The model's output space when it is not the vocabulary (Tracr), else empty.
+  const std::vector<std::string>& output_labels() const;
+  /// The number of answers ids can name: output_labels' size when set, else vocab_size().
+  int32_t n_outputs() const;
+  /// The output id of an answer: with output labels, the label equal to `text` without
+  /// surrounding spaces (none: nullopt); without, the first token of encode(text) (none: nullopt).
+  std::optional<int32_t> answer_id(const std::string& text) const;
 
   /// The text of a Hugging Face `tokenizer.json` that `tokenizers` (and transformers'
   /// PreTrainedTokenizerFast) load into a tokenizer giving the same ids as this one: BPE model

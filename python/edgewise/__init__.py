@@ -285,14 +285,24 @@ def _metric_args(metric):
     if callable(metric):
         return (None, metric, getattr(metric, "__name__", "custom"), getattr(metric, "higher_is_better", True),
                 getattr(metric, "needs_clean_logits", False))
-    raise TypeError(f"metric must be a name ('logit-diff', 'prob-diff', 'kl', 'accuracy') or a callable, "
+    raise TypeError(f"metric must be a name ('logit-diff', 'prob-diff', 'kl', 'accuracy', 'mse') or a callable, "
                     f"not {type(metric).__name__}")
 
 
-def _method_options(metric, ablation, options):
-    """A method's metric and ablation into its options; returns the callable metric's arguments
-    (callable or None, name, higher_is_better, needs_clean_logits)."""
-    name, fn, fn_name, hib, clean = _metric_args(metric)
+def _task_default(value, data: Dataset, which: str, fallback):
+    """``value``, or when None the task's own default (the Tracr tasks: zero ablation, MSE), or
+    ``fallback``."""
+    if value is not None:
+        return value
+    return getattr(data, "default_" + which, "") or fallback
+
+
+def _method_options(metric, ablation, options, data: Dataset):
+    """A method's metric and ablation into its options (None: the task's default, else the
+    method's); returns the callable metric's arguments (callable or None, name,
+    higher_is_better, needs_clean_logits)."""
+    name, fn, fn_name, hib, clean = _metric_args(_task_default(metric, data, "metric", None))
+    ablation = _task_default(ablation, data, "ablation", "resample")
     if name is not None:
         options["metric"] = name
     options["ablation"] = ablation
@@ -300,12 +310,14 @@ def _method_options(metric, ablation, options):
 
 
 def attribute(model: Model, graph: Graph, data: Dataset, method: str = "eap-ig-inputs", *,
-              ablation: str = "resample", metric=None, progress: bool = True, **options) -> Result:
+              ablation: str | None = None, metric=None, progress: bool = True, **options) -> Result:
     """Run a discovery method (``edgewise.methods()``) on ``data`` and return its :class:`Result`.
 
     ``ablation``: ``resample`` (the corrupted prompt's values), ``mean``, ``zero``, ... as on the
-    command line. ``metric``: None for the method's own default (ACDC: ``kl``; the others:
-    ``logit-diff``), a built-in name (``logit-diff``, ``prob-diff``, ``kl``, ``accuracy``) or a
+    command line; None: the task's default (``zero`` for the Tracr tasks), else ``resample``.
+    ``metric``: None for the task's default (``mse`` for the Tracr tasks), else the method's own
+    (ACDC: ``kl``; the others: ``logit-diff``), a built-in name (``logit-diff``, ``prob-diff``,
+    ``kl``, ``accuracy``, ``mse``) or a
     callable ``metric(logits, batch) -> Tensor[N]`` where ``logits`` are the
     logits at the prediction positions [N, V] and ``batch`` a dict with ``correct`` /
     ``incorrect`` answer ids [N, A], their masks (``correct_mask``: 1 for a real answer) and
@@ -316,7 +328,7 @@ def attribute(model: Model, graph: Graph, data: Dataset, method: str = "eap-ig-i
     (``steps``, ``batch_size``, ``tau`` for ACDC, ``target`` for Edge Pruning, ``checkpoint``,
     ``resume``, ...; docs/PYTHON.md lists them); an unknown one is an error listing them.
     """
-    fn, fn_name, hib, clean = _method_options(metric, ablation, options)
+    fn, fn_name, hib, clean = _method_options(metric, ablation, options, data)
     with _progress(progress) as report:
         d = _core.discover(method, model._m, graph._g, data, options, fn, fn_name, hib, clean, report)
     return Result(d)
@@ -428,12 +440,14 @@ class Circuit:
         return f"edgewise.Circuit({self.n_edges} edges, method {self.meta.get('method', '?')!r})"
 
 
-def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample", metric="logit-diff",
+def evaluate(model: Model, circuit, data: Dataset, *, ablation: str | None = None, metric=None,
              batch_size: int = 16, per_example: bool = False, progress: bool = True) -> dict:
     """Measure the full model, ``circuit`` (one :class:`Circuit` or a list) and the empty circuit
     on ``data`` in one patched pass per batch.
 
-    Returns every metric (``logit_diff``, ``prob_diff``, ``kl``, ``accuracy``, ``exact_match``,
+    ``ablation`` and ``metric`` None: the task's defaults (the Tracr tasks: ``zero``, ``mse``), else
+    ``resample`` and ``logit-diff``.
+    Returns every metric (``logit_diff``, ``prob_diff``, ``kl``, ``accuracy``, ``mse``, ``exact_match``,
     and ``custom`` for a callable ``metric``) as lists ``[model, circuit..., empty]`` of means
     over the examples, and ``faithfulness``, one per circuit under ``metric``:
     ``(circuit - empty) / (model - empty)``. With ``per_example=True`` also ``per_example``: each
@@ -444,10 +458,11 @@ def evaluate(model: Model, circuit, data: Dataset, *, ablation: str = "resample"
         raise ValueError("evaluate: no circuit given")
     graph = circuits[0]._c.graph
     masks = torch.stack([c.mask for c in circuits] + [torch.zeros_like(circuits[0].mask)])
-    name, fn, fn_name, hib, clean = _metric_args(metric)
+    ablation = _task_default(ablation, data, "ablation", "resample")
+    name, fn, fn_name, hib, clean = _metric_args(_task_default(metric, data, "metric", "logit-diff"))
     name = name or "logit-diff"
-    if fn is None and name.replace("-", "_") not in ("logit_diff", "prob_diff", "kl", "accuracy"):
-        raise ValueError(f"metric {name!r}: expected logit-diff, prob-diff, kl, accuracy or a callable")
+    if fn is None and name.replace("-", "_") not in ("logit_diff", "prob_diff", "kl", "accuracy", "mse"):
+        raise ValueError(f"metric {name!r}: expected logit-diff, prob-diff, kl, accuracy, mse or a callable")
     with _progress(progress) as report:
         r = _core.evaluate(model._m, graph, data, masks, ablation, batch_size, fn, fn_name, hib, clean, report,
                            per_example)
@@ -505,18 +520,20 @@ class Curve:
         return f"edgewise.Curve({len(self.points)} points, CPR {self.cpr:.4f}, CMD {self.cmd:.4f})"
 
 
-def curve(model: Model, scored, data: Dataset, *, fractions=None, ablation: str = "resample",
-          metric: str = "logit-diff", absolute: bool = True, greedy: bool = False, batch_size: int = 16,
+def curve(model: Model, scored, data: Dataset, *, fractions=None, ablation: str | None = None,
+          metric: str | None = None, absolute: bool = True, greedy: bool = False, batch_size: int = 16,
           progress: bool = True) -> Curve:
     """The faithfulness curve of ``scored`` -- a scored :class:`Circuit` (an attribution's edges
     ranked by score) or a :class:`Sweep` (a search's circuits, one per tau / target) -- on
     ``data``: the circuit at each budget (``fractions`` of all edges, default 0.1% .. 100%,
     the best edges by ``|score|``, or signed with ``absolute=False``, or EAP-IG's greedy growth),
     pruned, measured with the full model and the empty circuit in one patched pass per batch.
-    The command line's ``--curve`` computes the same (same circuits, same numbers)."""
-    name, fn, fn_name, hib, clean = _metric_args(metric)
+    The command line's ``--curve`` computes the same (same circuits, same numbers). ``ablation``
+    and ``metric`` None: the task's defaults, else ``resample`` and ``logit-diff``."""
+    ablation = _task_default(ablation, data, "ablation", "resample")
+    name, fn, fn_name, hib, clean = _metric_args(_task_default(metric, data, "metric", "logit-diff"))
     if fn is not None:
-        raise ValueError("curve: metric must be a built-in name (logit-diff, prob-diff, kl, accuracy)")
+        raise ValueError("curve: metric must be a built-in name (logit-diff, prob-diff, kl, accuracy, mse)")
     name = name or "logit-diff"
     if isinstance(scored, Sweep):
         fr, cores = _core.sweep_curve([c._c for c in scored.circuits], scored.raw_edges, scored.graph.n_edges)
@@ -557,13 +574,13 @@ class Sweep:
         return f"edgewise.Sweep({self.method!r}, {len(self.values)} values, edges [{sizes}])"
 
 
-def sweep(model: Model, graph: Graph, data: Dataset, method: str, values, *, ablation: str = "resample",
+def sweep(model: Model, graph: Graph, data: Dataset, method: str, values, *, ablation: str | None = None,
           metric=None, progress: bool = True, **options) -> Sweep:
     """Run a search method once per value of its sweep option (``tau`` for ``acdc``, ``target``
     for ``edge-pruning`` and ``hap``), as ``edgewise discover --sweep`` does. Options and
     ``metric`` as for :func:`attribute`; with ``checkpoint="ck.json"`` each value checkpoints to
     its own file (``ck.tau0.01.json``)."""
-    fn, fn_name, hib, clean = _method_options(metric, ablation, options)
+    fn, fn_name, hib, clean = _method_options(metric, ablation, options, data)
     with _progress(progress) as report:
         d = _core.sweep(method, model._m, graph._g, data, [float(v) for v in values], options, fn, fn_name, hib,
                         clean, report)

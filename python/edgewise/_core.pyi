@@ -43,6 +43,8 @@ class Dataset:
     skipped: int
     skip_notes: list[str]
     warnings: list[str]
+    default_metric: str
+    default_ablation: str
     examples: list[dict[str, Any]]
     def __len__(self) -> int: ...
     def head(self, n: int) -> Dataset: ...

@@ -284,6 +284,7 @@ DiscoverOptions discover_options(const py::dict& kw, const Model& model, CallCon
   if (has("metric")) {
     const Metric m = parse_metric(kw["metric"].cast<std::string>());
     o.attribution.metric = o.acdc.metric = o.path_patching.metric = o.flap.metric = m;
+    if (m == Metric::KL || m == Metric::MSE) o.edge_pruning.loss = m;  // its loss: KL (default) or MSE
   }
   if (has("steps")) o.attribution.steps = o.edge_pruning.steps = get_i("steps");
   if (has("batch_size"))
@@ -389,6 +390,7 @@ py::dict evaluation_dict(const CircuitEvaluation& ev) {
   d["prob_diff"] = ev.prob_diff;
   d["kl"] = ev.kl;
   d["accuracy"] = ev.accuracy;
+  d["mse"] = ev.mse;
   d["exact_match"] = ev.exact_match;
   if (!ev.custom.empty()) d["custom"] = ev.custom;
   if (!ev.per_example.empty()) {
@@ -541,6 +543,10 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("description", &Dataset::description, "What the task measures.")
       .def_readonly("skipped", &Dataset::skipped, "Bad lines skipped (skip_bad_lines=True).")
       .def_readonly("skip_notes", &Dataset::skip_notes, "One 'file:line: why' per skipped line.")
+      .def_readonly("default_metric", &Dataset::default_metric,
+                    "The task's own metric where it differs from the library's ('mse' for the Tracr tasks), or ''.")
+      .def_readonly("default_ablation", &Dataset::default_ablation,
+                    "The task's own ablation ('zero' for the Tracr tasks), or ''.")
       .def_readonly("warnings", &Dataset::warnings,
                     "Notes such as multi-token answers (the metrics use each answer's first token).")
       .def("__len__", [](const Dataset& d) { return d.examples.size(); })

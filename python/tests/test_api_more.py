@@ -246,3 +246,26 @@ def test_roc_equals_cli(tmp_path):
         line = [x for x in f if x.startswith("# edge")][0]
     assert float(line.split(" AUC ")[1].split()[0]) == merged["edge"]["auc"]
     assert merged["edge"]["positives"] == int(line.split(" positives ")[1].split()[0])
+
+
+def test_tracr_task_defaults_and_ground_truth():
+    """On the Tracr reverse model (its word vocabulary from config.json) the task brings its own
+    defaults, zero ablation and MSE; an ACDC sweep through the package ranks the ground-truth
+    edges first (AUC 1 over the sweep's folded scores) and its circuit at tau 1e-4 is the truth,
+    which reproduces the model (MSE 0) where the empty circuit does not."""
+    path = os.path.join(os.path.dirname(__file__), "../../tests/data/tracr/reverse")
+    m = edgewise.load(path)
+    g = m.graph()
+    d = edgewise.task("tracr-reverse", m, n=100000)
+    assert len(d) == 81 * 4
+    assert (d.default_ablation, d.default_metric) == ("zero", "mse")
+    assert d.examples[0]["clean"].count(" ") == 3  # four words; BOS is prepended by the model
+    truth = edgewise.Circuit.from_json(os.path.join(path, "truth.json"))
+    s = edgewise.sweep(m, g, d, "acdc", [1e-4, 1e-2], progress=False)
+    folded = edgewise.Circuit.from_scores(m, g, torch.as_tensor(s.scores))
+    assert edgewise.roc(folded, truth)["edge"]["auc"] == 1.0
+    assert torch.equal(s.circuits[0].mask.bool(), truth.mask.bool())
+    ev = edgewise.evaluate(m, s.circuits[0], d, progress=False)
+    assert ev["mse"][1] < 1e-9 < 1e-3 < ev["mse"][2]
+    with pytest.raises(Exception, match="language model"):
+        edgewise.task("ioi", m, n=4)

@@ -84,9 +84,15 @@ class Engine {
       cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
       sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
     }
-    out_norm_w_ = W.at("output_norm.weight").to(dt);
-    auto it = W.find("output_norm.bias");
-    if (it != W.end()) out_norm_b_ = it->second.to(dt);
+    for (auto [name, t] : {std::pair{"output_norm.weight", &out_norm_w_}, std::pair{"output_norm.bias", &out_norm_b_}}) {
+      auto it = W.find(name);  // none without norms (Tracr)
+      if (it != W.end()) *t = it->second.to(dt);
+    }
+    // A change held at the prediction positions only stays there through attention when the
+    // attention is causal and each prediction position is its row's last token: a key or value
+    // changed there reaches no other real query. Otherwise (non-causal attention, or a task that
+    // predicts inside the prompt) such a change spreads to every position.
+    pos_is_last_ = c_.causal && data.clean_pos.equal(data.clean_len - 1);
     out_w_ = W.at("output.weight").to(dt);
     for (int64_t j = 0; j < R_; ++j) {
       const Graph::Reader& r = g.reader(j);
@@ -274,7 +280,7 @@ class Engine {
           if (!src_live_[s]) continue;
           bool any = false, any_full = false;
           for (int64_t r : head_readers(l, h))
-            if (changed[r - r0]) any = true, any_full = any_full || changed[r - r0]->full;
+            if (changed[r - r0]) any = true, any_full = any_full || changed[r - r0]->full || (!pos_is_last_ && g_.reader(r).kind != Graph::ReaderKind::Q);
           if (any) (need_all_[s] && any_full ? hs_full : hs_pos).push_back(h);
         }
         for (bool full : {true, false}) {
@@ -407,9 +413,9 @@ class Engine {
     }
     at::Tensor z;  // [K*B, nh, P, Dh]
     if (last_only) {
-      z = attention_at(q, k, v, pos_);
+      z = attention_at(q, k, v, pos_, c_.causal);
     } else {
-      z = causal_attention(q, k, v);
+      z = causal_attention(q, k, v, c_.causal);
     }
     at::Tensor wo = out_proj_heads(c_, w).index_select(0, hi);  // [nh, Dh, D]
     at::Tensor out = head_results(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
@@ -462,6 +468,7 @@ class Engine {
   std::vector<int64_t> attn_first_, mlp_reader_;
   int64_t logits_reader_ = -1;
   std::vector<uint8_t> keep_, src_live_, need_all_;
+  bool pos_is_last_ = true;  // a change at the prediction positions reaches no other position (see the constructor)
   at::Tensor O_, X_;
 };
 

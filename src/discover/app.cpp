@@ -56,7 +56,7 @@ nlohmann::json head_scores_json(const Graph& graph, const at::Tensor& scores) {
 const char* flap_kind_name(FlapKind k) { return enum_name(kFlapKindNames, k); }
 FlapKind flap_kind_from_string(const std::string& s) { return enum_parse(kFlapKindNames, s, "flap", "FLAP kind"); }
 
-Metric flap_performance_metric(Metric m) { return m == Metric::KL ? Metric::LogitDiff : m; }
+Metric flap_performance_metric(Metric m) { return metric_needs_clean_logits(m) ? Metric::LogitDiff : m; }
 
 FlapSweep flap_sweep(const Model& model, const Batch& b, const FlapSweepOptions& o) {
   if (!(o.lowest >= 0 && o.highest <= 1 && o.lowest <= o.highest && o.step > 0))

@@ -166,7 +166,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     });
     const at::Tensor logits = model.forward(b.clean, &hooks);
     at::Tensor clean_last;
-    if (metric == Metric::KL) clean_last = logits_at(logits, b.clean_pos).detach();
+    if (metric_needs_clean_logits(metric)) clean_last = logits_at(logits, b.clean_pos).detach();
     const at::Tensor M = metric_per_example(metric, logits_at(logits, b.clean_pos), b, clean_last).sum();
     std::vector<at::Tensor> inputs;
     for (int64_t l = 0; l < L; ++l) inputs.push_back(leaf.at(zname[l])), inputs.push_back(leaf.at(pname[l]));

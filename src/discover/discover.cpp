@@ -227,6 +227,7 @@ DiscoveryResult discover(const std::string& key, const Model& model, const Graph
                          const DiscoverOptions& opt) {
   const MethodInfo& m = discovery_method(key);
   if (m.split_graph_only) need_split(key, graph);
+  check_batch_padding(model, data, key);
   DiscoveryResult r;
   if (m.kind == MethodKind::Attribution) {
     r = run_attribution(key, model, graph, data, opt);

@@ -68,6 +68,7 @@ std::string options_key(const EdgePruningOptions& o) {
     << " target_warmup=" << o.target_warmup_steps << " lr=" << o.lr << " lambda_lr=" << o.lambda_lr
     << " wd=" << o.weight_decay << " clip=" << o.max_grad_norm << " seed=" << o.seed
     << " ablation=" << ablation_name(o.ablation);
+  if (o.loss != Metric::KL) s << " loss=" << metric_name(o.loss);  // KL runs keep their old keys
   if (o.candidates.defined()) s << " candidates=" << discover::fnv1a(o.candidates);
   return s.str();
 }
@@ -77,6 +78,8 @@ void check_options(const EdgePruningOptions& o) {
   if (!(o.edge_target >= 0) || !std::isfinite(o.edge_target)) bad("the edge target must be a number >= 0");
   if (!(o.node_target >= 0) || !std::isfinite(o.node_target)) bad("the node target must be a number >= 0");
   if (o.steps < 1) bad("steps must be >= 1");
+  if (o.loss != Metric::KL && o.loss != Metric::MSE)
+    bad(std::string("its loss compares with the full model's outputs: kl or mse, not ") + metric_name(o.loss));
   if (o.batch_size < 1) bad("the batch size must be >= 1");
   if (o.warmup_steps < 0 || o.target_warmup_steps < 0) bad("warm-up steps must be >= 0");
   if (!(o.lr > 0) || !(o.lambda_lr > 0)) bad("learning rates must be > 0");
@@ -99,7 +102,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
                                             const at::Tensor& u, const at::Tensor& node_log_alpha,
                                             const at::Tensor& node_u, const at::Tensor& lambdas, double target,
                                             double node_target, bool keep_embedding_edges,
-                                            const at::Tensor& edge_counted) {
+                                            const at::Tensor& edge_counted, Metric faithfulness) {
   const auto dt = log_alpha.scalar_type();
   const at::Tensor counted = edge_counted.defined() ? edge_counted : edge_valid;
   at::Tensor valid = edge_valid.to(dt);
@@ -123,7 +126,8 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
   po.positions = b.clean_pos.unsqueeze(1);
   po.path = PatchOptions::Path::Dense;
   at::Tensor last = patched_forward(model, graph, b.clean, ablated, mask, po).select(0, 0).select(1, 0);  // [B, V]
-  o.kl = kl_per_example(last, clean_last.to(last.scalar_type())).mean();
+  const at::Tensor cl = clean_last.to(last.scalar_type());
+  o.kl = (faithfulness == Metric::MSE ? mse_per_example(last, cl) : kl_per_example(last, cl)).mean();
   o.loss = o.kl + loss;
   return o;
 }
@@ -285,7 +289,8 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     at::Tensor lam_used = opt.node_loss ? lam : lam * at::tensor({1.f, 1.f, 0.f, 0.f});
     EdgePruningObjective obj = edge_pruning_objective(model, graph, b, ablated, clean_last.index_select(0, rows_dev), valid,
                                                       la, u, nla, nu, lam_used, target, ntarget,
-                                                      opt.keep_embedding_edges, prefiltered ? prunable : at::Tensor());
+                                                      opt.keep_embedding_edges, prefiltered ? prunable : at::Tensor(),
+                                                      opt.loss);
     obj.loss.backward();
     {
       at::NoGradGuard ng;

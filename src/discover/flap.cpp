@@ -208,7 +208,7 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
       return x * k + repl * (1 - k);
     });
     at::Tensor clean_last;
-    if (metric == Metric::KL) clean_last = logits_at(model.forward(b.clean), b.clean_pos);
+    if (metric_needs_clean_logits(metric)) clean_last = logits_at(model.forward(b.clean), b.clean_pos);
     at::Tensor last = logits_at(model.forward(b.clean, &hk), b.clean_pos);
     total += static_cast<double>(b.size()) / N * metric_mean(metric, last, b, clean_last).item<double>();
   }

@@ -37,11 +37,11 @@ using Clock = std::chrono::steady_clock;
 
 // The metric's mean over one part (KL against that part's clean logits).
 double part_metric(Metric m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
-  return metric_mean(m, last, b, m == Metric::KL ? clean_last : at::Tensor()).item<double>();
+  return metric_mean(m, last, b, metric_needs_clean_logits(m) ? clean_last : at::Tensor()).item<double>();
 }
 
 void check_options(const Graph& graph, const Batch& data, const PathPatchingOptions& opt) {
-  if (opt.metric == Metric::Accuracy) fail("path patching", "metric must be logit-diff, prob-diff or kl (accuracy has no gradient of effect)");
+  if (opt.metric == Metric::Accuracy) fail("path patching", "metric must be logit-diff, prob-diff, kl or mse (accuracy has no gradient of effect)");
   if (opt.batch_size < 1) fail("path patching", "batch size must be >= 1");
   if (opt.max_masks < 1) fail("path patching", "masks per pass must be >= 1");
   check_run_control(opt.run, "path patching");

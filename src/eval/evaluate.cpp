@@ -179,6 +179,7 @@ const std::vector<double>& CircuitEvaluation::of(Metric m) const {
     case Metric::ProbDiff: return prob_diff;
     case Metric::KL: return kl;
     case Metric::Accuracy: return accuracy;
+    case Metric::MSE: return mse;
   }
   fail("evaluate", "unknown metric");
 }
@@ -199,7 +200,8 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
                          std::to_string(graph.n_readers()) + "] for this graph");
   const int64_t K = masks.size(0);
   CircuitEvaluation r;
-  for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.exact_match}) v->assign(K + 1, 0.0);
+  check_batch_padding(model, data, "evaluate");
+  for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match}) v->assign(K + 1, 0.0);
   if (opt.metric_fn) r.custom.assign(K + 1, 0.0);
   at::Tensor mean;
   if (opt.ablation == Ablation::Mean || opt.ablation == Ablation::MeanPerPosition)
@@ -216,11 +218,13 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
     for (int64_t k = 0; k <= K; ++k) {
       const at::Tensor ld = logit_diff_per_example(last[k], b), pd = prob_diff_per_example(last[k], b),
                        kl = kl_per_example(last[k], last[0]), acc = accuracy_per_example(last[k], b),
+                       mse = mse_per_example(last[k], last[0]),
                        em = last[k].argmax(-1) == top0;
       r.logit_diff[k] += ld.sum().item<double>();
       r.prob_diff[k] += pd.sum().item<double>();
       r.kl[k] += kl.sum().item<double>();
       r.accuracy[k] += acc.sum().item<double>();
+      r.mse[k] += mse.sum().item<double>();
       r.exact_match[k] += em.sum().item<double>();
       at::Tensor cu;
       if (opt.metric_fn) {
@@ -237,6 +241,7 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
         keep("prob_diff", pd);
         keep("kl", kl);
         keep("accuracy", acc);
+        keep("mse", mse);
         keep("exact_match", em);
         if (cu.defined()) keep("custom", cu);
       }
@@ -244,7 +249,7 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
     done += b.size();
     if (opt.progress) opt.progress({"examples", done, N, {}});
   }
-  for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.exact_match, &r.custom})
+  for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match, &r.custom})
     for (double& x : *v) x /= static_cast<double>(N);
   return r;
 }

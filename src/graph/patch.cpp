@@ -22,6 +22,7 @@
 #include <cmath>
 
 #include "edgewise/error.h"
+#include "edgewise/tasks.h"
 #include "../model/internal.h"
 #include "reader_norm.h"
 
@@ -193,7 +194,9 @@ class Pass {
     BTD_ = B_ * T_ * D_;
     K_ = keep.defined() ? keep.size(0) : 1;
     dev_ = tokens.device();
-    fusable_ = (dt == at::kFloat || dt == at::kDouble) && dev_.is_cpu();  // the fused norms are CPU loops
+    // The fused norms are CPU loops over float32 / float64; a model without norms (Tracr) has
+    // nothing to fuse.
+    fusable_ = (dt == at::kFloat || dt == at::kDouble) && dev_.is_cpu() && c_.norm != Norm::None;
     grad_ = mode == Mode::Dense && at::GradMode::is_enabled() &&
             (keep.requires_grad() || (abl.defined() && abl.requires_grad()) ||
              (embeddings.defined() && embeddings.requires_grad()));
@@ -267,8 +270,11 @@ class Pass {
       xl = at::gather(xl, 2, positions.view({1, B_, P, 1}).expand({Kx, B_, P, D_}));  // [Kx, B, P, D]
     }
     const auto& W = model_.weights();
-    auto it = W.find("output_norm.bias");
-    at::Tensor xf = norm(c_, xl, W.at("output_norm.weight").to(dt_), it == W.end() ? at::Tensor() : it->second.to(dt_));
+    auto opt = [&](const char* name) {  // the final norm's tensors (none without norms)
+      auto it = W.find(name);
+      return it == W.end() ? at::Tensor() : it->second.to(dt_);
+    };
+    at::Tensor xf = norm(c_, xl, opt("output_norm.weight"), opt("output_norm.bias"));
     at::Tensor logits = at::linear(xf, W.at("output.weight").to(dt_));
     if (Kx != K_) logits = logits.expand({K_, logits.size(1), logits.size(2), logits.size(3)}).contiguous();
     return dt_ == at::kDouble ? logits : logits.to(at::kFloat);
@@ -601,7 +607,7 @@ class Pass {
       q = rotary(q, cos_, sin_);
       k = rotary(k, cos_, sin_);
     }
-    at::Tensor z = causal_attention(q, k, v);  // [N, H, T, Dh]
+    at::Tensor z = causal_attention(q, k, v, c_.causal);  // [N, H, T, Dh]
     const int64_t Kz = N / B_;
     const at::Tensor wo = out_proj_heads(c_, w);  // [H, Dh, D]
     const int64_t s_head = g_.head_source(l, 0);
@@ -706,11 +712,22 @@ CleanCache clean_cache(const Model& model, const Graph& graph, const at::Tensor&
 
 Graph model_graph(const Model& model, bool split_qkv) {
   const ModelConfig& c = model.config();
-  if (!c.causal || c.norm == Norm::None)
-    fail(model.source().spec.empty() ? model.source().dir : model.source().spec,
-         std::string("the patched forward does not run ") + (!c.causal ? "non-causal attention" : "models without norms") +
-             " yet (Tracr models: issue 25); the plain forward does");
   return Graph(GraphShape{c.n_layers, c.n_heads, c.n_kv_heads, c.block.parallel}, split_qkv);
+}
+
+void check_batch_padding(const Model& model, const Batch& b, const std::string& where) {
+  if (model.config().causal || b.size() == 0) return;
+  const int64_t T = b.clean.size(1);
+  for (const auto& [len, what] : {std::pair{b.clean_len, "clean"}, std::pair{b.corrupted_len, "corrupted"}}) {
+    const at::Tensor short_rows = (len.to(at::kCPU) != T).nonzero();
+    if (short_rows.numel() == 0) continue;
+    const int64_t i = short_rows[0][0].item<int64_t>();
+    std::string line = i < static_cast<int64_t>(b.lines.size()) && b.lines[i] > 0 ? " (line " + std::to_string(b.lines[i]) + ")" : "";
+    fail(where, std::string("this model's attention is not causal, so padding would be attended to: every prompt "
+                            "must have the same number of tokens; example ") +
+                    std::to_string(i) + line + " has " + std::to_string(len[i].item<int64_t>()) + " " + what +
+                    " tokens, the longest " + std::to_string(T));
+  }
 }
 
 at::Tensor source_outputs(const Model& model, const Graph& graph, const at::Tensor& tokens,

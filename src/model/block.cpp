@@ -145,9 +145,11 @@ at::Tensor project_heads(const at::Tensor& xn, const at::Tensor& w, const at::Te
   return at::bmm(xn, w.transpose(1, 2));
 }
 
-at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos) {
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
+                        bool causal) {
   const int64_t N = q.size(0), B = pos.size(0), T = k.size(2), K = N / B;
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (!causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale);
   at::Tensor mask = (at::arange(T, pos.options()).view({1, T}) <= pos.view({B, 1}))  // [B, T]
                         .view({1, B, 1, 1, T})
                         .expand({K, B, 1, 1, T})

@@ -65,8 +65,10 @@ at::Tensor project_heads(const at::Tensor& xn, const at::Tensor& w, const at::Te
 /// `causal` false: every query attends to every key (Tracr's non-causal models).
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal = true);
 /// Attention of one query per row: q [N, m, 1, Dh] at position pos[b] (pos [B], N = K * B, rows
-/// ordered circuit-major), k and v [N, m, T, Dh]: the query sees keys 0 .. pos[b] -> [N, m, 1, Dh].
-at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos);
+/// ordered circuit-major), k and v [N, m, T, Dh]: the query sees keys 0 .. pos[b] (`causal` false:
+/// every key) -> [N, m, 1, Dh].
+at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
+                        bool causal = true);
 
 /// The output projection split by head: W_O as [H, Dh, D] (a view).
 at::Tensor out_proj_heads(const ModelConfig& c, const LayerWeights& w);

@@ -314,6 +314,7 @@ void rope_on(const ModelConfig& c, const at::Tensor& freq_factors, c10::Device d
 // `required`, else null (a model without a tokenizer).
 std::shared_ptr<Tokenizer> tokenizer_of(const ModelSource& src, const GgufFile* gguf, const ModelConfig& c,
                                         bool required) {
+  if (c.arch == Arch::Tracr) return std::make_shared<Tokenizer>(Tokenizer::from_tracr_config(src.config));
   std::optional<Tokenizer> tok;
   if (gguf)
     tok.emplace(Tokenizer::from_gguf(*gguf));
@@ -423,8 +424,8 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   pack_fused(m.weights_, m.cfg_);
 
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
-  // A Tracr model has its own token-id vocabulary (config.json's input_vocab) and no tokenizer.
-  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, m.cfg_.arch != Arch::Tracr);
+  // A Tracr model's vocabulary is config.json's: its input words and output space.
+  if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
   return m;
 }
 

@@ -352,8 +352,12 @@ Read read_by_extension(const std::string& path) {
 
 // The answer checks of check_answers: bad examples leave `ds` and join `bad`.
 void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
-  const int32_t V = tok.vocab_size();
-  auto shown = [&](int32_t id) { return "token " + std::to_string(id) + " " + quote(tok.token_text(id)); };
+  const int32_t V = tok.n_outputs();
+  const std::vector<std::string>& labels = tok.output_labels();  // a model's own output space (Tracr)
+  auto shown = [&](int32_t id) {
+    return labels.empty() ? "token " + std::to_string(id) + " " + quote(tok.token_text(id))
+                          : "output " + std::to_string(id) + " " + quote(labels[id]);
+  };
   std::vector<Example> kept;
   for (size_t i = 0; i < ds.examples.size(); ++i) {
     const Example& ex = ds.examples[i];
@@ -364,8 +368,9 @@ void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
         if (!ids.empty()) {
           for (int32_t id : ids) {
             if (id < 0 || id >= V)
-              throw LineError(std::string(what) + " answer id " + std::to_string(id) +
-                              " is outside the tokenizer's vocabulary (ids 0.." + std::to_string(V - 1) + ")");
+              throw LineError(std::string(what) + " answer id " + std::to_string(id) + " is outside the " +
+                              (labels.empty() ? "tokenizer's vocabulary" : "model's outputs") + " (ids 0.." +
+                              std::to_string(V - 1) + ")");
             out.push_back({id, "id " + std::to_string(id)});
           }
           return out;
@@ -373,6 +378,16 @@ void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
         for (const std::string& t : texts) {
           const std::string quoted = quote(t);
           if (only_spaces(t)) throw LineError(std::string(what) + " answer " + quoted + " is empty");
+          if (!labels.empty()) {
+            const std::optional<int32_t> id = tok.answer_id(t);
+            if (!id) {
+              std::string known;
+              for (const std::string& l : labels) known += (known.empty() ? "" : ", ") + quote(l);
+              throw LineError(std::string(what) + " answer " + quoted + " is not one of the model's outputs (" + known + ")");
+            }
+            out.push_back({*id, quoted});
+            continue;
+          }
           const std::vector<int32_t> e = tok.encode(t);
           if (e.empty()) throw LineError(std::string(what) + " answer " + quoted + " has no tokens");
           if (e.size() > 1) {
@@ -404,6 +419,7 @@ void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
 
 // The multi-token answers of `ds`, as one warning line (none when there are none).
 void note_multi_token_answers(Dataset& ds, const Tokenizer& tok) {
+  if (!tok.output_labels().empty()) return;  // answers are output labels, one id each
   std::vector<std::string> places;
   int64_t answers = 0;
   for (size_t i = 0; i < ds.examples.size(); ++i) {

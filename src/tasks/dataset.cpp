@@ -43,13 +43,20 @@ Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& op
                        std::vector<int32_t>& out, const char* what) {
       if (!ids.empty()) {
         for (int32_t id : ids)
-          if (id >= tok.vocab_size())
-            fail(name_of(i), std::string(what) + " answer token id " + std::to_string(id) +
-                                 " is outside the vocabulary (" + std::to_string(tok.vocab_size()) + ")");
+          if (id < 0 || id >= tok.n_outputs())
+            fail(name_of(i), std::string(what) + " answer id " + std::to_string(id) + " is outside the " +
+                                 (tok.output_labels().empty() ? "vocabulary" : "model's outputs") + " (" +
+                                 std::to_string(tok.n_outputs()) + ")");
         out = ids;
         return;
       }
       for (const auto& t : texts) {
+        if (!tok.output_labels().empty()) {  // the model's own output space (Tracr): labels, not tokens
+          const std::optional<int32_t> id = tok.answer_id(t);
+          if (!id) fail(name_of(i), std::string(what) + " answer \"" + t + "\" is not one of the model's outputs");
+          out.push_back(*id);
+          continue;
+        }
         auto e = tok.encode(t);
         if (e.empty()) fail(name_of(i), std::string(what) + " answer \"" + t + "\" has no tokens");
         if (e.size() > 1) b.multi_token_answers++;
@@ -88,6 +95,15 @@ Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& op
   }
   b.clean_pos = b.clean_len - 1;
   b.corrupted_pos = b.corrupted_len - 1;
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t p = ds.examples[i].position;
+    if (p < 0) continue;
+    if (p >= static_cast<int64_t>(cl[i].size()) || p >= static_cast<int64_t>(co[i].size()))
+      fail(name_of(i), "prediction position " + std::to_string(p) + " is beyond the prompt (" +
+                           std::to_string(std::min(cl[i].size(), co[i].size())) + " tokens)");
+    b.clean_pos[i] = p;
+    b.corrupted_pos[i] = p;
+  }
   return b;
 }
 
@@ -130,8 +146,7 @@ Dataset load_task(const std::string& task, const Tokenizer& tok, int64_t n, uint
   // A built-in task's name wins over a file or folder of the same name in the working
   // directory (a folder called "docstring" next to the run once made --task docstring fail);
   // "./name" reads such a file.
-  const auto& names = task_names();
-  const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
+  const bool builtin = is_builtin_task(task);
   const bool pathlike = task.find('.') != std::string::npos || task.find('/') != std::string::npos;
   Dataset ds;
   if (pathlike || (!builtin && fs::exists(task))) {

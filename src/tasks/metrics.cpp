@@ -32,7 +32,9 @@ const char* metric_name(Metric m) { return enum_name(kMetricNames, m); }
 
 Metric parse_metric(const std::string& name) { return enum_parse(kMetricNames, name, "metric", "metric"); }
 
-bool metric_higher_is_better(Metric m) { return m != Metric::KL; }
+bool metric_higher_is_better(Metric m) { return m != Metric::KL && m != Metric::MSE; }
+
+bool metric_needs_clean_logits(Metric m) { return m == Metric::KL || m == Metric::MSE; }
 
 at::Tensor logits_at(const at::Tensor& logits, const at::Tensor& pos) {
   if (logits.dim() != 3 || pos.dim() != 1 || pos.size(0) != logits.size(0))
@@ -70,12 +72,19 @@ at::Tensor accuracy_per_example(const at::Tensor& last, const Batch& b) {
   return hit.any(1).to(at::kFloat);
 }
 
+at::Tensor mse_per_example(const at::Tensor& last, const at::Tensor& clean_last) {
+  if (!clean_last.defined() || clean_last.sizes() != last.sizes())
+    fail("metric mse", "needs the clean run's outputs [N, V] with the same shape as the outputs");
+  return (last - clean_last).square().mean(-1);
+}
+
 at::Tensor metric_per_example(Metric m, const at::Tensor& last, const Batch& b, const at::Tensor& clean_last) {
   switch (m) {
     case Metric::LogitDiff: return logit_diff_per_example(last, b);
     case Metric::ProbDiff: return prob_diff_per_example(last, b);
     case Metric::KL: return kl_per_example(last, clean_last);
     case Metric::Accuracy: return accuracy_per_example(last, b);
+    case Metric::MSE: return mse_per_example(last, clean_last);
   }
   fail("metric", "unknown metric");
 }
@@ -101,7 +110,7 @@ at::Tensor metric_mean(Metric m, const MetricFn& fn, const at::Tensor& last, con
 }
 std::string metric_label(Metric m, const MetricFn& fn) { return fn ? fn.name : std::string(metric_name(m)); }
 bool metric_higher_is_better(Metric m, const MetricFn& fn) { return fn ? fn.higher_is_better : metric_higher_is_better(m); }
-bool metric_needs_clean_logits(Metric m, const MetricFn& fn) { return fn ? fn.needs_clean_logits : m == Metric::KL; }
+bool metric_needs_clean_logits(Metric m, const MetricFn& fn) { return fn ? fn.needs_clean_logits : metric_needs_clean_logits(m); }
 
 double normalized_faithfulness(double f_circuit, double f_empty, double f_model) {
   const double d = f_model - f_empty;

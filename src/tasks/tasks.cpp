@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <random>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "edgewise/error.h"
@@ -197,7 +198,33 @@ const std::vector<std::string>& task_names() {
   return names;
 }
 
+const std::vector<std::string>& tracr_task_names() {
+  static const std::vector<std::string> names = {"tracr-reverse", "tracr-xproportion"};
+  return names;
+}
+
+bool is_builtin_task(const std::string& name) {
+  for (const auto* list : {&task_names(), &tracr_task_names()})
+    if (std::find(list->begin(), list->end(), name) != list->end()) return true;
+  return false;
+}
+
+TaskDefaults task_defaults(const std::string& name) {
+  // Zero ablation: resample ablation cannot find these circuits (a corrupted input of the same
+  // length keeps the length computation), as ACDC's Tracr experiments found.
+  // MSE against the full model's outputs, ACDC's "l2" (its KL on Tracr's near one-hot outputs
+  // it calls ill-defined; edgewise's KL reads the outputs as logits and is available).
+  if (name == "tracr-reverse") return {"mse", "zero"};
+  if (name == "tracr-xproportion") return {"mse", "zero"};
+  return {};
+}
+
 Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptions& opt) {
+  if (name == "tracr-reverse") return make_tracr_reverse(tok, opt);
+  if (name == "tracr-xproportion") return make_tracr_xproportion(tok, opt);
+  if (tok.word_level() && is_builtin_task(name))
+    fail("task " + name, "this model has a Tracr word vocabulary; the language tasks need a language model's "
+                         "tokenizer (its tasks: tracr-reverse, tracr-xproportion)");
   if (name == "ioi") return make_ioi(tok, opt);
   if (name == "greater-than") return make_greater_than(tok, opt);
   if (name == "induction") return make_induction(tok, opt);
@@ -205,8 +232,102 @@ Dataset make_task(const std::string& name, const Tokenizer& tok, const TaskOptio
   if (name == "docstring") return make_docstring(tok, opt);
   if (name == "sva") return make_sva(tok, opt);
   std::string known;
-  for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
+  for (const auto* list : {&task_names(), &tracr_task_names()})
+    for (const auto& n : *list) known += (known.empty() ? "" : ", ") + n;
   fail("task " + name, "unknown task; built-in tasks are " + known);
+}
+
+// ---- Tracr ----
+
+namespace {
+
+// Every sequence of `len` words over `alphabet`, in a seeded order; each expands to one example per
+// output position 1..len (BOS is position 0), and the first opt.n examples are kept.
+// `answers(seq, p)` gives the correct and incorrect output labels at position p.
+template <class Answers>
+Dataset tracr_task(const std::string& task, const std::string& program, const Tokenizer& tok, const TaskOptions& opt,
+                   const std::vector<std::string>& alphabet, const std::vector<std::string>& outputs, Answers answers) {
+  check_n(task, opt);
+  const std::string hint = " (the task runs on the Tracr " + program + " model, e.g. tests/data/tracr/" + program +
+                           "; tools/tracr/export.py writes it)";
+  if (!tok.word_level() || !tok.bos_id()) fail("task " + task, "this model has no Tracr vocabulary" + hint);
+  for (const std::string& w : alphabet)
+    if (!tok.find(w)) fail("task " + task, "this model's vocabulary has no word '" + w + "'" + hint);
+  if (tok.output_labels() != outputs) {
+    std::string want;
+    for (const std::string& o : outputs) want += (want.empty() ? "" : " ") + o;
+    fail("task " + task, "this model's outputs are not the program's (" + want + ")" + hint);
+  }
+  // Inputs shorter than the compiled maximum (5): at the maximum, reverse's length computation
+  // (a0.h0 -> m0) gives the same answer ablated or not (a zeroed width reads as the largest), so
+  // no faithfulness method could find it; ACDC's reverse data are of length 3 for that reason.
+  // One length for all: the attention is not causal, so a batch must have no padding.
+  const int64_t len = 4;
+  int64_t n_seq = 1;
+  for (int64_t i = 0; i < len; ++i) n_seq *= static_cast<int64_t>(alphabet.size());
+  std::vector<int64_t> order(n_seq);
+  for (int64_t i = 0; i < n_seq; ++i) order[i] = i;
+  Rng rng(opt.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  auto seq_of = [&](int64_t code) {
+    std::vector<std::string> s(len);
+    for (int64_t i = len - 1; i >= 0; --i, code /= static_cast<int64_t>(alphabet.size()))
+      s[i] = alphabet[code % static_cast<int64_t>(alphabet.size())];
+    return s;
+  };
+  auto text_of = [](const std::vector<std::string>& s) {
+    std::string t;
+    for (const std::string& w : s) t += (t.empty() ? "" : " ") + w;
+    return t;
+  };
+  Dataset ds;
+  ds.name = task;
+  const int64_t total = n_seq * len, n = std::min(opt.n, total);
+  ds.description = "Tracr " + program + ": " + std::to_string(n) + " of the " + std::to_string(total) +
+                   " (sequence, position) pairs of length-" + std::to_string(len) + " inputs, seed " +
+                   std::to_string(opt.seed);
+  const TaskDefaults d = task_defaults(task);
+  ds.default_metric = d.metric;
+  ds.default_ablation = d.ablation;
+  for (int64_t k = 0; static_cast<int64_t>(ds.examples.size()) < n; ++k) {
+    const std::vector<std::string> s = seq_of(order[k]);
+    int64_t other = static_cast<int64_t>(pick(rng, n_seq - 1));  // a different sequence, uniformly
+    if (other >= order[k]) ++other;
+    const std::string clean = text_of(s), corrupted = text_of(seq_of(other));
+    for (int64_t p = 1; p <= len && static_cast<int64_t>(ds.examples.size()) < n; ++p) {
+      Example ex;
+      ex.clean = clean;
+      ex.corrupted = corrupted;
+      ex.position = p;
+      std::tie(ex.correct, ex.incorrect) = answers(s, p);
+      ds.examples.push_back(std::move(ex));
+    }
+  }
+  return ds;
+}
+
+}  // namespace
+
+Dataset make_tracr_reverse(const Tokenizer& tok, const TaskOptions& opt) {
+  const std::vector<std::string> alphabet = {"1", "2", "3"};
+  return tracr_task("tracr-reverse", "reverse", tok, opt, alphabet, alphabet,
+                    [&](const std::vector<std::string>& s, int64_t p) {
+                      // Output at position p (1-based after BOS) is the input token at len + 1 - p.
+                      const std::string right = s[s.size() - static_cast<size_t>(p)];
+                      std::vector<std::string> wrong;
+                      for (const std::string& a : alphabet)
+                        if (a != right) wrong.push_back(a);
+                      return std::pair{std::vector<std::string>{right}, wrong};
+                    });
+}
+
+Dataset make_tracr_xproportion(const Tokenizer& tok, const TaskOptions& opt) {
+  // One numerical output: its value is read by the MSE metric against the full model's; the
+  // "correct answer" is that output (logit-diff then reads the value itself).
+  return tracr_task("tracr-xproportion", "xproportion", tok, opt, {"w", "x", "y", "z"}, {"value"},
+                    [](const std::vector<std::string>&, int64_t) {
+                      return std::pair{std::vector<std::string>{"value"}, std::vector<std::string>{}};
+                    });
 }
 
 // ---- IOI ----

@@ -200,7 +200,33 @@ void find_added(const Tokenizer::Impl& im, const std::array<std::vector<uint32_t
 
 }  // namespace
 
+void Tokenizer::Impl::encode_words(std::string_view text, std::vector<int32_t>& out) const {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  for (size_t i = 0; i < text.size();) {
+    if (space(text[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < text.size() && !space(text[j])) ++j;
+    const std::string w(text.substr(i, j - i));
+    auto it = piece_ids.find(w);
+    if (it == piece_ids.end()) {
+      std::string known;
+      for (size_t k = 0; k < pieces.size() && k < 64; ++k) known += (k ? " " : "") + pieces[k];
+      fail(source, "'" + w + "' is not a word of this vocabulary (its words: " + known +
+                       (pieces.size() > 64 ? " ..." : "") + ")");
+    }
+    out.push_back(it->second);
+    i = j;
+  }
+}
+
 void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& out) const {
+  if (words) {
+    encode_words(text, out);
+    return;
+  }
   if (added.empty()) {
     encode_plain(text, out);
     return;
@@ -251,6 +277,10 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     if (id < 0 || id >= vocab_size())
       fail(impl_->source, "cannot decode token id " + std::to_string(id) + ": the vocabulary has " +
                               std::to_string(vocab_size()) + " ids");
+    if (impl_->words) {
+      out += (out.empty() ? "" : " ") + impl_->pieces[id];
+      continue;
+    }
     if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) {
       out += impl_->added[it->second].content;
       continue;
@@ -299,6 +329,23 @@ std::optional<int32_t> Tokenizer::find(const std::string& piece) const {
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->pieces.size()); }
+bool Tokenizer::word_level() const { return impl_->words; }
+const std::vector<std::string>& Tokenizer::output_labels() const { return impl_->output_labels; }
+int32_t Tokenizer::n_outputs() const {
+  return impl_->output_labels.empty() ? vocab_size() : static_cast<int32_t>(impl_->output_labels.size());
+}
+std::optional<int32_t> Tokenizer::answer_id(const std::string& text) const {
+  if (!impl_->output_labels.empty()) {
+    const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
+    const std::string t = a == std::string::npos ? std::string() : text.substr(a, b - a + 1);
+    for (size_t i = 0; i < impl_->output_labels.size(); ++i)
+      if (impl_->output_labels[i] == t) return static_cast<int32_t>(i);
+    return std::nullopt;
+  }
+  const std::vector<int32_t> ids = encode(text);
+  if (ids.empty()) return std::nullopt;
+  return ids[0];
+}
 PreSplit Tokenizer::pre_split() const { return impl_->pre; }
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }

@@ -73,6 +73,7 @@ ojson post_processor_json(const std::string& bos_name, int32_t bos) {
 
 std::string Tokenizer::to_hf_json() const {
   const Impl& im = *impl_;
+  if (im.words) fail(im.source, "a word-level vocabulary (Tracr) has no tokenizer.json form here");
   // JSON strings must be UTF-8; a piece that is not (possible in a GGUF) cannot be written.
   auto q = [&](const std::string& s, const char* what, int64_t id = -1) {
     try {

@@ -390,3 +390,57 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& f) {
 }
 
 }  // namespace edgewise
+
+namespace edgewise {
+
+Tokenizer Tokenizer::from_words(const std::string& source, const std::vector<std::string>& words,
+                                std::optional<int32_t> bos, const std::vector<std::string>& output_labels) {
+  auto im = std::make_unique<Impl>();
+  im->source = source;
+  im->words = true;
+  if (words.empty()) fail(source, "the vocabulary has no words");
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w.empty() || w.find_first_of(" \t\n\r\f\v") != std::string::npos)
+      fail(source, "word " + std::to_string(i) + " ('" + w + "') is empty or contains a space");
+    if (!im->piece_ids.emplace(w, static_cast<int32_t>(i)).second)
+      fail(source, "word '" + w + "' appears twice in the vocabulary");
+    im->pieces.push_back(w);
+  }
+  if (bos && (*bos < 0 || *bos >= static_cast<int32_t>(words.size())))
+    fail(source, "BOS id " + std::to_string(*bos) + " is outside the vocabulary of " + std::to_string(words.size()));
+  im->bos = bos;
+  im->add_bos = bos.has_value();
+  im->output_labels = output_labels;
+  im->finish();
+  return Tokenizer(std::move(im));
+}
+
+Tokenizer Tokenizer::from_tracr_config(const std::string& config_json) {
+  const json j = parse_json(config_json, "config.json");
+  auto strings = [&](const char* key) {
+    std::vector<std::string> out;
+    if (!j.is_object() || !j.contains(key) || !j[key].is_array())
+      fail(config_json, std::string("missing list '") + key + "'");
+    for (const json& v : j[key]) {
+      if (!v.is_string()) fail(config_json, std::string("'") + key + "' must hold strings");
+      out.push_back(v.get<std::string>());
+    }
+    return out;
+  };
+  const std::vector<std::string> words = strings("input_vocab");
+  std::optional<int32_t> bos;
+  if (j.contains("bos_id")) {
+    if (!j["bos_id"].is_number_integer()) fail(config_json, "'bos_id' must be an integer");
+    const int64_t id = j["bos_id"].get<int64_t>();
+    if (id < 0 || id >= static_cast<int64_t>(words.size()))
+      fail(config_json, "bos_id " + std::to_string(id) + " is outside input_vocab");
+    bos = static_cast<int32_t>(id);
+  }
+  std::vector<std::string> outputs = {"value"};
+  if (j.contains("output") && j["output"].is_string() && j["output"].get<std::string>() == "categorical")
+    outputs = strings("output_values");
+  return from_words(config_json, words, bos, outputs);
+}
+
+}  // namespace edgewise

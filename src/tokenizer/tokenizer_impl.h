@@ -73,6 +73,9 @@ struct Tokenizer::Impl {
   std::optional<int32_t> bos, eos;
   bool add_bos = false;
 
+  bool words = false;                       // word level (from_words): no BPE, no byte table
+  std::vector<std::string> output_labels;  // the model's own output space (Tracr), when set
+
   // Word cache (raw word bytes -> ids); bounded, guarded for concurrent encode() calls.
   mutable std::mutex cache_mu;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
@@ -83,6 +86,7 @@ struct Tokenizer::Impl {
   void add_token(const AddedToken& t, bool normalized);
 
   void encode(std::string_view text, std::vector<int32_t>& out) const;
+  void encode_words(std::string_view text, std::vector<int32_t>& out) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
   void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
 };

@@ -37,6 +37,8 @@ DiscoverOptions method_options(const DiscoverCli& a, const Model& model, const D
   DiscoverOptions o = a.opt;
   o.attribution.ablation = o.acdc.ablation = o.edge_pruning.ablation = o.path_patching.ablation = a.ablation;
   if (a.metric_given) o.attribution.metric = o.acdc.metric = o.path_patching.metric = o.flap.metric = a.metric;
+  // Edge Pruning's loss compares with the full model: KL (its default) or MSE when asked for.
+  if (a.metric_given && (a.metric == Metric::KL || a.metric == Metric::MSE)) o.edge_pruning.loss = a.metric;
   if (a.steps_given) o.attribution.steps = o.edge_pruning.steps = a.steps;
   if (a.batch_given)
     o.attribution.batch_size = o.edge_pruning.batch_size = o.path_patching.batch_size = o.flap.batch_size = a.batch_size;
@@ -413,7 +415,8 @@ void register_discover_command(CLI::App& app) {
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later options override
   add_model_args(cmd, a.m);
   cmd->add_option("--task,-t", a.task,
-                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva) or a dataset file")
+                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva; tracr-reverse, "
+                  "tracr-xproportion on the Tracr models) or a dataset file")
       ->capture_default_str();
   static std::vector<std::string> method_keys;
   for (const MethodInfo& m : discovery_methods()) method_keys.push_back(m.key);
@@ -426,9 +429,10 @@ void register_discover_command(CLI::App& app) {
     about += line;
   }
   cmd->add_option("--method", a.method, "Method: " + methods)->check(CLI::IsMember(method_keys))->capture_default_str();
-  add_enum_option(cmd, "--ablation,-a", a.ablation, kAblationNames, "What replaces an ablated edge's source");
+  auto* ablation_opt = add_enum_option(cmd, "--ablation,-a", a.ablation, kAblationNames,
+                                       "What replaces an ablated edge's source (a Tracr task's default: zero)");
   auto* metric_opt = add_enum_option(cmd, "--metric,-m", a.metric, kMetricNames,
-                                     "Task metric (acdc's default: kl, as ACDC's reference)");
+                                     "Task metric (acdc's default: kl, as ACDC's reference; the Tracr tasks': mse)");
   cmd->add_option("--edges", a.edges, "Edge budget (default: 1% of the graph's edges)")->check(CLI::PositiveNumber);
   cmd->add_option("--nodes", a.nodes, "Node budget instead: the best source nodes and the edges among them")
       ->check(CLI::PositiveNumber);
@@ -542,8 +546,12 @@ void register_discover_command(CLI::App& app) {
       "  edgewise discover --task ioi -n 20 --method path-patching -o pp.json\n"
       "  edgewise discover --task ioi -n 20 --method app --pruning hybrid --pp-circuit pp.json -o app.json\n" +
       about);
-  cmd->callback([metric_opt, steps_opt, batch_opt] {
+  cmd->callback([ablation_opt, metric_opt, steps_opt, batch_opt] {
     a.metric_given = metric_opt->count() > 0;
+    std::string ablation = ablation_name(a.ablation), metric = metric_name(a.metric);
+    apply_task_defaults(a.task, ablation_opt->count() > 0, &ablation, a.metric_given, &metric);
+    a.ablation = ablation_from_string(ablation);
+    if (!a.metric_given && metric != metric_name(a.metric)) a.metric = parse_metric(metric), a.metric_given = true;
     a.steps_given = steps_opt->count() > 0;
     a.batch_given = batch_opt->count() > 0;
     run_discover(a);

@@ -46,6 +46,23 @@ void add_skip_bad_lines(CLI::App* cmd, bool& skip_bad) {
                 "stopping; without it every bad line is reported at once and nothing runs");
 }
 
+void apply_task_defaults(const std::string& task, bool ablation_given, std::string* ablation, bool metric_given,
+                         std::string* metric) {
+  const TaskDefaults d = task_defaults(task);
+  std::string applied;
+  if (ablation && !ablation_given && !d.ablation.empty() && *ablation != d.ablation) {
+    *ablation = d.ablation;
+    applied += "ablation " + d.ablation;
+  }
+  if (metric && !metric_given && !d.metric.empty() && *metric != d.metric) {
+    *metric = d.metric;
+    applied += (applied.empty() ? "metric " : ", metric ") + d.metric;
+  }
+  if (!applied.empty())
+    std::fprintf(stderr, "task %s: %s (the task's defaults; --ablation / --metric choose others)\n", task.c_str(),
+                 applied.c_str());
+}
+
 Dataset load_data(const Model& model, const std::string& task, int64_t n, uint64_t seed, bool skip_bad) {
   LoadDataOptions o;
   o.skip_bad = skip_bad;
@@ -107,14 +124,15 @@ void register_evaluate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("evaluate", "Metric of the full model, a circuit and the empty circuit, and faithfulness");
   add_model_args(cmd, a.m);
   cmd->add_option("--task,-t", a.task,
-                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva) or a dataset "
+                  "Built-in task (ioi, greater-than, induction, gendered-pronouns, docstring, sva; tracr-reverse, "
+                  "tracr-xproportion on the Tracr models) or a dataset "
                   "file (.jsonl, .csv)")
       ->required();
   cmd->add_option("--circuit,-c", a.circuit, "Circuit JSON (edgewise or EAP-IG format)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source")
+  auto* ablation_opt = cmd->add_option("--ablation,-a", a.ablation, "What replaces an ablated edge's source (a Tracr task's default: zero)")
       ->check(CLI::IsMember(enum_choices(kAblationNames)))
       ->capture_default_str();
-  cmd->add_option("--metric,-m", a.metric, "Task metric")
+  auto* metric_opt = cmd->add_option("--metric,-m", a.metric, "Task metric (the Tracr tasks': mse)")
       ->check(CLI::IsMember(enum_choices(kMetricNames)))
       ->capture_default_str();
   cmd->add_option("-n,--examples", a.n, "Examples (generated, or the first N of a file)")->capture_default_str();
@@ -125,7 +143,10 @@ void register_evaluate_command(CLI::App& app) {
       "The circuit's edges keep their clean values; every other edge carries the ablated value\n"
       "(resample: the paired corrupted prompt). One patched pass evaluates the full model, the\n"
       "circuit and the empty circuit together.");
-  cmd->callback([] { run_evaluate(a); });
+  cmd->callback([ablation_opt, metric_opt] {
+    apply_task_defaults(a.task, ablation_opt->count() > 0, &a.ablation, metric_opt->count() > 0, &a.metric);
+    run_evaluate(a);
+  });
 }
 
 }  // namespace edgewise::cli

@@ -84,6 +84,8 @@ void cmd_info(const ModelArgs& a) {
   bool has_tok = src.kind == ModelSource::Kind::Gguf || !src.tokenizer_json.empty() ||
                  (!src.vocab_json.empty() && !src.merges_txt.empty());
   Model m = Model::load(src, load_options(a, has_tok));
+  // A Tracr model's vocabulary is in its config.json (known once the config is read): reload.
+  if (!has_tok && m.config().arch == Arch::Tracr) m = Model::load(src, load_options(a, true));
   double load_s = seconds_since(t0);
   const auto& c = m.config();
   const auto& s = m.source();
@@ -132,7 +134,15 @@ void cmd_info(const ModelArgs& a) {
     const auto& t = m.tokenizer();
     std::printf("tokenizer\n");
     std::printf("  source        %s\n", t.source().c_str());
-    std::printf("  type          byte-level BPE, pre-split %s\n", pre_split_name(t.pre_split()));
+    if (t.word_level())
+      std::printf("  type          word level (words separated by spaces)\n");
+    else
+      std::printf("  type          byte-level BPE, pre-split %s\n", pre_split_name(t.pre_split()));
+    if (!t.output_labels().empty()) {
+      std::string outs;
+      for (const std::string& o : t.output_labels()) outs += (outs.empty() ? "" : " ") + o;
+      std::printf("  outputs       %zu: %s\n", t.output_labels().size(), outs.c_str());
+    }
     std::printf("  vocabulary    %d (%zu added tokens)\n", t.vocab_size(), t.added_tokens().size());
     auto tok = [&](std::optional<int32_t> id) {
       return id ? std::to_string(*id) + " " + quoted(t.piece(*id)) : std::string("none");
@@ -157,11 +167,14 @@ void cmd_run(const ModelArgs& a, const std::string& prompt, int top_k) {
   bool padding = false;
   for (size_t i = 0; i < nt.ids.size(); ++i) {
     // Rows of the embedding beyond the tokenizer's ids (padded vocabularies) have no text.
-    const bool pad_row = nt.ids[i] >= t.vocab_size();
+    const bool pad_row = nt.ids[i] >= t.n_outputs();
     padding = padding || pad_row;
-    std::printf("%4zu  %7lld  %s  %9.5f  %9.4f\n", i + 1, (long long)nt.ids[i],
-                pad(pad_row ? t.token_label(static_cast<int32_t>(nt.ids[i])) : quoted(t.token_text(nt.ids[i])), 24).c_str(),
-                nt.probs[i], nt.logits[i]);
+    // A model with its own output space (Tracr) names its outputs by label, not by token.
+    const std::string label = pad_row ? t.token_label(static_cast<int32_t>(nt.ids[i]))
+                              : t.output_labels().empty() ? quoted(t.token_text(nt.ids[i]))
+                                                          : t.output_labels()[nt.ids[i]];
+    std::printf("%4zu  %7lld  %s  %9.5f  %9.4f\n", i + 1, (long long)nt.ids[i], pad(label, 24).c_str(), nt.probs[i],
+                nt.logits[i]);
   }
   if (padding)
     std::printf("(<id N>: a row of the model's %lld-row embedding beyond the tokenizer's %d ids: padding, no token)\n",
@@ -171,6 +184,9 @@ void cmd_run(const ModelArgs& a, const std::string& prompt, int top_k) {
 void cmd_generate(const ModelArgs& a, const std::string& prompt, int n) {
   apply_threads(a);
   Model m = Model::load(a.model, load_options(a));
+  if (!m.tokenizer().output_labels().empty())
+    fail(a.model, "this model's outputs are not tokens of its input (a Tracr model): nothing to generate; "
+                  "`edgewise run` shows its output at the last position");
   auto ids = encode_prompt(m, prompt);
   const size_t prompt_len = ids.size();
   std::cout << prompt << std::flush;

@@ -232,7 +232,7 @@ void register_tune_command(CLI::App& app) {
   d->add_option("--edges", a.edges, "Top-n edges by |EAP edge score| instead of nodes")->check(CLI::PositiveNumber);
   d->add_option("--mlp-heads", a.mlp_heads, "Split each MLP into this many neuron groups ('MLP heads'; 1 = whole MLP)")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  d->add_option("--ablation,-a", a.ablation, "What replaces an ablated node's output")
+  auto* ablation_opt = d->add_option("--ablation,-a", a.ablation, "What replaces an ablated node's output (a Tracr task's default: zero)")
       ->check(CLI::IsMember(enum_choices(kAblationNames)))->capture_default_str();
   d->add_option("--metric,-m", a.metric, "Metric EAP attributes")
       ->check(CLI::IsMember({"logit-diff", "prob-diff"}))->capture_default_str();
@@ -271,7 +271,10 @@ void register_tune_command(CLI::App& app) {
       "cross-entropy. Everything else stays bit-identical. Example, with full fine-tuning beside it:\n"
       "  edgewise tune --task sva -n 400 --nodes 30 --rounds 5 --steps-per-round 20 --baseline -o sva-tuned\n"
       "The output directory loads in transformers (AutoModelForCausalLM.from_pretrained) and edgewise.");
-  cmd->callback([] { run_tune(a); });
+  cmd->callback([ablation_opt] {
+    apply_task_defaults(a.task, ablation_opt->count() > 0, &a.ablation, true, nullptr);
+    run_tune(a);
+  });
 }
 
 }  // namespace edgewise::cli

@@ -22,6 +22,11 @@ void add_model_args(CLI::App* cmd, ModelArgs& a);
 namespace edgewise::cli {
 /// --skip-bad-lines on a sub-command that reads a task.
 void add_skip_bad_lines(CLI::App* cmd, bool& skip_bad);
+/// A built-in task's own ablation and metric (tasks.h's task_defaults) for the options the command
+/// line left unset (`*_given` false; a null value pointer: the command has no such option);
+/// says on stderr which it applied.
+void apply_task_defaults(const std::string& task, bool ablation_given, std::string* ablation, bool metric_given,
+                         std::string* metric);
 /// The task's examples for `model` (tasks.h's load_task); prints to stderr what was skipped
 /// (--skip-bad-lines) and the data's warnings (multi-token answers).
 Dataset load_data(const Model& model, const std::string& task, int64_t n, uint64_t seed, bool skip_bad);
