@@ -543,12 +543,16 @@ TEST(Metrics, MatchTorchFunctional) {
     Metric m;
     const char* name;
   };
-  for (M m : {M{Metric::LogitDiff, "logit_diff"}, M{Metric::ProbDiff, "prob_diff"}, M{Metric::KL, "kl"}}) {
+  for (M m : {M{Metric::LogitDiff, "logit_diff"}, M{Metric::ProbDiff, "prob_diff"}, M{Metric::KL, "kl"},
+              M{Metric::MSE, "mse"}}) {
     at::Tensor x = patched.clone().requires_grad_(true);
     at::Tensor per = metric_per_example(m.m, x, b, clean);
     const double d = max_abs(per, load_st(f, m.name));
     std::printf("%-10s max |diff| %.3g\n", m.name, d);
-    EXPECT_LT(d, tol) << m.name;
+    // MSE's values are squares of logit differences (up to ~100 here): the same float32 relative
+    // rounding, scaled by the largest value.
+    const double scale = m.m == Metric::MSE ? std::max(1.0, load_st(f, m.name).abs().max().item<double>()) : 1.0;
+    EXPECT_LT(d, tol * scale) << m.name;
     at::Tensor mean = metric_mean(m.m, x, b, clean);
     EXPECT_EQ(mean.dim(), 0);
     mean.backward();
@@ -573,8 +577,10 @@ TEST(Metrics, FaithfulnessAndNames) {
   EXPECT_DOUBLE_EQ(normalized_faithfulness(5.0, 1.0, 5.0), 1.0);
   EXPECT_DOUBLE_EQ(normalized_faithfulness(1.0, 1.0, 5.0), 0.0);
   EXPECT_TRUE(std::isnan(normalized_faithfulness(1.0, 3.0, 3.0)));
-  for (Metric m : {Metric::LogitDiff, Metric::ProbDiff, Metric::KL, Metric::Accuracy})
+  for (Metric m : {Metric::LogitDiff, Metric::ProbDiff, Metric::KL, Metric::Accuracy, Metric::MSE})
     EXPECT_EQ(parse_metric(metric_name(m)), m);
+  EXPECT_FALSE(metric_higher_is_better(Metric::MSE));
+  EXPECT_TRUE(metric_needs_clean_logits(Metric::MSE));
   std::string msg = expect_error([] { parse_metric("f1"); });
   EXPECT_NE(msg.find("logit-diff"), std::string::npos) << msg;
 }

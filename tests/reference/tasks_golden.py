@@ -11,6 +11,7 @@ Writes into --out:
                                      log_target=True, reduction="none").sum(-1) = KL(clean||patched)
                                      (the call ACDC and EAP-IG make)
                          accuracy    argmax in the correct set
+                         mse         F.mse_loss(patched, clean, reduction="none").mean(-1)
                        and the gradients of the batch means w.r.t. the patched logits.
   tokens.json          {"gpt2": {text: ids}, "smollm": {text: ids} or absent}: HF `tokenizers`
                        encodings of probe strings: every word list literal in src/tasks/tasks.cpp
@@ -68,8 +69,11 @@ def metrics(out):
     def kl(x):
         return F.kl_div(F.log_softmax(x, -1), F.log_softmax(c, -1), log_target=True, reduction="none").sum(-1)
 
+    def mse(x):
+        return F.mse_loss(x, c, reduction="none").mean(-1)
+
     res = {}
-    for name, fn in [("logit_diff", ld), ("prob_diff", pd), ("kl", kl)]:
+    for name, fn in [("logit_diff", ld), ("prob_diff", pd), ("kl", kl), ("mse", mse)]:
         v = fn(x)
         (gx,) = torch.autograd.grad(v.mean(), x)
         res[name] = v.detach()
