@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "edgewise/acdc.h"
@@ -269,3 +270,19 @@ TEST_P(TracrForward, TaskAnswersAreTheProgramsOutputs) {
   EXPECT_GT(ds.examples.size(), 300u);
 }
 
+
+// A Tracr model saves (circuit-tuning's output) as its own folder: the weights under their
+// canonical names and the exporter's config.json copied, no tokenizer files (the vocabulary is in
+// the config); the folder loads back to the same forward.
+TEST(Tracr, SavesAndReloads) {
+  at::NoGradGuard ng;
+  const Model m = Model::load(tracr_dir("xproportion"));
+  const std::string out = ::testing::TempDir() + "/ew_tracr_saved";
+  save_hf_model(m, out);
+  EXPECT_FALSE(std::filesystem::exists(out + "/tokenizer.json"));
+  const Model r = Model::load(out);
+  EXPECT_EQ(r.tokenizer().output_labels(), m.tokenizer().output_labels());
+  const at::Tensor tokens = at::tensor(std::vector<int64_t>{r.tokenizer().bos_id().value(), 1, 2, 1}, at::kLong).view({1, 4});
+  EXPECT_TRUE(at::equal(m.forward(tokens), r.forward(tokens)));
+  std::filesystem::remove_all(out);
+}

@@ -186,7 +186,18 @@ void save_hf_model(const Model& model, const std::string& dir, const std::map<st
     if (n.find("rope_freqs") != std::string::npos)
       fail(dir, "the model's rotary frequencies come from a GGUF rope_freqs tensor, which config.json cannot "
                 "express; save from the Hugging Face checkpoint instead");
-  const std::string config = hf_config_json(c);
+  // A Tracr model's config.json (tools/tracr/export.py's: sizes, vocabularies, output space) is
+  // not what hf_config_json writes; weights change, the configuration does not: it is copied.
+  std::string config;
+  if (c.arch == Arch::Tracr) {
+    std::ifstream in(model.source().config, std::ios::binary);
+    if (!in) fail(dir, "cannot save this Tracr model: its config.json (" + model.source().config + ") is not readable");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    config = ss.str();
+  } else {
+    config = hf_config_json(c);
+  }
   fs::path target(dir);
   if (target.filename().empty()) target = target.parent_path();
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
@@ -222,8 +233,10 @@ void save_hf_model(const Model& model, const std::string& dir, const std::map<st
       const fs::path stm = fs::path(src.dir) / "special_tokens_map.json";
       if (copied && fs::exists(stm)) fs::copy_file(stm, tmp / "special_tokens_map.json");
     }
-    if (!copied && model.has_tokenizer()) write_text(tmp / "tokenizer.json", model.tokenizer().to_hf_json());
-    if (!fs::exists(tmp / "tokenizer_config.json") && model.has_tokenizer())
+    // A word-level vocabulary (Tracr) lives in config.json: no tokenizer files.
+    const bool tokenizer_files = model.has_tokenizer() && !model.tokenizer().word_level();
+    if (!copied && tokenizer_files) write_text(tmp / "tokenizer.json", model.tokenizer().to_hf_json());
+    if (!fs::exists(tmp / "tokenizer_config.json") && tokenizer_files)
       write_text(tmp / "tokenizer_config.json", tokenizer_config(model).dump(2) + "\n");
     json gen;
     if (c.bos_token_id) gen["bos_token_id"] = *c.bos_token_id;

@@ -104,8 +104,14 @@ void run_tune(const TuneArgs& a) {
   std::string general;
   std::string general_path = a.general_text;
   if (general_path.empty() && std::filesystem::exists(kDefaultGeneralText)) general_path = kDefaultGeneralText;
+  if (!model.tokenizer().output_labels().empty()) {
+    // A model whose outputs are not its input tokens (Tracr) has no perplexity on text.
+    std::fprintf(stderr, "tune: perplexity is not measured: this model's outputs are not tokens of its input\n");
+    general_path.clear();
+  }
   if (!general_path.empty()) general = read_text(general_path);
-  else std::fprintf(stderr, "tune: no general text (--general-text FILE): perplexity is not measured\n");
+  else if (model.tokenizer().output_labels().empty())
+    std::fprintf(stderr, "tune: no general text (--general-text FILE): perplexity is not measured\n");
 
   std::fprintf(stderr, "tune: %lld training / %lld validation examples (%s); measuring the model before tuning\n",
                (long long)train.size(), (long long)val.size(), has_split ? "the file's split" : "seeded split");
