@@ -369,6 +369,17 @@ class Circuit:
         """Write the command line's circuit file (atomically)."""
         self._c.write(path)
 
+    def to_circuit_tracer(self, path: Optional[str] = None, slug: str = "edgewise") -> dict:
+        """The in-graph edges as circuit-tracer's / Neuronpedia's graph JSON (``metadata``,
+        ``qParams``, ``nodes``, ``links``; docs/VIEWER.md), as ``edgewise view --graph-json``
+        writes it; also written to ``path`` when given."""
+        import json
+        text = _core.circuit_tracer_graph(self._c, slug)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return json.loads(text)
+
     def _select(self, **kw) -> "Circuit":
         c = Circuit(self._c.copy())
         c._c.select(**kw)
@@ -636,6 +647,30 @@ def task_score(model: Model, data: Dataset, *, batch_size: int = 32) -> dict:
     """The plain model on ``data``: mean ``logit_diff``, ``accuracy`` and ``answer_loss``
     (cross-entropy of the first correct answer) -- before and after :func:`tune`."""
     return _core.task_score(model._m, data, batch_size)
+
+
+def view(circuits, path: Optional[str] = None, *, names=None, curve: "Optional[Curve]" = None, show: int = -1) -> str:
+    """The interactive viewer page of ``circuits`` (one :class:`Circuit` or a list over the same
+    graph, compared), as ``edgewise view`` writes it: one self-contained HTML file (docs/VIEWER.md).
+    ``names`` label them (default: each circuit's method, else circuit1, circuit2, ...); ``curve``
+    (a :class:`Curve`) adds its faithfulness against the edges kept; ``show`` edges are drawn
+    when the page opens (-1: the circuits' own). Writes ``path`` when given; returns the HTML."""
+    cs = circuits if isinstance(circuits, (list, tuple)) else [circuits]
+    if not cs:
+        raise ValueError("view: no circuit given")
+    if names is None:
+        names = [str(c.meta.get("method") or f"circuit{i + 1}") for i, c in enumerate(cs)]
+    if len(names) != len(cs):
+        raise ValueError(f"view: {len(names)} names for {len(cs)} circuits")
+    xs = [p["edges"] for p in curve.points] if curve is not None else None
+    ys = curve.faithfulness if curve is not None else None
+    html = _core.view_html([(n, c._c) for n, c in zip(names, cs)], xs, ys, show)
+    if path is not None:
+        tmp = f"{path}.part-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.replace(tmp, path)
+    return html
 
 
 def roc(circuit: "Circuit", truth: "Circuit", *, merge_qkv: bool = False, absolute: bool = True) -> dict:

@@ -30,6 +30,7 @@
 #include "edgewise/model.h"
 #include "edgewise/patch.h"
 #include "edgewise/roc.h"
+#include "edgewise/view.h"
 #include "edgewise/tasks.h"
 
 namespace py = pybind11;
@@ -673,6 +674,26 @@ PYBIND11_MODULE(_core, m) {
       py::arg("batch_size") = 16, py::arg("metric") = py::none(), py::arg("metric_name") = "custom",
       py::arg("higher_is_better") = true, py::arg("needs_clean_logits") = false, py::arg("progress") = py::none(),
       py::arg("per_example") = false);
+  m.def(
+      "view_html",
+      [](const std::vector<std::pair<std::string, Circuit>>& circuits, const std::optional<std::vector<double>>& curve_x,
+         const std::optional<std::vector<double>>& curve_y, int64_t show) {
+        std::vector<ViewInput> in;
+        for (const auto& [name, c] : circuits) in.push_back({name, c});
+        ViewOptions vo;
+        if (curve_x && curve_y) {
+          if (curve_x->size() != curve_y->size()) throw std::invalid_argument("view: curve x and y differ in length");
+          vo.curve = ViewCurve{*curve_x, *curve_y};
+        }
+        vo.show = show;
+        return circuit_view_html(in, vo);
+      },
+      py::arg("circuits"), py::arg("curve_x") = py::none(), py::arg("curve_y") = py::none(), py::arg("show") = -1,
+      "The viewer page (edgewise view): [(name, Circuit)], optional curve points.");
+  m.def(
+      "circuit_tracer_graph",
+      [](const Circuit& c, const std::string& slug) { return circuit_tracer_graph(c, slug).dump(); },
+      py::arg("circuit"), py::arg("slug"), "circuit-tracer's graph JSON of the circuit's in-graph edges, as text.");
   m.def("tune_allocator", &tune_allocator,
         "glibc malloc keeps freed memory for reuse (mmap and trim thresholds 1 GiB), as the command line does.");
   m.def(

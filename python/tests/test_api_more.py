@@ -269,3 +269,19 @@ def test_tracr_task_defaults_and_ground_truth():
     assert ev["mse"][1] < 1e-9 < 1e-3 < ev["mse"][2]
     with pytest.raises(Exception, match="language model"):
         edgewise.task("ioi", m, n=4)
+
+
+def test_view_is_the_command_lines_page(tmp_path):
+    """edgewise.view writes the page `edgewise view` writes (the same library function: equal
+    bytes for equal names), and Circuit.to_circuit_tracer equals `view --graph-json`; the page's
+    behaviour is tested in a browser by tests/viewer/test_viewer.py."""
+    truth_path = os.path.join(os.path.dirname(__file__), "../../tests/data/tracr/reverse/truth.json")
+    truth = edgewise.Circuit.from_json(truth_path)
+    mine = tmp_path / "py.html"
+    html = edgewise.view(truth, str(mine), names=["truth"])
+    cli("view", truth_path, "-o", str(tmp_path / "cli.html"), "--graph-json", str(tmp_path / "g.json"))
+    assert mine.read_text() == html == (tmp_path / "cli.html").read_text()
+    with open(tmp_path / "g.json") as f:
+        assert truth.to_circuit_tracer(slug="truth") == json.load(f)
+    with pytest.raises(ValueError, match="names"):
+        edgewise.view([truth, truth], names=["one"])
