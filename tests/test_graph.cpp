@@ -85,3 +85,20 @@ TEST(Graph, ParallelBlocksHaveNoSameLayerHeadToMlpEdges) {
     EXPECT_EQ(n, par.n_edges());
   }
 }
+
+// The nodes a reader feeds, by name: a grouped k / v reader feeds every head of its group.
+TEST(Graph, ReaderNodes) {
+  const Graph g(GraphShape{2, 6, 2}, true);
+  auto fed = [&](const std::string& reader) {
+    std::vector<std::string> out;
+    for (int64_t s : g.reader_nodes(*g.find_reader(reader))) out.push_back(g.source_name(s));
+    return out;
+  };
+  EXPECT_EQ(fed("a1.h4<q>"), (std::vector<std::string>{"a1.h4"}));
+  EXPECT_EQ(fed("a1.kv1<k>"), (std::vector<std::string>{"a1.h3", "a1.h4", "a1.h5"}));
+  EXPECT_EQ(fed("a0.kv0<v>"), (std::vector<std::string>{"a0.h0", "a0.h1", "a0.h2"}));
+  EXPECT_EQ(fed("m1"), (std::vector<std::string>{"m1"}));
+  EXPECT_TRUE(fed("logits").empty());
+  const Graph h(GraphShape{2, 6, 2}, false);
+  EXPECT_EQ(h.source_name(h.reader_nodes(*h.find_reader("a1.h5"))[0]), "a1.h5");
+}

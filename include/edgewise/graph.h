@@ -67,6 +67,9 @@ class Graph {
   int64_t reader_fan_in(int64_t j) const;
   bool is_edge(int64_t src, int64_t dst) const { return src < reader_fan_in(dst); }
 
+  /// The source nodes reader j feeds: its head (q, head level), every head of its key/value
+  /// group (k, v), its MLP; none for the logits.
+  std::vector<int64_t> reader_nodes(int64_t j) const;
   std::string source_name(int64_t i) const;
   std::string reader_name(int64_t j) const;
   std::string edge_name(int64_t src, int64_t dst) const;

@@ -45,32 +45,6 @@ Circuit circuit_from_scores(const Model& model, const Graph& graph, const at::Te
   return c;
 }
 
-namespace {
-
-// The source nodes that own reader j (a head for q/k/v or head-level readers; every head of a
-// key/value group for a grouped k/v reader; the MLP; none for the logits).
-std::vector<int64_t> owners(const Graph& g, int64_t j) {
-  const Graph::Reader& r = g.reader(j);
-  const GraphShape& s = g.shape();
-  switch (r.kind) {
-    case Graph::ReaderKind::Q:
-    case Graph::ReaderKind::Head: return {g.head_source(r.layer, r.head)};
-    case Graph::ReaderKind::K:
-    case Graph::ReaderKind::V: {
-      if (s.n_kv_heads == s.n_heads) return {g.head_source(r.layer, r.head)};
-      std::vector<int64_t> o;
-      const int64_t per = s.n_heads / s.n_kv_heads;
-      for (int64_t h = r.head * per; h < (r.head + 1) * per; ++h) o.push_back(g.head_source(r.layer, h));
-      return o;
-    }
-    case Graph::ReaderKind::Mlp: return {g.mlp_source(r.layer)};
-    case Graph::ReaderKind::Logits: return {};
-  }
-  return {};
-}
-
-}  // namespace
-
 int64_t select_circuit(Circuit& c, const SelectOptions& opt) {
   const Graph g = c.graph();
   const int64_t S = g.n_sources(), R = g.n_readers();
@@ -109,7 +83,7 @@ int64_t select_circuit(Circuit& c, const SelectOptions& opt) {
     keep[0] = 1;
     for (int64_t k = 0; k < std::min<int64_t>(opt.nodes, S - 1); ++k) keep[order[k]] = 1;
     for (int64_t j = 0; j < R; ++j) {
-      auto own = owners(g, j);
+      auto own = g.reader_nodes(j);
       bool reader_in = own.empty();
       for (int64_t o : own) reader_in = reader_in || keep[o];
       if (!reader_in) continue;
@@ -139,7 +113,7 @@ int64_t select_circuit(Circuit& c, const SelectOptions& opt) {
     reader_open[R - 1] = 1;  // logits
     auto open_readers_of = [&](int64_t src) {
       for (int64_t j = 0; j < R; ++j)
-        for (int64_t o : owners(g, j))
+        for (int64_t o : g.reader_nodes(j))
           if (o == src) reader_open[j] = 1;
     };
     while (chosen < opt.edges) {

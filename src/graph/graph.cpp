@@ -44,6 +44,24 @@ int64_t Graph::sources_before_mlp(int64_t layer) const {
 }
 int64_t Graph::reader_fan_in(int64_t j) const { return fan_in_[j]; }
 
+std::vector<int64_t> Graph::reader_nodes(int64_t j) const {
+  const Reader& r = readers_.at(j);
+  switch (r.kind) {
+    case ReaderKind::Q:
+    case ReaderKind::Head: return {head_source(r.layer, r.head)};
+    case ReaderKind::K:
+    case ReaderKind::V: {
+      std::vector<int64_t> o;
+      const int64_t per = shape_.n_heads / shape_.n_kv_heads;
+      for (int64_t h = r.head * per; h < (r.head + 1) * per; ++h) o.push_back(head_source(r.layer, h));
+      return o;
+    }
+    case ReaderKind::Mlp: return {mlp_source(r.layer)};
+    case ReaderKind::Logits: return {};
+  }
+  return {};
+}
+
 std::string Graph::source_name(int64_t i) const {
   const Source& s = sources_.at(i);
   switch (s.kind) {

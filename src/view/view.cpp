@@ -48,25 +48,11 @@ const char* reader_kind(Graph::ReaderKind k) {
   return "";
 }
 
-// The nodes a reader feeds: its head (q, head level), the heads of its key/value group (k, v),
-// its MLP, the logits; as source indices, the logits as n_sources.
+// The nodes a reader feeds (Graph::reader_nodes), the logits as n_sources.
 std::vector<int64_t> fed_nodes(const Graph& g, int64_t j) {
-  const Graph::Reader& r = g.reader(j);
-  const GraphShape& s = g.shape();
-  switch (r.kind) {
-    case Graph::ReaderKind::Q:
-    case Graph::ReaderKind::Head: return {g.head_source(r.layer, r.head)};
-    case Graph::ReaderKind::K:
-    case Graph::ReaderKind::V: {
-      std::vector<int64_t> out;
-      const int64_t per = s.n_heads / s.n_kv_heads;
-      for (int64_t h = r.head * per; h < (r.head + 1) * per; ++h) out.push_back(g.head_source(r.layer, h));
-      return out;
-    }
-    case Graph::ReaderKind::Mlp: return {g.mlp_source(r.layer)};
-    case Graph::ReaderKind::Logits: return {g.n_sources()};
-  }
-  return {};
+  std::vector<int64_t> n = g.reader_nodes(j);
+  if (n.empty()) n.push_back(g.n_sources());
+  return n;
 }
 
 }  // namespace
