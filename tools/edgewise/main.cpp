@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
       "  edgewise generate --prompt 'Once upon a time' -n 20\n"
       "  edgewise tokenize --text 'When Mary and John went to the store'\n"
       "  edgewise evaluate --task ioi --circuit circuit.json --ablation resample\n"
-      "  edgewise draw circuit.json -o circuit.svg\n",
+      "  edgewise draw circuit.json -o circuit.svg\n"
+      "  edgewise view circuit.json -o circuit.html        # interactive, opens from disk\n"
+      "  edgewise discover tests/data/tracr/reverse -t tracr-reverse -n 324 --method acdc -o acdc.json\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
   app.require_subcommand(1);
