@@ -187,6 +187,22 @@ def test_click_highlights_the_paths_through_a_node(browser, files):
         assert want, node  # each of these nodes lies on a path in the drawn edges
 
 
+def test_search_by_name(browser, files):
+    # Typing a node's name highlights its input-to-logits paths (as a click does); part of an
+    # edge's name highlights the drawn edges whose names contain it.
+    open_page(browser, files["one"])
+    _, inside = in_edges(files["truth"])
+    box = browser.find_element("id", "search")
+    box.send_keys("a3.h0")
+    got = set(browser.execute_script("return window.ewView.highlightedNames()"))
+    assert got == paths_through(inside, "a3.h0", 1, 1) and got
+    box.clear()
+    box.send_keys("->logits")
+    got = set(browser.execute_script("return window.ewView.highlightedNames()"))
+    assert got == {e for e in inside if "->logits" in e}
+    assert "shown edge(s) match" in browser.find_element("id", "found").text
+
+
 def test_comparison_counts(browser, files):
     open_page(browser, files["compare"])
     _, a = in_edges(files["truth"])
