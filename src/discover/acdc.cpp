@@ -84,10 +84,8 @@ class Engine {
       cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
       sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
     }
-    for (auto [name, t] : {std::pair{"output_norm.weight", &out_norm_w_}, std::pair{"output_norm.bias", &out_norm_b_}}) {
-      auto it = W.find(name);  // none without norms (Tracr)
-      if (it != W.end()) *t = it->second.to(dt);
-    }
+    out_norm_w_ = opt_weight(W, "output_norm.weight", dt);  // none without norms (Tracr)
+    out_norm_b_ = opt_weight(W, "output_norm.bias", dt);
     // A change held at the prediction positions only stays there through attention when the
     // attention is causal and each prediction position is its row's last token: a key or value
     // changed there reaches no other real query. Otherwise (non-causal attention, or a task that
@@ -280,7 +278,9 @@ class Engine {
           if (!src_live_[s]) continue;
           bool any = false, any_full = false;
           for (int64_t r : head_readers(l, h))
-            if (changed[r - r0]) any = true, any_full = any_full || changed[r - r0]->full || (!pos_is_last_ && g_.reader(r).kind != Graph::ReaderKind::Q);
+            if (changed[r - r0])
+              any = true, any_full = any_full || changed[r - r0]->full ||
+                                     (!pos_is_last_ && g_.reader(r).kind != Graph::ReaderKind::Q);
           if (any) (need_all_[s] && any_full ? hs_full : hs_pos).push_back(h);
         }
         for (bool full : {true, false}) {
@@ -468,7 +468,7 @@ class Engine {
   std::vector<int64_t> attn_first_, mlp_reader_;
   int64_t logits_reader_ = -1;
   std::vector<uint8_t> keep_, src_live_, need_all_;
-  bool pos_is_last_ = true;  // a change at the prediction positions reaches no other position (see the constructor)
+  bool pos_is_last_ = true;  // a change at the prediction positions reaches no other (the constructor)
   at::Tensor O_, X_;
 };
 

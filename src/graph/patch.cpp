@@ -270,11 +270,7 @@ class Pass {
       xl = at::gather(xl, 2, positions.view({1, B_, P, 1}).expand({Kx, B_, P, D_}));  // [Kx, B, P, D]
     }
     const auto& W = model_.weights();
-    auto opt = [&](const char* name) {  // the final norm's tensors (none without norms)
-      auto it = W.find(name);
-      return it == W.end() ? at::Tensor() : it->second.to(dt_);
-    };
-    at::Tensor xf = norm(c_, xl, opt("output_norm.weight"), opt("output_norm.bias"));
+    at::Tensor xf = norm(c_, xl, opt_weight(W, "output_norm.weight", dt_), opt_weight(W, "output_norm.bias", dt_));
     at::Tensor logits = at::linear(xf, W.at("output.weight").to(dt_));
     if (Kx != K_) logits = logits.expand({K_, logits.size(1), logits.size(2), logits.size(3)}).contiguous();
     return dt_ == at::kDouble ? logits : logits.to(at::kFloat);
@@ -722,7 +718,8 @@ void check_batch_padding(const Model& model, const Batch& b, const std::string& 
     const at::Tensor short_rows = (len.to(at::kCPU) != T).nonzero();
     if (short_rows.numel() == 0) continue;
     const int64_t i = short_rows[0][0].item<int64_t>();
-    std::string line = i < static_cast<int64_t>(b.lines.size()) && b.lines[i] > 0 ? " (line " + std::to_string(b.lines[i]) + ")" : "";
+    const bool has_line = i < static_cast<int64_t>(b.lines.size()) && b.lines[i] > 0;
+    const std::string line = has_line ? " (line " + std::to_string(b.lines[i]) + ")" : "";
     fail(where, std::string("this model's attention is not causal, so padding would be attended to: every prompt "
                             "must have the same number of tokens; example ") +
                     std::to_string(i) + line + " has " + std::to_string(len[i].item<int64_t>()) + " " + what +

@@ -51,8 +51,6 @@ const CanonicalInfo& info(CTensor t) { return kCanonical[static_cast<int>(t)]; }
 
 using C = CTensor;
 
-// Hugging Face GPT-2 (GPT2LMHeadModel). Conv1D weights are [in, out]; c_attn is [D, 3D] = q|k|v
-// along the output axis. Hub checkpoints of the original GPT-2 lack the "transformer." prefix.
 // Tracr (tools/tracr/export.py): the canonical names themselves, [out, in]; no norms.
 const std::vector<ArchRow> kHfTracr = {
     {C::TokenEmbd, "token_embd.weight", 0},
@@ -72,6 +70,8 @@ const std::vector<ArchRow> kHfTracr = {
     {C::Output, "output.weight", 0},
 };
 
+// Hugging Face GPT-2 (GPT2LMHeadModel). Conv1D weights are [in, out]; c_attn is [D, 3D] = q|k|v
+// along the output axis. Hub checkpoints of the original GPT-2 lack the "transformer." prefix.
 const std::vector<ArchRow> kHfGpt2 = {
     {C::TokenEmbd, "transformer.wte.weight|wte.weight", 0},
     {C::PosEmbd, "transformer.wpe.weight|wpe.weight", 0},

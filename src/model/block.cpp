@@ -19,6 +19,13 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
 }
 
+at::Tensor opt_weight(const std::map<std::string, at::Tensor>& w, const std::string& name,
+                      std::optional<at::ScalarType> dtype) {
+  auto it = w.find(name);
+  if (it == w.end()) return at::Tensor();
+  return dtype ? it->second.to(*dtype) : it->second;
+}
+
 at::Tensor norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (c.norm == Norm::None) return x;
   if (c.norm == Norm::RMSNorm) return rms_norm(x, w, c.norm_eps);

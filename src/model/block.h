@@ -19,6 +19,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "edgewise/model.h"
@@ -69,6 +70,11 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 /// every key) -> [N, m, 1, Dh].
 at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
                         bool causal = true);
+
+/// The tensor `name` of `w` (in `dtype` when given), or an undefined tensor when the model has
+/// none (the final norm's bias; every norm tensor of a model without norms).
+at::Tensor opt_weight(const std::map<std::string, at::Tensor>& w, const std::string& name,
+                      std::optional<at::ScalarType> dtype = std::nullopt);
 
 /// The output projection split by head: W_O as [H, Dh, D] (a view).
 at::Tensor out_proj_heads(const ModelConfig& c, const LayerWeights& w);

@@ -105,11 +105,6 @@ struct HookAt {
   }
 };
 
-at::Tensor opt_weight(const std::map<std::string, at::Tensor>& w, const std::string& name) {
-  auto it = w.find(name);
-  return it == w.end() ? at::Tensor() : it->second;
-}
-
 // Attention of one layer on the normalised input xn [B, T, D]; returns attn_out [B, T, D].
 at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn,
                      const at::Tensor& cos, const at::Tensor& sin, const HookAt& hk) {

@@ -314,6 +314,7 @@ void rope_on(const ModelConfig& c, const at::Tensor& freq_factors, c10::Device d
 // `required`, else null (a model without a tokenizer).
 std::shared_ptr<Tokenizer> tokenizer_of(const ModelSource& src, const GgufFile* gguf, const ModelConfig& c,
                                         bool required) {
+  // A Tracr model's vocabulary is in its config.json: its input words and output space.
   if (c.arch == Arch::Tracr) return std::make_shared<Tokenizer>(Tokenizer::from_tracr_config(src.config));
   std::optional<Tokenizer> tok;
   if (gguf)
@@ -424,7 +425,6 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   pack_fused(m.weights_, m.cfg_);
 
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
-  // A Tracr model's vocabulary is config.json's: its input words and output space.
   if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
   return m;
 }

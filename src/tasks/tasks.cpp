@@ -214,8 +214,8 @@ TaskDefaults task_defaults(const std::string& name) {
   // length keeps the length computation), as ACDC's Tracr experiments found.
   // MSE against the full model's outputs, ACDC's "l2" (its KL on Tracr's near one-hot outputs
   // it calls ill-defined; edgewise's KL reads the outputs as logits and is available).
-  if (name == "tracr-reverse") return {"mse", "zero"};
-  if (name == "tracr-xproportion") return {"mse", "zero"};
+  const auto& tracr = tracr_task_names();
+  if (std::find(tracr.begin(), tracr.end(), name) != tracr.end()) return {"mse", "zero"};
   return {};
 }
 
