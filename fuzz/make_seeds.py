@@ -149,6 +149,26 @@ def tokenizer_seeds(c: Corpus, golden):
     j["model"]["unk_token"] = SP
     del j["model"]["vocab"]["z"]  # a gap in the ids and an unknown byte
     c.add(dump(j), "gap-unk")
+    # SentencePiece-style vocabularies: BPE with byte_fallback (Llama normaliser, Metaspace) and Unigram.
+    sp = "\u2581"
+    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [sp, "a", "b", sp + "a", "ab", sp + "ab"]
+    llama_norm = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": sp},
+                                                      {"type": "Replace", "pattern": {"String": " "}, "content": sp}]}
+    decoder = {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": sp}, "content": " "},
+                                                {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    added = [{"id": 1, "content": "<s>", "special": True, "normalized": False},
+             {"id": 2, "content": "</s>", "special": True, "normalized": False}]
+    bpe = {"added_tokens": added, "normalizer": llama_norm, "pre_tokenizer": None, "decoder": decoder,
+           "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                     "vocab": {p: i for i, p in enumerate(pieces)}, "merges": [f"{sp} a", "a b", f"{sp}a b"]}}
+    c.add(dump(bpe), "sp-bpe")
+    meta = dict(bpe, normalizer=None, pre_tokenizer={"type": "Metaspace", "replacement": sp, "prepend_scheme": "first",
+                                                     "split": True})
+    c.add(dump(meta), "sp-bpe-metaspace")
+    uni = dict(bpe, model={"type": "Unigram", "unk_id": 0, "byte_fallback": True,
+                           "vocab": [[p, -float(i % 7)] for i, p in enumerate(pieces)]})
+    c.add(dump(uni), "sp-unigram")
     if golden:
         for p in sorted(golden.glob("tokenizer_golden/*/tokenizer.json")) + sorted(golden.glob("tok_export/*/tokenizer.json")):
             try:
@@ -324,7 +344,8 @@ def gguf_seeds(c: Corpus, golden):
         c.add(gguf(gguf_tokenizer_kv(pre, with_types=pre != "default"), []), "tok-" + pre)
     c.add(gguf([("tokenizer.ggml.model", STR, "llama")], []), "tok-spm")
     if golden:
-        for p in sorted(list(golden.glob("gguf_golden/**/*.gguf")) + list(golden.glob("tokenizer_golden/*.gguf"))):
+        for p in sorted(list(golden.glob("gguf_golden/**/*.gguf")) + list(golden.glob("tokenizer_golden/*.gguf"))
+                        + list(golden.glob("sentencepiece_golden/*.gguf"))):  # SentencePiece vocabularies
             if p.stat().st_size <= MAX_GOLDEN:
                 c.add(p.read_bytes(), "golden-" + p.stem)
 

@@ -73,7 +73,8 @@ Dataset make_tracr_xproportion(const Tokenizer& tok, const TaskOptions& opt = {}
 /// forms) over " are"; corrupted = the subject's number flipped ("The keys near the cabinets").
 Dataset make_sva(const Tokenizer& tok, const TaskOptions& opt = {});
 
-/// The single token of `text` in `tok`, or -1 when it encodes to zero or several tokens.
+/// The single token of `text` as a continuation of other text (Tokenizer::encode_continuation:
+/// no SentencePiece dummy prefix), or -1 when it encodes to zero or several tokens.
 int32_t single_token(const Tokenizer& tok, const std::string& text);
 
 // ---- tokenized batches ----

@@ -1,10 +1,14 @@
 // Byte-level BPE tokenizer (GPT-2 style), loaded from tokenizer.json, from vocab.json +
 // merges.txt, or from GGUF metadata. Pre-split variants follow the models that use them
 // (GPT-2, Llama-3, Qwen2, SmolLM); added/special tokens are matched before BPE.
+// SentencePiece vocabularies are the same class (docs/TOKENIZERS.md): BPE by piece scores
+// (GGUF tokenizer.ggml.model "llama": Llama 2, CodeLlama, Mistral, Gemma) or unigram ("t5"), and
+// their tokenizer.json forms (BPE with byte_fallback, Unigram); spaces become U+2581, no
+// pre-split, characters without a piece fall back to <0xAB> byte pieces (or unk).
 // A word-level vocabulary (Tracr's compiled models: each token a word, text split at spaces)
 // is the same class, made by from_words; it may name an output space of its own (output_labels).
-// Not here: SentencePiece (Llama 2 / CodeLlama GGUF vocabularies), normalisers other than none,
-// chat templates.
+// Not here: normalisers other than none / NFC / SentencePiece's spaces (no nmt_nfkc, no
+// remove_extra_whitespaces), chat templates.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -54,11 +58,16 @@ class Tokenizer {
 
   /// Token ids of `text` (added tokens recognised; no BOS).
   std::vector<int32_t> encode(std::string_view text) const;
+  /// encode() of text that follows other text, as an answer follows its prompt: the same as
+  /// encode() except for SentencePiece vocabularies with a dummy prefix, where no U+2581 is
+  /// prepended (" Mary" -> "▁Mary", not "▁" "▁Mary"). Byte-level BPE: identical to encode().
+  std::vector<int32_t> encode_continuation(std::string_view text) const;
   /// encode() with the BOS token prepended when add_bos() is set.
   std::vector<int32_t> encode_for_model(std::string_view text) const;
-  /// Text of ids (byte-level decoding; special tokens included verbatim).
+  /// Text of ids (byte-level decoding, or SentencePiece's: U+2581 -> ' ', byte pieces reassembled,
+  /// the dummy prefix's leading space dropped; special tokens included verbatim).
   std::string decode(const std::vector<int32_t>& ids) const;
-  /// The vocabulary string of one id (e.g. "Ġthe"), and its decoded bytes (" the").
+  /// The vocabulary string of one id (e.g. "Ġthe", "▁the"), and its decoded bytes (" the").
   const std::string& piece(int32_t id) const;
   std::string token_text(int32_t id) const;
   /// decode / token_text for display: an id beyond the vocabulary (a padding row of an embedding
@@ -80,12 +89,19 @@ class Tokenizer {
   const std::string& source() const;
   /// Made by from_words: text is words separated by spaces, decode joins them with spaces.
   bool word_level() const;
+  /// A SentencePiece vocabulary (BPE by scores or ranks, or unigram): no pre-split, so
+  /// pre_split() means nothing for it.
+  bool sentencepiece() const;
+  /// What the vocabulary is, in one line for `edgewise info`: "byte-level BPE, pre-split llama3",
+  /// "SentencePiece BPE (piece scores; byte fallback; dummy prefix)", "word level ...".
+  std::string describe() const;
   /// The model's output space when it is not the vocabulary (Tracr), else empty.
   const std::vector<std::string>& output_labels() const;
   /// The number of answers ids can name: output_labels' size when set, else vocab_size().
   int32_t n_outputs() const;
   /// The output id of an answer: with output labels, the label equal to `text` without
-  /// surrounding spaces (none: nullopt); without, the first token of encode(text) (none: nullopt).
+  /// surrounding spaces (none: nullopt); without, the first token of encode_continuation(text)
+  /// (none: nullopt).
   std::optional<int32_t> answer_id(const std::string& text) const;
 
   /// The text of a Hugging Face `tokenizer.json` that `tokenizers` (and transformers'

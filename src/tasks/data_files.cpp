@@ -388,7 +388,7 @@ void check_answers_into(Dataset& ds, const Tokenizer& tok, BadNotes& bad) {
             out.push_back({*id, quoted});
             continue;
           }
-          const std::vector<int32_t> e = tok.encode(t);
+          const std::vector<int32_t> e = tok.encode_continuation(t);
           if (e.empty()) throw LineError(std::string(what) + " answer " + quoted + " has no tokens");
           if (e.size() > 1) {
             const std::string first = tok.token_text(e[0]);
@@ -426,9 +426,9 @@ void note_multi_token_answers(Dataset& ds, const Tokenizer& tok) {
     const Example& ex = ds.examples[i];
     int64_t n = 0;
     if (ex.correct_ids.empty())
-      for (const std::string& t : ex.correct) n += tok.encode(t).size() > 1;
+      for (const std::string& t : ex.correct) n += tok.encode_continuation(t).size() > 1;
     if (ex.incorrect_ids.empty())
-      for (const std::string& t : ex.incorrect) n += tok.encode(t).size() > 1;
+      for (const std::string& t : ex.incorrect) n += tok.encode_continuation(t).size() > 1;
     if (n > 0) answers += n, places.push_back(ds.where(i));
   }
   if (places.empty()) return;

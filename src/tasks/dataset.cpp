@@ -57,7 +57,7 @@ Batch make_batch(const Dataset& ds, const Tokenizer& tok, const BatchOptions& op
           out.push_back(*id);
           continue;
         }
-        auto e = tok.encode(t);
+        auto e = tok.encode_continuation(t);
         if (e.empty()) fail(name_of(i), std::string(what) + " answer \"" + t + "\" has no tokens");
         if (e.size() > 1) b.multi_token_answers++;
         out.push_back(e[0]);  // rule: the first token of the answer

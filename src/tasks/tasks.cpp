@@ -188,7 +188,7 @@ const std::vector<std::string> kSvaTemplates = {
 }  // namespace
 
 int32_t single_token(const Tokenizer& tok, const std::string& text) {
-  auto ids = tok.encode(text);
+  auto ids = tok.encode_continuation(text);
   return ids.size() == 1 ? ids[0] : -1;
 }
 
@@ -416,7 +416,7 @@ Dataset make_greater_than(const Tokenizer& tok, const TaskOptions& opt) {
     ex.corrupted = prefix + XX + "01 to the year " + XX;
     if (two_digit) {
       // Keep years whose tokens are " XX" + "YY", as Hanna et al. do.
-      auto t = tok.encode(" " + XX + two(yy));
+      auto t = tok.encode_continuation(" " + XX + two(yy));
       if (t.size() != 2 || single_token(tok, " " + XX) != t[0]) continue;
       for (int v = 0; v < 100; ++v) (v > yy ? ex.correct : ex.incorrect).push_back(two(v));
     } else {
@@ -574,7 +574,7 @@ std::vector<WordPair> sva_aligned_nouns(const Tokenizer& tok, const std::vector<
                                         std::vector<std::string>& dropped) {
   std::vector<WordPair> out;
   for (const auto& [sg, pl] : pairs) {
-    const size_t a = tok.encode(" " + sg).size(), b = tok.encode(" " + pl).size();
+    const size_t a = tok.encode_continuation(" " + sg).size(), b = tok.encode_continuation(" " + pl).size();
     if (a == b) out.push_back({sg, pl});
     else dropped.push_back(sg + "/" + pl + " (" + std::to_string(a) + " vs " + std::to_string(b) + " tokens)");
   }

@@ -4,8 +4,12 @@
 // word's bytes start as one symbol per byte and merges are applied lowest rank first, leftmost
 // first on ties, exactly as HF `tokenizers` (models/bpe/word.rs) orders them.
 // decode: byte-level pieces back to bytes; added tokens verbatim.
-// Not here: loading vocabularies (load.cpp), BOS/EOS policy beyond encode_for_model().
+// SentencePiece vocabularies take the same added-token pass, then spm.cpp's segmentation.
+// Not here: loading vocabularies (load.cpp), SentencePiece (spm.cpp), BOS/EOS policy beyond
+// encode_for_model().
 #include <algorithm>
+#include <cfloat>
+#include <limits>
 #include <queue>
 
 #include "edgewise/error.h"
@@ -62,6 +66,52 @@ void Tokenizer::Impl::finish() {
       });
   splitter = std::make_unique<PreSplitter>(pre);
   cache.clear();
+
+  // SentencePiece tables.
+  sp_pieces.clear();
+  sp_reserved.clear();
+  sp_trie = SpTrie();
+  sp_byte_ids.fill(-1);
+  if (sp == Sp::None) return;
+  static const char* const hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const std::string name = std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
+    auto it = piece_ids.find(name);
+    if (it != piece_ids.end() && (types.empty() || types[it->second] == kSpByte)) sp_byte_ids[b] = it->second;
+  }
+  sp_min_score = FLT_MAX;
+  sp_max_score = FLT_MIN;  // as sentencepiece (the smallest positive float, not the lowest)
+  sp_min_score_hf = std::numeric_limits<double>::infinity();
+  // The model's vocabulary (piece_ids: its keys do not move), not added tokens beyond it.
+  for (const auto& [p, id] : piece_ids) {
+    const uint8_t t = types.empty() ? static_cast<uint8_t>(kSpNormal) : types[id];
+    if (t == kSpNormal || t == kSpUserDefined || t == kSpUnused) {
+      sp_pieces.emplace(p, id);
+    } else {
+      sp_reserved.emplace(p, id);
+    }
+    if (!types.empty() && t == kSpNormal) {
+      sp_min_score = std::min(sp_min_score, scores[id]);
+      sp_max_score = std::max(sp_max_score, scores[id]);
+    }
+    if (sp_hf && sp == Sp::Unigram) sp_min_score_hf = std::min(sp_min_score_hf, scores_hf[id]);
+    if (sp == Sp::Unigram && (sp_hf || t == kSpNormal || t == kSpUserDefined || t == kSpUnused))
+      sp_trie.insert(p, id);
+  }
+}
+
+void SpTrie::insert(std::string_view s, int32_t id) {
+  int32_t node = 0;
+  for (char c : s) {
+    const uint64_t key = static_cast<uint64_t>(node) << 8 | static_cast<uint8_t>(c);
+    auto it = children.find(key);
+    if (it == children.end()) {
+      it = children.emplace(key, static_cast<int32_t>(value.size())).first;
+      value.push_back(-1);
+    }
+    node = it->second;
+  }
+  if (value[node] < 0) value[node] = id;
 }
 
 void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -82,6 +132,27 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
     }
   }
 
+  std::vector<int32_t> ids;
+  ids.reserve(word.size());
+  for (char c : word) {
+    int32_t id = byte_ids[static_cast<uint8_t>(c)];
+    if (id < 0) {
+      if (!unk_id) continue;  // HF drops characters missing from a vocabulary without unk
+      id = *unk_id;
+    }
+    ids.push_back(id);
+  }
+  merge_ranked(ids);
+  const size_t start = out.size();
+  out.insert(out.end(), ids.begin(), ids.end());
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(cache_mu);
+    if (cache.size() >= kCacheMaxEntries) cache.clear();
+    cache.emplace(std::string(word), std::vector<int32_t>(out.begin() + start, out.end()));
+  }
+}
+
+void Tokenizer::Impl::merge_ranked(std::vector<int32_t>& ids) const {
   // Symbols in a doubly linked list over an array; removed ones have alive = false.
   struct Symbol {
     int32_t id;
@@ -89,13 +160,8 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
     bool alive;
   };
   std::vector<Symbol> sym;
-  sym.reserve(word.size());
-  for (char c : word) {
-    int32_t id = byte_ids[static_cast<uint8_t>(c)];
-    if (id < 0) {
-      if (!unk_id) continue;  // HF drops characters missing from a vocabulary without unk
-      id = *unk_id;
-    }
+  sym.reserve(ids.size());
+  for (int32_t id : ids) {
     const auto n = static_cast<int32_t>(sym.size());
     sym.push_back({id, n - 1, n + 1, true});
   }
@@ -129,15 +195,9 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
     if (s.prev >= 0) push_pair(s.prev);
     push_pair(top.pos);
   }
-
-  const size_t start = out.size();
+  ids.clear();
   for (const Symbol& s : sym)
-    if (s.alive) out.push_back(s.id);
-  if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mu);
-    if (cache.size() >= kCacheMaxEntries) cache.clear();
-    cache.emplace(std::string(word), std::vector<int32_t>(out.begin() + start, out.end()));
-  }
+    if (s.alive) ids.push_back(s.id);
 }
 
 void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
@@ -222,13 +282,17 @@ void Tokenizer::Impl::encode_words(std::string_view text, std::vector<int32_t>& 
   }
 }
 
-void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& out, bool continuation) const {
   if (words) {
     encode_words(text, out);
     return;
   }
   if (added.empty()) {
-    encode_plain(text, out);
+    if (sp != Sp::None) {
+      sp_encode(text, true, out, continuation);
+    } else {
+      encode_plain(text, out);
+    }
     return;
   }
   std::vector<Piece> first, parts;
@@ -243,6 +307,8 @@ void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& out) c
   for (const Piece& p : parts) {
     if (p.added >= 0) {
       out.push_back(added[p.added].id);
+    } else if (sp != Sp::None) {
+      sp_encode(text.substr(p.begin, p.end - p.begin), p.begin == 0, out, continuation && p.begin == 0);
     } else {
       encode_plain(text.substr(p.begin, p.end - p.begin), out);
     }
@@ -260,6 +326,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   impl_->encode(text, out);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_continuation(std::string_view text) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 4);
+  impl_->encode(text, out, true);
   return out;
 }
 
@@ -281,6 +354,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
       out += (out.empty() ? "" : " ") + impl_->pieces[id];
       continue;
     }
+    if (impl_->sp != Impl::Sp::None) continue;  // checked here, decoded below
     if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) {
       out += impl_->added[it->second].content;
       continue;
@@ -293,6 +367,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
       out += p;
     }
   }
+  if (impl_->sp != Impl::Sp::None) return impl_->sp_decode(ids, true);
   return out;
 }
 
@@ -303,7 +378,15 @@ const std::string& Tokenizer::piece(int32_t id) const {
   return impl_->pieces[id];
 }
 
-std::string Tokenizer::token_text(int32_t id) const { return decode({id}); }
+std::string Tokenizer::token_text(int32_t id) const {
+  // SentencePiece: the piece's own text (" the" for "▁the"), without the decoder's strip of the
+  // dummy prefix, which belongs to the start of a text.
+  if (impl_->sp != Impl::Sp::None) {
+    piece(id);  // range check
+    return impl_->sp_decode({id}, false);
+  }
+  return decode({id});
+}
 
 std::string Tokenizer::decode_shown(const std::vector<int32_t>& ids) const {
   std::string out;
@@ -330,6 +413,19 @@ std::optional<int32_t> Tokenizer::find(const std::string& piece) const {
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->pieces.size()); }
 bool Tokenizer::word_level() const { return impl_->words; }
+bool Tokenizer::sentencepiece() const { return impl_->sp != Impl::Sp::None; }
+std::string Tokenizer::describe() const {
+  const Impl& im = *impl_;
+  if (im.words) return "word level (words separated by spaces)";
+  if (im.sp == Impl::Sp::None) return std::string("byte-level BPE, pre-split ") + pre_split_name(im.pre);
+  std::string s = im.sp == Impl::Sp::Bpe ? "SentencePiece BPE (" : "SentencePiece unigram (";
+  s += im.sp == Impl::Sp::Bpe ? (im.sp_hf ? "merge ranks" : "piece scores") : (im.sp_hf ? "f64 scores" : "f32 scores");
+  s += im.byte_fallback ? "; byte fallback" : "; unknown characters -> unk";
+  const char* prefix = im.sp_prefix == Impl::SpPrefix::Never    ? "; no dummy prefix"
+                       : im.sp_prefix == Impl::SpPrefix::First ? "; dummy prefix at the start"
+                                                               : "; dummy prefix";
+  return s + prefix + ")";
+}
 const std::vector<std::string>& Tokenizer::output_labels() const { return impl_->output_labels; }
 int32_t Tokenizer::n_outputs() const {
   return impl_->output_labels.empty() ? vocab_size() : static_cast<int32_t>(impl_->output_labels.size());
@@ -342,7 +438,7 @@ std::optional<int32_t> Tokenizer::answer_id(const std::string& text) const {
       if (impl_->output_labels[i] == t) return static_cast<int32_t>(i);
     return std::nullopt;
   }
-  const std::vector<int32_t> ids = encode(text);
+  const std::vector<int32_t> ids = encode_continuation(text);
   if (ids.empty()) return std::nullopt;
   return ids[0];
 }

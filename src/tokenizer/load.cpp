@@ -3,11 +3,16 @@
 // merge must name two known pieces whose concatenation is a known piece, ids must be
 // non-negative, and the pre-tokenizer must be one of the supported variants; anything else is
 // an Error naming the file.
-// Not here: SentencePiece vocabularies (GGUF tokenizer.ggml.model = "llama"), normalisers other
-// than none / NFC (NFC is accepted and input is assumed to be NFC already), WordPiece/Unigram.
+// SentencePiece vocabularies too: GGUF tokenizer.ggml.model "llama" (BPE) / "t5" (unigram) and
+// tokenizer.json BPE with byte_fallback / Unigram, with the Llama / Gemma normaliser, Metaspace
+// and decoder; their pieces, scores and types are validated the same way (docs/TOKENIZERS.md).
+// Not here: normalisers other than none / NFC (NFC is accepted and input is assumed to be NFC
+// already) / SentencePiece's space handling, SentencePiece normalisation rules (nmt_nfkc), WordPiece.
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -205,6 +210,216 @@ void detect_bos(Tokenizer::Impl& im, const json& pp, const std::string& path) {
   im.add_bos = true;
 }
 
+// ------------------------------------------------------------ SentencePiece (tokenizer.json)
+
+constexpr const char* kSpSpace = "\xE2\x96\x81";  // U+2581
+
+// The parts of a Llama / Gemma tokenizer.json around a SentencePiece model: normalizer
+// Sequence[Prepend("▁"), Replace(" ", "▁")] (or one of them, or none), pre_tokenizer Metaspace or
+// none, decoder Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", 1, 0)] or Metaspace.
+void sp_json_pipeline(Tokenizer::Impl& im, const json& j, const std::string& path) {
+  const std::string supported =
+      " (supported with SentencePiece models: normalizer Prepend(\"\u2581\") and/or Replace(\" \", \"\u2581\") "
+      "or none; pre_tokenizer Metaspace, Split(\" \") after that Replace, or none; decoder Replace / ByteFallback / "
+      "Fuse / Strip or Metaspace)";
+  bool prepend = false, replace = false, metaspace = false;
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const std::string where = path + ": normalizer";
+    const json& n = j["normalizer"];
+    std::vector<json> list;
+    if (type_of(n, where) == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
+      for (const json& x : n["normalizers"]) list.push_back(x);
+    } else {
+      list.push_back(n);
+    }
+    for (const json& x : list) {
+      const std::string t = type_of(x, where);
+      if (t == "Prepend" && opt_string(x, "prepend", "", where) == kSpSpace) {
+        prepend = true;
+      } else if (t == "Replace" && x.contains("pattern") && x["pattern"].is_object() &&
+                 x["pattern"].contains("String") && x["pattern"]["String"] == " " &&
+                 opt_string(x, "content", "", where) == kSpSpace) {
+        replace = true;
+      } else {
+        fail(where, "'" + t + "' " + x.dump().substr(0, 120) + " is not supported" + supported);
+      }
+    }
+  }
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
+    const std::string where = path + ": pre_tokenizer";
+    const json& pt = j["pre_tokenizer"];
+    // transformers' Gemma conversion: Split(" ") after the Replace(" ", "▁") normaliser, which has
+    // left no space to split at (added tokens, matched before, are not split either).
+    const bool split_space = type_of(pt, where) == "Split" && pt.contains("pattern") && pt["pattern"].is_object() &&
+                             pt["pattern"].contains("String") && pt["pattern"]["String"] == " " &&
+                             !opt_bool(pt, "invert", false, where);
+    if (split_space && !replace)
+      fail(where, "Split(\" \") is supported only after a Replace(\" \", \"\u2581\") normalizer" + supported);
+    if (!split_space && type_of(pt, where) != "Metaspace")
+      fail(where, "type '" + type_of(pt, where) + "' is not supported" + supported);
+  }
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null() &&
+      type_of(j["pre_tokenizer"], path) == "Metaspace") {
+    const std::string where = path + ": pre_tokenizer";
+    const json& pt = j["pre_tokenizer"];
+    if (opt_string(pt, "replacement", kSpSpace, where) != kSpSpace)
+      fail(where, "Metaspace replacement must be U+2581, found " + pt["replacement"].dump());
+    std::string scheme = opt_string(pt, "prepend_scheme", "", where);
+    if (scheme.empty()) scheme = opt_bool(pt, "add_prefix_space", true, where) ? "always" : "never";
+    if (scheme == "always") {
+      im.sp_prefix = Tokenizer::Impl::SpPrefix::Always;
+    } else if (scheme == "first") {
+      im.sp_prefix = Tokenizer::Impl::SpPrefix::First;
+    } else if (scheme == "never") {
+      im.sp_prefix = Tokenizer::Impl::SpPrefix::Never;
+    } else {
+      fail(where, "Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
+    }
+    im.sp_prefix_unless_space = true;
+    im.sp_split = opt_bool(pt, "split", true, where);
+    metaspace = true;
+  }
+  if (!replace && !metaspace)
+    fail(path, "a SentencePiece model needs spaces turned into U+2581: a Replace(\" \", \"\u2581\") normalizer or a "
+               "Metaspace pre-tokenizer" + supported);
+  if (prepend) {  // the normaliser's prefix is unconditional and comes first
+    im.sp_prefix = Tokenizer::Impl::SpPrefix::Always;
+    im.sp_prefix_unless_space = false;
+  }
+  if (j.contains("decoder") && !j["decoder"].is_null()) {
+    const std::string where = path + ": decoder";
+    const json& d = j["decoder"];
+    std::vector<json> list;
+    if (type_of(d, where) == "Sequence" && d.contains("decoders") && d["decoders"].is_array()) {
+      for (const json& x : d["decoders"]) list.push_back(x);
+    } else {
+      list.push_back(d);
+    }
+    for (const json& x : list) {
+      const std::string t = type_of(x, where);
+      if (t == "Strip") {
+        if (opt_string(x, "content", " ", where) != " " || !x.contains("start") || !x["start"].is_number_integer() ||
+            x["start"].get<int64_t>() > 1 || (x.contains("stop") && x["stop"] != 0))
+          fail(where, "only Strip(\" \", 1, 0) is supported, found " + x.dump().substr(0, 120));
+        im.sp_strip = x["start"].get<int64_t>() == 1;
+      } else if (t == "Metaspace") {
+        im.sp_strip = opt_string(x, "prepend_scheme", "always", where) != "never" &&
+                      opt_bool(x, "add_prefix_space", true, where);
+      } else if (t != "Replace" && t != "ByteFallback" && t != "Fuse") {
+        fail(where, "'" + t + "' is not supported" + supported);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------ SentencePiece (GGUF)
+
+// tokenizer.ggml.model "llama" (llama.cpp's SPM: SentencePiece BPE) or "t5" (its UGM: unigram).
+// Pieces, scores and types are required; types are sentencepiece's (1 normal, 2 unknown,
+// 3 control, 4 user-defined, 5 unused, 6 byte). Control tokens are special added tokens and
+// user-defined ones non-special added tokens, both matched in the raw text as llama.cpp does
+// (its converter writes user-defined pieces with spaces, not U+2581, for that).
+std::unique_ptr<Tokenizer::Impl> sp_from_gguf(const GgufFile& f, const std::string& model) {
+  const std::string& path = f.path();
+  auto im = std::make_unique<Tokenizer::Impl>();
+  im->source = path + " (GGUF tokenizer.ggml.*, SentencePiece " + (model == "llama" ? "BPE" : "unigram") + ")";
+  im->sp = model == "llama" ? Tokenizer::Impl::Sp::Bpe : Tokenizer::Impl::Sp::Unigram;
+  const std::string what = "tokenizer.ggml.model = \"" + model + "\" (SentencePiece) needs ";
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"})
+    if (!f.has(key)) fail(path, what + key + " (one entry per token); it is missing");
+  const std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
+  const std::vector<double> scores = f.get_float_array("tokenizer.ggml.scores");
+  const std::vector<int64_t> types = f.get_int_array("tokenizer.ggml.token_type");
+  const size_t n = tokens.size();
+  if (n == 0) fail(path, "tokenizer.ggml.tokens is empty");
+  if (static_cast<int64_t>(n) > kMaxTokenId + 1)
+    fail(path, "tokenizer.ggml.tokens has " + std::to_string(n) + " entries, more than the supported " +
+                   std::to_string(kMaxTokenId + 1));
+  if (scores.size() != n)
+    fail(path, "tokenizer.ggml.scores has " + std::to_string(scores.size()) + " entries, expected " + std::to_string(n) +
+                   " (one per token)");
+  if (types.size() != n)
+    fail(path, "tokenizer.ggml.token_type has " + std::to_string(types.size()) + " entries, expected " +
+                   std::to_string(n) + " (one per token)");
+  im->scores.resize(n);
+  im->types.resize(n);
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  vocab.reserve(n);
+  std::unordered_map<std::string, size_t> seen;
+  int n_bytes = 0;
+  std::optional<int32_t> unk_typed;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string at = "tokenizer.ggml.tokens[" + std::to_string(i) + "]";
+    if (tokens[i].empty()) fail(path, at + " is empty (a SentencePiece piece must not be)");
+    if (types[i] < 1 || types[i] > 6)
+      fail(path, "tokenizer.ggml.token_type[" + std::to_string(i) + "] = " + std::to_string(types[i]) +
+                     " is not a SentencePiece type (expected 1 normal, 2 unknown, 3 control, 4 user-defined, "
+                     "5 unused, 6 byte)");
+    if (!std::isfinite(scores[i]))
+      fail(path, "tokenizer.ggml.scores[" + std::to_string(i) + "] is not a finite number");
+    if (auto [it, fresh] = seen.emplace(tokens[i], i); !fresh)
+      fail(path, at + " '" + tokens[i] + "' repeats token " + std::to_string(it->second) +
+                     " (each piece must appear once)");
+    im->scores[i] = static_cast<float>(scores[i]);
+    im->types[i] = static_cast<uint8_t>(types[i]);
+    if (types[i] == kSpByte) {
+      const std::string& p = tokens[i];
+      auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+      if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || !hex(p[3]) || !hex(p[4]) || p[5] != '>')
+        fail(path, at + " '" + p + "' has the byte type (6) but is not of the form <0xAB>");
+      ++n_bytes;
+    }
+    if (types[i] == kSpUnknown && !unk_typed) unk_typed = static_cast<int32_t>(i);
+    vocab.emplace_back(tokens[i], static_cast<int64_t>(i));
+  }
+  if (n_bytes != 0 && n_bytes != 256)
+    fail(path, "the vocabulary has " + std::to_string(n_bytes) +
+                   " byte tokens (type 6); byte fallback needs all 256, <0x00> to <0xFF>");
+  im->byte_fallback = n_bytes == 256;
+  set_vocab(*im, vocab, path);
+
+  auto token_id = [&](const char* key) -> std::optional<int32_t> {
+    if (!f.has(key)) return std::nullopt;
+    const int64_t id = f.get_int(key);
+    if (id < 0 || id >= static_cast<int64_t>(n))
+      fail(path, std::string(key) + " = " + std::to_string(id) + " is outside the vocabulary of " +
+                     std::to_string(n) + " tokens");
+    return static_cast<int32_t>(id);
+  };
+  im->unk_id = token_id("tokenizer.ggml.unknown_token_id");
+  if (!im->unk_id) im->unk_id = unk_typed;
+  if (!im->unk_id && !im->byte_fallback)
+    fail(path, what + "an unknown token (tokenizer.ggml.unknown_token_id or a token of type 2) or the 256 byte tokens");
+  im->bos = token_id("tokenizer.ggml.bos_token_id");
+  im->eos = token_id("tokenizer.ggml.eos_token_id");
+  im->add_bos = f.has("tokenizer.ggml.add_bos_token") && f.get_bool("tokenizer.ggml.add_bos_token");
+  // llama.cpp's default when the key is absent: a dummy prefix (as sentencepiece's add_dummy_prefix).
+  const bool prefix = !f.has("tokenizer.ggml.add_space_prefix") || f.get_bool("tokenizer.ggml.add_space_prefix");
+  im->sp_prefix = prefix ? Tokenizer::Impl::SpPrefix::Always : Tokenizer::Impl::SpPrefix::Never;
+  im->sp_strip = prefix;
+  if (f.has("tokenizer.ggml.remove_extra_whitespaces") && f.get_bool("tokenizer.ggml.remove_extra_whitespaces"))
+    fail(path, "tokenizer.ggml.remove_extra_whitespaces = true is not supported (SentencePiece with identity "
+               "normalisation only)");
+  if (f.has("tokenizer.ggml.precompiled_charsmap")) {
+    bool empty = true;
+    try {
+      empty = f.get_int_array("tokenizer.ggml.precompiled_charsmap").empty();
+    } catch (const Error&) {
+      empty = false;
+    }
+    if (!empty)
+      fail(path, "tokenizer.ggml.precompiled_charsmap is not empty: SentencePiece normalisation rules (e.g. "
+                 "nmt_nfkc) are not supported, only identity");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto id = static_cast<int32_t>(i);
+    if (types[i] == kSpControl) im->add_token({id, tokens[i], true, false, false, false}, false);
+    if (types[i] == kSpUserDefined) im->add_token({id, tokens[i], false, false, false, false}, false);
+  }
+  im->finish();
+  return im;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- loaders
@@ -217,43 +432,83 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     fail(path, "not a tokenizer.json: no \"model\" object");
   const json& m = j["model"];
   const std::string mtype = opt_string(m, "type", "BPE", path + ": model");
-  if (mtype != "BPE") fail(path, "model type '" + mtype + "' is not supported (only byte-level BPE)");
-  if (opt_bool(m, "byte_fallback", false, path + ": model"))
-    fail(path, "BPE with byte_fallback (SentencePiece-style) is not supported; only byte-level BPE");
+  if (mtype != "BPE" && mtype != "Unigram")
+    fail(path, "model type '" + mtype +
+                   "' is not supported (supported: BPE (byte-level, or SentencePiece-style with byte_fallback), "
+                   "Unigram)");
+  if (mtype == "Unigram") {
+    im->sp = Impl::Sp::Unigram;
+  } else if (opt_bool(m, "byte_fallback", false, path + ": model")) {
+    im->sp = Impl::Sp::Bpe;
+  }
+  if (im->sp != Impl::Sp::None) {
+    im->sp_hf = true;
+    im->byte_fallback = opt_bool(m, "byte_fallback", false, path + ": model");
+    im->fuse_unk = im->sp == Impl::Sp::Unigram || opt_bool(m, "fuse_unk", false, path + ": model");
+  }
+  if (im->sp == Impl::Sp::Unigram) {
+    const std::string where = path + ": model";
+    if (!m.contains("vocab") || !m["vocab"].is_array()) fail(where, "Unigram vocab is missing or not an array");
+    std::vector<std::pair<std::string, int64_t>> vocab;
+    for (const json& e : m["vocab"]) {
+      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+        fail(where, "Unigram vocab entry " + std::to_string(vocab.size()) + " is not [piece, score]: " +
+                        e.dump().substr(0, 120));
+      vocab.emplace_back(e[0].get<std::string>(), static_cast<int64_t>(vocab.size()));
+      im->scores_hf.push_back(e[1].get<double>());
+    }
+    std::map<std::string, size_t> seen;
+    for (const auto& [p, id] : vocab)
+      if (!seen.emplace(p, id).second)
+        fail(where, "Unigram vocab has '" + p + "' twice (ids " + std::to_string(seen[p]) + " and " +
+                        std::to_string(id) + ")");
+    if (vocab.empty()) fail(where, "Unigram vocab is empty");
+    set_vocab(*im, vocab, path);
+    if (!m.contains("unk_id") || !m["unk_id"].is_number_integer())
+      fail(where, "Unigram without an integer unk_id is not supported");
+    im->unk_id = token_id_of(m["unk_id"], where, "unk_id");
+    if (*im->unk_id >= static_cast<int32_t>(vocab.size()))
+      fail(where, "unk_id " + std::to_string(*im->unk_id) + " is outside the vocabulary of " +
+                      std::to_string(vocab.size()));
+  }
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(k) && m[k].is_string() && !m[k].get<std::string>().empty())
       fail(path, std::string("BPE with ") + k + " is not supported");
   if (m.contains("dropout") && m["dropout"].is_number() && m["dropout"].get<double>() != 0.0)
     fail(path, "BPE dropout is not supported");
   im->ignore_merges = opt_bool(m, "ignore_merges", false, path + ": model");
+  if (im->ignore_merges && im->sp != Impl::Sp::None)
+    fail(path, "BPE with byte_fallback and ignore_merges is not supported");
 
-  if (!m.contains("vocab") || !m["vocab"].is_object()) fail(path, "model.vocab is missing or not an object");
-  std::vector<std::pair<std::string, int64_t>> vocab;
-  vocab.reserve(m["vocab"].size());
-  for (const auto& [k, v] : m["vocab"].items()) {
-    if (!v.is_number_integer()) fail(path, "model.vocab['" + k + "'] is not an integer id");
-    vocab.emplace_back(k, v.get<int64_t>());
-  }
-  set_vocab(*im, vocab, path);
-
-  if (!m.contains("merges") || !m["merges"].is_array()) fail(path, "model.merges is missing or not an array");
-  int32_t rank = 0;
-  std::string a, b;
-  for (const json& e : m["merges"]) {
-    const std::string where = path + ": model.merges[" + std::to_string(rank) + "]";
-    if (e.is_string()) {
-      if (!split_merge(e.get<std::string>(), a, b)) fail(where, "expected \"left right\", found " + e.dump());
-    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      a = e[0].get<std::string>();
-      b = e[1].get<std::string>();
-    } else {
-      fail(where, "expected \"left right\" or [\"left\", \"right\"], found " + e.dump().substr(0, 200));
+  if (im->sp != Impl::Sp::Unigram) {  // BPE: vocab {piece: id}, merges
+    if (!m.contains("vocab") || !m["vocab"].is_object()) fail(path, "model.vocab is missing or not an object");
+    std::vector<std::pair<std::string, int64_t>> vocab;
+    vocab.reserve(m["vocab"].size());
+    for (const auto& [k, v] : m["vocab"].items()) {
+      if (!v.is_number_integer()) fail(path, "model.vocab['" + k + "'] is not an integer id");
+      vocab.emplace_back(k, v.get<int64_t>());
     }
-    add_merge(*im, a, b, rank++, where);
-  }
-  if (m.contains("unk_token") && m["unk_token"].is_string()) {
-    auto it = im->piece_ids.find(m["unk_token"].get<std::string>());
-    if (it != im->piece_ids.end()) im->unk_id = it->second;
+    set_vocab(*im, vocab, path);
+
+    if (!m.contains("merges") || !m["merges"].is_array()) fail(path, "model.merges is missing or not an array");
+    int32_t rank = 0;
+    std::string a, b;
+    for (const json& e : m["merges"]) {
+      const std::string where = path + ": model.merges[" + std::to_string(rank) + "]";
+      if (e.is_string()) {
+        if (!split_merge(e.get<std::string>(), a, b)) fail(where, "expected \"left right\", found " + e.dump());
+      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        a = e[0].get<std::string>();
+        b = e[1].get<std::string>();
+      } else {
+        fail(where, "expected \"left right\" or [\"left\", \"right\"], found " + e.dump().substr(0, 200));
+      }
+      add_merge(*im, a, b, rank++, where);
+    }
+    if (m.contains("unk_token") && m["unk_token"].is_string()) {
+      auto it = im->piece_ids.find(m["unk_token"].get<std::string>());
+      if (it != im->piece_ids.end()) im->unk_id = it->second;
+    }
   }
 
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
@@ -274,6 +529,12 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     }
   }
 
+  if (im->sp != Impl::Sp::None) {
+    sp_json_pipeline(*im, j, path);
+    if (j.contains("post_processor")) detect_bos(*im, j["post_processor"], path);
+    im->finish();
+    return Tokenizer(std::move(im));
+  }
   // Normaliser: none, or NFC (Qwen2), which we accept and do not apply (input assumed NFC).
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& n = j["normalizer"];
@@ -322,11 +583,11 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
 Tokenizer Tokenizer::from_gguf(const GgufFile& f) {
   const std::string& path = f.path();
   const std::string model = f.has("tokenizer.ggml.model") ? f.get_string("tokenizer.ggml.model") : "";
-  if (model == "llama")
-    fail(path, "tokenizer.ggml.model = \"llama\": SentencePiece vocabularies are not supported yet "
-               "(only byte-level BPE, \"gpt2\")");
+  if (model == "llama" || model == "t5") return Tokenizer(sp_from_gguf(f, model));
   if (model != "gpt2")
-    fail(path, "tokenizer.ggml.model = \"" + model + "\" is not supported (only byte-level BPE, \"gpt2\")");
+    fail(path, "tokenizer.ggml.model = \"" + model +
+                   "\" is not supported (supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece BPE, "
+                   "\"t5\" SentencePiece unigram)");
 
   auto im = std::make_unique<Impl>();
   im->source = path + " (GGUF tokenizer.ggml.*)";

@@ -1,5 +1,6 @@
 // Private to src/tokenizer/: the tokenizer's data (Tokenizer::Impl) shared by the loaders
-// (load.cpp), the BPE encoder/decoder (bpe.cpp), and the regex pre-split (pretokenize.cpp).
+// (load.cpp), the BPE and SentencePiece encoders/decoders (bpe.cpp), the export (export.cpp) and
+// the regex pre-split (pretokenize.cpp).
 // Not here: file parsing (load.cpp) or the algorithms themselves.
 #pragma once
 #include <array>
@@ -48,6 +49,20 @@ size_t whitespace_suffix_len(std::string_view s);
 bool starts_with_alnum(std::string_view s);
 bool ends_with_alnum(std::string_view s);
 
+/// SentencePiece piece types, as sentencepiece_model.proto and llama.cpp's token_type number them.
+enum SpType : uint8_t { kSpNormal = 1, kSpUnknown = 2, kSpControl = 3, kSpUserDefined = 4, kSpUnused = 5, kSpByte = 6 };
+
+/// A byte trie over pieces (unigram lattices): node 0 is the root.
+struct SpTrie {
+  std::vector<int32_t> value{-1};                  // node -> piece id ending there, -1 if none
+  std::unordered_map<uint64_t, int32_t> children;  // (node << 8 | byte) -> node
+  void insert(std::string_view s, int32_t id);
+  int32_t child(int32_t node, uint8_t b) const {
+    auto it = children.find(static_cast<uint64_t>(node) << 8 | b);
+    return it == children.end() ? -1 : it->second;
+  }
+};
+
 struct Tokenizer::Impl {
   std::string source;
   // Model vocabulary: id -> byte-level piece ("" for ids only an added token uses) and back.
@@ -74,6 +89,32 @@ struct Tokenizer::Impl {
   bool add_bos = false;
 
   bool words = false;                       // word level (from_words): no BPE, no byte table
+
+  // SentencePiece-style vocabularies (sp != None): text is not pre-split; spaces become U+2581.
+  enum class Sp : uint8_t { None, Bpe, Unigram };
+  enum class SpPrefix : uint8_t { Never, Always, First };
+  Sp sp = Sp::None;
+  // From tokenizer.json: HF `tokenizers` semantics (BPE by merge rank over characters; unigram in
+  // f64 over every piece). Otherwise (GGUF) sentencepiece's: BPE by piece score, leftmost on ties,
+  // merges only into normal / user-defined / unused pieces; unigram in f32 with its types.
+  bool sp_hf = false;
+  SpPrefix sp_prefix = SpPrefix::Never;  // where U+2581 is prepended to a text segment
+  bool sp_prefix_unless_space = false;   // HF Metaspace: not when the segment starts with U+2581
+  bool sp_split = false;                 // HF Metaspace split: words start at each U+2581
+  bool sp_strip = false;                 // decode drops one leading space (the dummy prefix's)
+  bool byte_fallback = false;            // characters without a piece -> <0xAB> byte pieces
+  bool fuse_unk = true;                  // consecutive unknown characters -> one unk (HF BPE flag)
+  std::vector<float> scores;             // per id (sentencepiece semantics) ...
+  std::vector<double> scores_hf;         // ... or HF Unigram's f64 scores
+  std::vector<uint8_t> types;            // per id, SpType (GGUF); empty for tokenizer.json
+  std::array<int32_t, 256> sp_byte_ids{};  // byte -> id of its <0xAB> piece, -1 if absent
+  // Views into piece_ids' keys (built by finish()): pieces merges / lattices may produce
+  // (sentencepiece's pieces_: normal, user-defined, unused) and the others, which sentencepiece
+  // looks up first (control, unknown, byte).
+  std::unordered_map<std::string_view, int32_t> sp_pieces, sp_reserved;
+  SpTrie sp_trie;  // unigram
+  float sp_min_score = 0, sp_max_score = 0;
+  double sp_min_score_hf = 0;
   std::vector<std::string> output_labels;  // the model's own output space (Tracr), when set
 
   // Word cache (raw word bytes -> ids); bounded, guarded for concurrent encode() calls.
@@ -85,10 +126,24 @@ struct Tokenizer::Impl {
   /// Adds one added token (content non-empty), extending `pieces` when the id is new.
   void add_token(const AddedToken& t, bool normalized);
 
-  void encode(std::string_view text, std::vector<int32_t>& out) const;
+  /// `continuation`: the text follows other text (SentencePiece: no dummy prefix at its start).
+  void encode(std::string_view text, std::vector<int32_t>& out, bool continuation = false) const;
   void encode_words(std::string_view text, std::vector<int32_t>& out) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
   void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
+  /// Applies the ranked merges (HF BPE: lowest rank, then leftmost) to symbol ids in place.
+  void merge_ranked(std::vector<int32_t>& ids) const;
+
+  // SentencePiece (bpe.cpp): one text segment between added tokens; `first`: it starts the text.
+  void sp_encode(std::string_view text, bool first, std::vector<int32_t>& out, bool no_prefix = false) const;
+  void sp_bpe_scored(const std::string& norm, std::vector<int32_t>& out) const;
+  void sp_bpe_ranked(std::string_view word, std::vector<int32_t>& out) const;
+  void sp_unigram(const std::string& norm, std::vector<int32_t>& out) const;
+  /// Appends the id of a piece found by the model (unk: byte fallback or one unk per run).
+  void sp_emit(std::string_view piece, int32_t id, bool& prev_unk, std::vector<int32_t>& out) const;
+  /// Byte value of a <0xAB> byte piece id, -1 for any other id.
+  int sp_byte_of(int32_t id) const;
+  std::string sp_decode(const std::vector<int32_t>& ids, bool strip) const;
 };
 
 }  // namespace edgewise

@@ -115,6 +115,26 @@ void cmd_info(const ModelArgs& a) {
   } else {
     std::printf("  positions     learned absolute\n");
   }
+  if (c.block.post_norms || c.block.qk_norm || c.block.embed_scale > 0 || !c.block.sliding.empty()) {
+    std::string b;
+    auto add = [&b](const std::string& s) { b += (b.empty() ? "" : "; ") + s; };
+    if (c.block.post_norms) add("post-norms on attention and MLP outputs");
+    if (c.block.qk_norm) add("q/k norms");
+    if (c.block.embed_scale > 0) add("embeddings x " + std::to_string(c.block.embed_scale).substr(0, 6));
+    if (c.block.attn_scale > 0) add("attention scale " + std::to_string(c.block.attn_scale).substr(0, 7));
+    std::printf("  block         %s\n", b.c_str());
+    if (!c.block.sliding.empty()) {
+      int64_t n = 0;
+      std::string global;
+      for (int64_t l = 0; l < c.n_layers; ++l) {
+        if (c.block.is_sliding(l)) ++n;
+        else global += (global.empty() ? "" : ",") + std::to_string(l);
+      }
+      std::printf("  sliding       window %lld on %lld of %lld layers (global: %s), local RoPE theta %g\n",
+                  (long long)c.block.sliding_window, (long long)n, (long long)c.n_layers,
+                  global.empty() ? "none" : global.c_str(), c.block.rope_theta_local);
+    }
+  }
   std::printf("  context       %lld\n", (long long)c.n_ctx);
   std::printf("  vocabulary    %lld\n", (long long)c.vocab_size);
   std::printf("  unembedding   %s\n", c.tied_embeddings ? "tied to the embedding" : "separate");
@@ -134,10 +154,7 @@ void cmd_info(const ModelArgs& a) {
     const auto& t = m.tokenizer();
     std::printf("tokenizer\n");
     std::printf("  source        %s\n", t.source().c_str());
-    if (t.word_level())
-      std::printf("  type          word level (words separated by spaces)\n");
-    else
-      std::printf("  type          byte-level BPE, pre-split %s\n", pre_split_name(t.pre_split()));
+    std::printf("  type          %s\n", t.describe().c_str());
     if (!t.output_labels().empty()) {
       std::string outs;
       for (const std::string& o : t.output_labels()) outs += (outs.empty() ? "" : " ") + o;
@@ -224,8 +241,8 @@ void cmd_tokenize(const ModelArgs& a, const std::string& text, bool no_bos, bool
 
 void add_model_args(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("model", a.model,
-                  "Model: HF directory, .gguf/.safetensors file, or cached hub id (default: "
-                  "SmolLM2-135M-Instruct)");
+                  "Model: HF directory, .gguf/.safetensors file, cached hub id, or a bundled model "
+                  "(smollm2-135m, gemma-3-270m; default: SmolLM2-135M-Instruct)");
   cmd->add_option("--dtype", a.dtype, "Compute dtype of the weights")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
