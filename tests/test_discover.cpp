@@ -43,7 +43,7 @@ DiscoverOptions small_options() {
 // GPT-NeoX with parallel attention + MLP (whose graph lacks the same-layer head -> MLP edges).
 TEST(Discover, EveryMethodReturnsTheOneResultType) {
   REQUIRE_GOLDEN();
-  for (const char* name : {"llama", "neox"}) {
+  for (const char* name : {"llama", "neox", "gemma3"}) {
   SCOPED_TRACE(name);
   Model m = ewtest::load_patch_model(name);
   Graph g = model_graph(m, true);

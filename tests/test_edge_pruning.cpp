@@ -54,7 +54,7 @@ std::string tmp_path(const std::string& name) {
 // still catches a missing factor or term (those change gradients by O(1) relative).
 TEST(EdgePruning, ObjectiveGradientMatchesFiniteDifferences) {
   REQUIRE_GOLDEN();
-  for (const std::string name : {"gpt2", "llama"}) {
+  for (const std::string name : {"gpt2", "llama", "gemma3"}) {
     SCOPED_TRACE(name);
     Model m = load(name);
     Graph g = model_graph(m, true);

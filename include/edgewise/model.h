@@ -1,5 +1,5 @@
-// One hookable decoder-only transformer for GPT-2, GPT-NeoX / Pythia and the Llama family
-// (Llama 2/3, CodeLlama, Qwen2/2.5, SmolLM2). Architectures are data (src/model/arch.cpp): a table per architecture
+// One hookable decoder-only transformer for GPT-2, GPT-NeoX / Pythia, the Llama family
+// (Llama 2/3, CodeLlama, Qwen2/2.5, SmolLM2) and Gemma 3. Architectures are data (src/model/arch.cpp): a table per architecture
 // maps checkpoint tensor names to canonical ones with flags (optional, transposed, tied).
 // Weights are loaded once, read-only; the forward pass names every intermediate with its
 // TransformerLens hook name, and a Hooks object may read or replace any of them.
@@ -29,15 +29,21 @@ namespace edgewise {
 /// Tracr: a transformer compiled from a RASP program (tools/tracr/export.py writes its files):
 /// no norm, ReLU MLPs, non-causal attention unless compiled causal, its own word-level vocabulary
 /// (Tokenizer::from_tracr_config) and output space (output.weight: [outputs, D]).
-enum class Arch { Gpt2, Llama, Qwen2, GptNeox, Tracr };
+/// Gemma 3 (text): the Llama layout plus the BlockShape fields post_norms, qk_norm, embed_scale,
+/// attn_scale and sliding-window layers; GeGLU MLPs; norm weights stored as their multiplier
+/// (the checkpoint's 1 + w; a GGUF's as written).
+enum class Arch { Gpt2, Llama, Qwen2, GptNeox, Tracr, Gemma3 };
 inline constexpr EnumName<Arch> kArchNames[] = {{Arch::Gpt2, "gpt2"},
                                                 {Arch::Llama, "llama"},
                                                 {Arch::Qwen2, "qwen2"},
                                                 {Arch::GptNeox, "gpt_neox"},
-                                                {Arch::Tracr, "tracr"}};
+                                                {Arch::Tracr, "tracr"},
+                                                {Arch::Gemma3, "gemma3"}};
 const char* arch_name(Arch a);
 
 enum class Norm { LayerNorm, RMSNorm, None };  ///< None: no norm at all (Tracr)
+/// The MLP's activation; in a gated MLP the gate's (Silu: SwiGLU; GeluNew, the tanh approximation:
+/// GeGLU).
 enum class Act { GeluNew, Gelu, Silu, Relu };
 
 struct RopeScaling {
@@ -59,6 +65,27 @@ struct BlockShape {
   /// The leading dims of each head the rotary embedding turns; 0 = all of d_head. GPT-NeoX's
   /// rotary_pct (Pythia: 0.25) gives d_head * rotary_pct.
   int64_t rotary_dims = 0;
+  /// Gemma 2/3: a norm on each sublayer's output before the residual add (post_attention_norm,
+  /// post_ffw_norm): x' = x + post(attn(ln1(x))); x' + post2(mlp(ln2(x'))). A head's output is
+  /// then its share of the normed attention output (docs/PATCHING.md, "Post-norms").
+  bool post_norms = false;
+  /// RMSNorm of each head's query and key over Dh (attn_q_norm / attn_k_norm) before the rotary
+  /// embedding (Gemma 3, Qwen3).
+  bool qk_norm = false;
+  /// Token embeddings multiplied by this in the compute dtype (Gemma: sqrt(d_model)); 0: not.
+  double embed_scale = 0;
+  /// Scale of the attention logits; 0: 1/sqrt(d_head) (Gemma: query_pre_attn_scalar^-0.5).
+  double attn_scale = 0;
+  /// Sliding-window attention: sliding[l] set means layer l's query at position i sees only keys
+  /// i - sliding_window < j <= i, and turns q / k with the rotary base rope_theta_local. Empty: no
+  /// such layers.
+  std::vector<bool> sliding;
+  int64_t sliding_window = 0;
+  double rope_theta_local = 10000.0;
+
+  bool is_sliding(int64_t layer) const {
+    return layer >= 0 && static_cast<size_t>(layer) < sliding.size() && sliding[layer];
+  }
 };
 
 /// Hyper-parameters. Read from config.json or GGUF metadata.
@@ -185,6 +212,14 @@ class Model {
   /// embeddings); read by the patched forward (graph/patch.cpp).
   const at::Tensor& rope_cos() const { return rope_cos_; }
   const at::Tensor& rope_sin() const { return rope_sin_; }
+  /// The tables layer l turns q and k with: a sliding-window layer's own (BlockShape::
+  /// rope_theta_local) when the model has them, else rope_cos() / rope_sin().
+  const at::Tensor& rope_cos(int64_t layer) const {
+    return cfg_.block.is_sliding(layer) && rope_cos_local_.defined() ? rope_cos_local_ : rope_cos_;
+  }
+  const at::Tensor& rope_sin(int64_t layer) const {
+    return cfg_.block.is_sliding(layer) && rope_sin_local_.defined() ? rope_sin_local_ : rope_sin_;
+  }
 
  private:
   ModelConfig cfg_;
@@ -194,6 +229,7 @@ class Model {
   std::shared_ptr<Tokenizer> tokenizer_;
   std::vector<std::string> notes_;
   at::Tensor rope_cos_, rope_sin_;  // [n_ctx, Dh]
+  at::Tensor rope_cos_local_, rope_sin_local_;  // sliding-window layers' (undefined: none)
 };
 
 /// Reads config.json into a ModelConfig. Unsupported model_type -> Error naming the file.

@@ -55,6 +55,7 @@ struct Evaluated {
   std::vector<double> values;
   std::map<int64_t, Val> sources;  // source -> new output minus the current one
   std::map<int64_t, Val> readers;  // reader -> new input
+  std::map<int64_t, Val> raw;      // post-norms: head l * H + h -> new raw output minus the current one
 };
 
 class Engine {
@@ -77,12 +78,13 @@ class Engine {
     abl_ = ablated.to(dev_, dt);
     const auto& W = model.weights();
     for (int64_t l = 0; l < L_; ++l) lw_.push_back(layer_weights_as(layer_weights(W, l), dt));
-    emb_ = at::embedding(W.at("token_embd.weight").to(dt), tokens_);
-    if (c_.positional_embedding) emb_ = emb_ + W.at("position_embd.weight").to(dt).narrow(0, 0, T_).unsqueeze(0);
+    emb_ = embed_tokens(c_, W, tokens_, dt);
     if (c_.rope) {
       Dr_ = model.rope_cos().size(1);  // the rotated dims (partial rotary: < Dh)
-      cos_ = model.rope_cos().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
-      sin_ = model.rope_sin().narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_});
+      for (int64_t l = 0; l < L_; ++l) {  // each layer's tables (sliding-window layers may have their own)
+        cos_.push_back(model.rope_cos(l).narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_}));
+        sin_.push_back(model.rope_sin(l).narrow(0, 0, T_).to(dt).view({1, 1, T_, Dr_}));
+      }
     }
     out_norm_w_ = opt_weight(W, "output_norm.weight", dt);  // none without norms (Tracr)
     out_norm_b_ = opt_weight(W, "output_norm.bias", dt);
@@ -100,6 +102,8 @@ class Engine {
           (attn_first_.size() <= static_cast<size_t>(r.layer)))
         attn_first_.push_back(j);
     }
+    first_head_layer_.assign(S_, -1);
+    for (int64_t l = 0; l < L_; ++l) first_head_layer_[g.head_source(l, 0)] = l;
     keep_.assign(S_ * R_, 0);
     for (int64_t r = 0; r < R_; ++r)
       for (int64_t s = 0; s < g.reader_fan_in(r); ++s) keep_[s * R_ + r] = 1;
@@ -112,18 +116,31 @@ class Engine {
 
   // Liveness: a source is live when one of its kept out-edges enters a reader whose node is live;
   // the logits are live. Monotone: removing edges only ever makes nodes dead.
+  // Post-norms: a head's raw output sets the norm scale of its whole layer, so it matters
+  // (at a position) whenever any head of its layer does, kept out-edges or not.
   void update_live() {
     src_live_.assign(S_, 0);
-    for (int64_t s = S_ - 1; s >= 0; --s)
+    for (int64_t s = S_ - 1; s >= 0; --s) {
       for (int64_t r = 0; r < R_ && !src_live_[s]; ++r)
         if (keep_[s * R_ + r] && reader_live(r)) src_live_[s] = 1;
+      share_in_layer(s, src_live_);
+    }
     n_live_ = std::count(src_live_.begin(), src_live_.end(), 1);
     // Whether a source's output matters at positions other than the prediction positions: only
     // through attention, i.e. when it reaches a live k or v reader (or a head-level reader).
     need_all_.assign(S_, 0);
-    for (int64_t s = S_ - 1; s >= 0; --s)
+    for (int64_t s = S_ - 1; s >= 0; --s) {
       for (int64_t r = 0; r < R_ && !need_all_[s]; ++r)
         if (keep_[s * R_ + r] && reader_live(r)) need_all_[s] = node_needs_all(r);
+      share_in_layer(s, need_all_);
+    }
+  }
+  // Post-norms, at a layer's first head source s (the last of the layer visited, in descending
+  // order): when any head of the layer has the flag, all get it.
+  void share_in_layer(int64_t s, std::vector<uint8_t>& flag) const {
+    if (!c_.block.post_norms || first_head_layer_[s] < 0) return;
+    if (std::find(flag.begin() + s, flag.begin() + s + H_, 1) == flag.begin() + s + H_) return;
+    std::fill(flag.begin() + s, flag.begin() + s + H_, 1);
   }
   // Whether the node that reader r feeds matters at every position (see need_all_); k and v
   // readers always do.
@@ -183,6 +200,7 @@ class Engine {
     O_ = at::empty({S_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
     X_ = at::empty({R_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
     O_.select(0, 0).copy_(emb_);
+    if (c_.block.post_norms) Hraw_ = at::empty({L_ * H_, B_, T_, D_}, O_.options());
     at::Tensor resid = emb_.clone();  // [B, T, D]
     for (int64_t l = 0; l < L_; ++l) {
       const int64_t r0 = attn_first_[l], nr = mlp_reader_[l] - r0;
@@ -191,6 +209,10 @@ class Engine {
       for (int64_t h = 0; h < H_; ++h) hs[h] = h;
       auto cached = [&](int64_t r) { return X_.select(0, r).unsqueeze(0); };
       at::Tensor heads = head_outputs(l, hs, cached, cached, false);  // [H, 1, B, T, D]
+      if (c_.block.post_norms) {  // the raw outputs kept, the sources are their shares of the normed sum
+        Hraw_.narrow(0, l * H_, H_).copy_(heads.select(1, 0));
+        heads = post_norm_shares(c_, heads, heads.sum(0), lw_[l].pan_w);
+      }
       O_.narrow(0, g_.head_source(l, 0), H_).copy_(heads.select(1, 0));
       const at::Tensor block_in = resid;  // a parallel block's MLP reads this
       resid = resid + heads.select(1, 0).sum(0);
@@ -283,6 +305,10 @@ class Engine {
                                      (!pos_is_last_ && g_.reader(r).kind != Graph::ReaderKind::Q);
           if (any) (need_all_[s] && any_full ? hs_full : hs_pos).push_back(h);
         }
+        if (c_.block.post_norms) {
+          post_norm_layer(l, hs_full, hs_pos, input_full, input_pos, ev);
+          hs_full.clear(), hs_pos.clear();  // done
+        }
         for (bool full : {true, false}) {
           const std::vector<int64_t>& hs = full ? hs_full : hs_pos;
           if (hs.empty()) continue;
@@ -324,6 +350,11 @@ class Engine {
       if (v.full) o.add_(v.t.select(0, j));
       else o.index_put_({rows, pos_}, o.index({rows, pos_}) + v.t.select(0, j).squeeze(1));
     }
+    for (const auto& [i, v] : ev.raw) {
+      at::Tensor o = Hraw_.select(0, i);
+      if (v.full) o.add_(v.t.select(0, j));
+      else o.index_put_({rows, pos_}, o.index({rows, pos_}) + v.t.select(0, j).squeeze(1));
+    }
     for (const auto& [r, v] : ev.readers) {
       at::Tensor x = X_.select(0, r);
       if (v.full) x.copy_(v.t.select(0, j));
@@ -341,6 +372,36 @@ class Engine {
     if (!g_.split_qkv()) return {r0 + h};
     const int64_t gq = h / (H_ / G_);
     return {r0 + h, r0 + H_ + gq, r0 + H_ + G_ + gq};
+  }
+
+  // Post-norms: heads hs_full / hs_pos of layer l have new inputs. Their raw outputs are
+  // recomputed (at every position when any is needed there, else at the prediction positions),
+  // the layer's raw sum and its norm scale follow, and every head's share of the normed output
+  // changes with the scale: ev gets the new raw outputs and every head's new share.
+  template <class Ffull, class Fpos>
+  void post_norm_layer(int64_t l, const std::vector<int64_t>& hs_full, const std::vector<int64_t>& hs_pos,
+                       Ffull input_full, Fpos input_pos, Evaluated& ev) {
+    if (hs_full.empty() && hs_pos.empty()) return;
+    const bool full = !hs_full.empty();
+    std::vector<int64_t> hs = hs_full;
+    hs.insert(hs.end(), hs_pos.begin(), hs_pos.end());
+    const at::Tensor out = full ? head_outputs(l, hs, input_full, input_full, false)  // [nh, K, B, P, D]
+                                : head_outputs(l, hs, input_pos, input_full, true);
+    const int64_t K = out.size(1), P = out.size(3);
+    at::Tensor cur = Hraw_.narrow(0, l * H_, H_);  // [H, B, T, D]
+    if (!full) cur = at_pos(cur);                   // [H, B, 1, D]
+    at::Tensor raw = cur.unsqueeze(1).expand({H_, K, B_, P, D_}).clone();  // [H, K, B, P, D]
+    for (size_t i = 0; i < hs.size(); ++i) {
+      const at::Tensor o = out.select(0, static_cast<int64_t>(i));
+      raw.select(0, hs[i]).copy_(o);
+      ev.raw[l * H_ + hs[i]] = {o - cur.select(0, hs[i]).unsqueeze(0), full};
+    }
+    const at::Tensor shares = post_norm_shares(c_, raw, raw.sum(0), lw_[l].pan_w);
+    for (int64_t h = 0; h < H_; ++h) {
+      const int64_t s = g_.head_source(l, h);
+      const at::Tensor o = full ? O_.select(0, s) : at_pos(O_.select(0, s));
+      ev.sources[s] = {shares.select(0, h) - o.unsqueeze(0), full};
+    }
   }
 
   // X[r0 .. r0 + nr) = resid - sum_s (1 - keep[s, r]) (O_s - õ_s) over sources [0, S).
@@ -397,14 +458,17 @@ class Engine {
     at::Tensor q = project(stack(xq, K, P), w.q_w, w.q_b, H_, hi, P);       // [K*B, nh, P, Dh]
     at::Tensor k = project(stack(xk, Kkv, T_), w.k_w, w.k_b, G_, gi, T_);  // [Kkv*B, nh, T, Dh]
     at::Tensor v = project(stack(xv, Kkv, T_), w.v_w, w.v_b, G_, gi, T_);
+    q = head_norm(c_, q, w.qn_w);  // per-head q / k norms (Gemma 3), before the rotary embedding
+    k = head_norm(c_, k, w.kn_w);
     if (c_.rope) {
-      k = rotary(k, cos_, sin_);
+      const at::Tensor &cs = cos_[l], &sn = sin_[l];
+      k = rotary(k, cs, sn);
       if (last_only) {
-        at::Tensor cp = cos_.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
-        at::Tensor sp = sin_.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
+        at::Tensor cp = cs.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
+        at::Tensor sp = sn.view({T_, Dr_}).index_select(0, pos_).view({1, B_, 1, 1, Dr_});
         q = rotary(q.view({K, B_, nh, 1, Dh_}), cp, sp).view({K * B_, nh, 1, Dh_});
       } else {
-        q = rotary(q, cos_, sin_);
+        q = rotary(q, cs, sn);
       }
     }
     if (Kkv != K) {  // the same keys and values for every mask
@@ -413,9 +477,9 @@ class Engine {
     }
     at::Tensor z;  // [K*B, nh, P, Dh]
     if (last_only) {
-      z = attention_at(q, k, v, pos_, c_.causal);
+      z = attention_at(q, k, v, pos_, attn_spec(c_, l));
     } else {
-      z = causal_attention(q, k, v, c_.causal);
+      z = causal_attention(q, k, v, attn_spec(c_, l));
     }
     at::Tensor wo = out_proj_heads(c_, w).index_select(0, hi);  // [nh, Dh, D]
     at::Tensor out = head_results(z.transpose(0, 1).reshape({nh, K * B_ * P, Dh_}), wo);  // [nh, N, D]
@@ -443,7 +507,7 @@ class Engine {
   // The MLP's output (without the down bias) for inputs x [.., D].
   at::Tensor mlp_output(int64_t l, const at::Tensor& x) {
     const LayerWeights& w = lw_[l];
-    return model_detail::mlp_output(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr, /*bias=*/false);
+    return post_norm(c_, model_detail::mlp_output(c_, w, norm(c_, x, w.fn_w, w.fn_b), nullptr, /*bias=*/false), w.pfn_w);
   }
 
   // Logits [K, B, V] from the logits reader's inputs at the prediction positions [K, B, 1, D].
@@ -463,13 +527,16 @@ class Engine {
   at::ScalarType dt_;
   c10::Device dev_ = c10::kCPU;  // the model's
   int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, Dr_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
-  at::Tensor tokens_, pos_, abl_, emb_, cos_, sin_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
+  at::Tensor tokens_, pos_, abl_, emb_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
+  std::vector<at::Tensor> cos_, sin_;  // per layer [1, 1, T, Dr]
   std::vector<LayerWeights> lw_;
   std::vector<int64_t> attn_first_, mlp_reader_;
   int64_t logits_reader_ = -1;
   std::vector<uint8_t> keep_, src_live_, need_all_;
+  std::vector<int64_t> first_head_layer_;  // per source: the layer whose first head it is, else -1
   bool pos_is_last_ = true;  // a change at the prediction positions reaches no other (the constructor)
   at::Tensor O_, X_;
+  at::Tensor Hraw_;  // post-norms: every head's raw output (before the layer's post-norm) [L * H, B, T, D]
 };
 
 }  // namespace

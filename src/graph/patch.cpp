@@ -237,18 +237,11 @@ class Pass {
       if (embeddings_.defined()) {
         x0 = embeddings_.to(dt_);
       } else {
-        x0 = at::embedding(model_.weights().at("token_embd.weight").to(dt_), tokens_);
-        if (c_.positional_embedding)
-          x0 = x0 + model_.weights().at("position_embd.weight").to(dt_).narrow(0, 0, T_).unsqueeze(0);
+        x0 = embed_tokens(c_, model_.weights(), tokens_, dt_);
       }
       if (detached(0)) x0 = x0.detach();
       x_ = x0.unsqueeze(0);
       put_range(0, 1, x0.view({1, 1, B_, T_, D_}));
-    }
-    if (c_.rope) {
-      const int64_t Dr = model_.rope_cos().size(1);  // the rotated dims (partial rotary: < Dh)
-      cos_ = model_.rope_cos().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dr});
-      sin_ = model_.rope_sin().narrow(0, 0, T_).to(dt_).view({1, 1, T_, Dr});
     }
     std::vector<at::Tensor> resid;
     for (int64_t l = start; l < L; ++l) {
@@ -599,11 +592,16 @@ class Pass {
         }
       }
     }
+    q = head_norm(c_, q, w.qn_w);  // per-head q / k norms (Gemma 3), before the rotary embedding
+    k = head_norm(c_, k, w.kn_w);
     if (c_.rope) {
-      q = rotary(q, cos_, sin_);
-      k = rotary(k, cos_, sin_);
+      // The layer's tables [1, 1, T, Dr] (a sliding-window layer may have its own base).
+      auto table = [&](const at::Tensor& t) { return t.narrow(0, 0, T).to(dt_).view({1, 1, T, t.size(1)}); };
+      const at::Tensor cs = table(model_.rope_cos(l)), sn = table(model_.rope_sin(l));
+      q = rotary(q, cs, sn);
+      k = rotary(k, cs, sn);
     }
-    at::Tensor z = causal_attention(q, k, v, c_.causal);  // [N, H, T, Dh]
+    at::Tensor z = causal_attention(q, k, v, attn_spec(c_, l));  // [N, H, T, Dh]
     const int64_t Kz = N / B_;
     const at::Tensor wo = out_proj_heads(c_, w);  // [H, Dh, D]
     const int64_t s_head = g_.head_source(l, 0);
@@ -611,6 +609,8 @@ class Pass {
     if (mode_ == Mode::Dense) {
       // The per-head outputs are all needed; their sum is the attention output.
       at::Tensor heads = head_results(z.transpose(0, 1).reshape({H, N * T, Dh}), wo);  // [H, N*T, D]
+      // Post-norms: each head's share of the normed attention output (docs/PATCHING.md).
+      heads = post_norm_shares(c_, heads, heads.sum(0), w.pan_w);
       if (!detach_.empty()) {
         std::vector<uint8_t> flag(detach_.begin() + s_head, detach_.begin() + s_head + H);
         if (std::find(flag.begin(), flag.end(), 1) != flag.end()) {
@@ -622,7 +622,8 @@ class Pass {
       if (w.o_b.defined()) attn_out = attn_out + w.o_b;
       put_range(s_head, H, heads.view({H, Kz, B_, T, D_}));
     } else {
-      attn_out = at::linear(z.transpose(1, 2).reshape({N, T, H * Dh}), w.o_w, w.o_b).view({Kz, B_, T, D_});
+      const at::Tensor raw = at::linear(z.transpose(1, 2).reshape({N, T, H * Dh}), w.o_w, w.o_b).view({Kz, B_, T, D_});
+      attn_out = post_norm(c_, raw, w.pan_w);
       std::vector<int64_t> hs = kept(s_head, H);
       if (!hs.empty()) {
         at::Tensor zh = z.transpose(0, 1);  // [H, N, T, Dh]
@@ -633,6 +634,7 @@ class Pass {
         }
         const int64_t nh = static_cast<int64_t>(hs.size());
         at::Tensor heads = head_results(zh.reshape({nh, N * T, Dh}), wh).view({nh, Kz, B_, T, D_});
+        heads = post_norm_shares(c_, heads, raw, w.pan_w);
         put_range(s_head, H, heads);  // all H, or the kept ones only
       }
     }
@@ -652,7 +654,7 @@ class Pass {
     } else {
       xn = normed_input(l, g_.sources_before_mlp(l), r, w.fn_w, w.fn_b);
     }
-    at::Tensor out = mlp_output(c_, w, xn, nullptr, /*bias=*/true);
+    at::Tensor out = post_norm(c_, mlp_output(c_, w, xn, nullptr, /*bias=*/true), w.pfn_w);
     const int64_t s = g_.mlp_source(l);
     if (detached(s)) out = out.detach();
     x_ = x_ + out;
@@ -676,7 +678,7 @@ class Pass {
   bool fusable_ = false;  // float32 / float64: the fused norms (reader_norm.h) apply
   std::vector<int64_t> slot_, rows_before_;
   std::vector<uint8_t> touched_;
-  at::Tensor keep_rows_, buf_, x_, x_block_, cos_, sin_;
+  at::Tensor keep_rows_, buf_, x_, x_block_;
   at::Tensor acc_;  // dense: the current chunk's corrections from the rows before it [K, n, BTD]
   std::map<int64_t, at::Tensor> acc_parts_;  // with gradients: acc_ split by first reader of each group
   int64_t chunk_end_ = 0, chunk_r0_ = 0, chunk_n0_ = 0, chunk_nr_ = 0;

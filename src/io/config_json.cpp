@@ -1,4 +1,4 @@
-// Hugging Face config.json (gpt2, llama, qwen2, gpt_neox, tracr) -> HfConfig; see
+// Hugging Face config.json (gpt2, llama, qwen2, gpt_neox, gemma3_text, tracr) -> HfConfig; see
 // include/edgewise/config_json.h. Defaults are those of the transformers config classes for keys
 // a file leaves out. Every problem is an Error naming the file and the key.
 // Not here: reading the file and the ModelConfig it becomes (src/model/config.cpp).
@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 
 #include "edgewise/error.h"
@@ -18,7 +19,7 @@ namespace {
 
 // The architectures config.json may name; the same names as kArchNames in edgewise/model.h
 // (arch_from_string there maps the accepted name to its Arch).
-constexpr const char* kModelTypes[] = {"gpt2", "llama", "qwen2", "gpt_neox", "tracr"};
+constexpr const char* kModelTypes[] = {"gpt2", "llama", "qwen2", "gpt_neox", "gemma3_text", "tracr"};
 
 struct JsonReader {
   const json& j;
@@ -91,6 +92,84 @@ void read_rope(const JsonReader& r, HfConfig& c) {
   }
 }
 
+// Gemma 3's text model (transformers' Gemma3TextConfig): the Llama layout with post-norms, q/k
+// norms, GeGLU, scaled embeddings and attention, and sliding-window layers with their own rotary
+// base. Its rope_parameters are per layer type; older files say rope_theta and
+// rope_local_base_freq.
+void read_gemma3(const JsonReader& r, HfConfig& c) {
+  c.d_model = r.get_int("hidden_size");
+  c.n_layers = r.get_int("num_hidden_layers");
+  c.n_heads = r.get_int("num_attention_heads");
+  c.n_kv_heads = r.get_int("num_key_value_heads", c.n_heads);
+  c.d_head = r.get_int("head_dim", 256);
+  c.d_mlp = r.get_int("intermediate_size");
+  c.n_ctx = r.get_int("max_position_embeddings", 131072);
+  c.vocab_size = r.get_int("vocab_size", 262208);
+  c.norm_eps = r.get_float("rms_norm_eps", 1e-6);
+  const std::string act = r.get_string("hidden_activation", r.get_string("hidden_act", "gelu_pytorch_tanh"));
+  if (act != "gelu_pytorch_tanh" && act != "gelu_new")
+    fail(r.path, "unsupported hidden_activation '" + act + "' (Gemma 3: gelu_pytorch_tanh)");
+  c.act = "gelu_new";  // the tanh approximation, in the gate of a GeGLU
+  c.gated_mlp = true;
+  c.rope = true;
+  c.post_norms = c.qk_norm = true;
+  c.embed_scale = std::sqrt(static_cast<double>(c.d_model));
+  const double qs = r.get_float("query_pre_attn_scalar", 256);
+  if (!(qs > 0)) fail(r.path, "query_pre_attn_scalar must be positive, found " + std::to_string(qs));
+  c.attn_scale = 1.0 / std::sqrt(qs);
+  for (const char* k : {"final_logit_softcapping", "attn_logit_softcapping"})
+    if (r.has(k)) fail(r.path, std::string(k) + " is set; soft-capping is not supported (Gemma 3 has none)");
+  if (r.get_bool("use_bidirectional_attention", false))
+    fail(r.path, "use_bidirectional_attention = true is not supported (a causal language model is expected)");
+  if (r.get_bool("attention_bias", false)) fail(r.path, "attention_bias = true is not supported for gemma3_text");
+  c.qkv_bias = c.o_bias = c.mlp_bias = false;
+  c.tied_embeddings = r.get_bool("tie_word_embeddings", true);
+  c.sliding_window = r.get_int("sliding_window", 4096);
+  if (c.sliding_window <= 0) fail(r.path, "sliding_window must be positive, found " + std::to_string(c.sliding_window));
+  c.sliding.assign(c.n_layers, false);
+  if (r.has("layer_types")) {
+    const json& lt = r.j["layer_types"];
+    if (!lt.is_array() || static_cast<int64_t>(lt.size()) != c.n_layers)
+      fail(r.path, "layer_types must be a list of " + std::to_string(c.n_layers) + " entries, found " + lt.dump().substr(0, 200));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const std::string t = lt[l].is_string() ? lt[l].get<std::string>() : "";
+      if (t != "sliding_attention" && t != "full_attention")
+        fail(r.path, "layer_types[" + std::to_string(l) + "] is " + lt[l].dump() +
+                         " (expected \"sliding_attention\" or \"full_attention\")");
+      c.sliding[l] = t == "sliding_attention";
+    }
+  } else {
+    const int64_t pattern = r.get_int("sliding_window_pattern", r.get_int("_sliding_window_pattern", 6));
+    if (pattern <= 0) fail(r.path, "sliding_window_pattern must be positive");
+    for (int64_t l = 0; l < c.n_layers; ++l) c.sliding[l] = (l + 1) % pattern != 0;
+  }
+  c.rope_theta = r.get_float("rope_theta", 1000000.0);
+  c.rope_theta_local = r.get_float("rope_local_base_freq", 10000.0);
+  if (r.has("rope_parameters") && r.j["rope_parameters"].is_object() && r.j["rope_parameters"].contains("full_attention")) {
+    const json& rp = r.j["rope_parameters"];
+    for (const char* kind : {"full_attention", "sliding_attention"}) {
+      if (!rp.contains(kind)) continue;
+      if (!rp[kind].is_object()) fail(r.path, std::string("rope_parameters.") + kind + " is not a JSON object");
+      JsonReader s{rp[kind], r.path};
+      const bool full = std::string(kind) == "full_attention";
+      double& theta = full ? c.rope_theta : c.rope_theta_local;
+      theta = s.get_float("rope_theta", theta);
+      const std::string type = s.get_string("rope_type", "default");
+      if (type == "default") continue;
+      if (type != "linear" || !full)
+        fail(r.path, std::string("rope_parameters.") + kind + ": unsupported rope_type '" + type +
+                         "' (supported: default; linear for full_attention)");
+      c.rope_scaling.type = "linear";
+      c.rope_scaling.factor = s.get_float("factor", 1.0);
+    }
+  } else if (r.has("rope_scaling")) {
+    HfConfig tmp;
+    read_rope(r, tmp);
+    if (tmp.rope_scaling.type == "llama3") fail(r.path, "llama3 rope scaling is not supported for gemma3_text");
+    c.rope_scaling = tmp.rope_scaling;
+  }
+}
+
 }  // namespace
 
 void hf_config_validate(const HfConfig& c, const std::string& where) {
@@ -119,7 +198,7 @@ HfConfig hf_config_parse(const std::string& path, const std::string& text) {
   }
   if (!j.is_object()) fail(path, "not a JSON object");
   JsonReader r{j, path};
-  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2, gpt_neox, tracr)");
+  if (!r.has("model_type")) fail(path, "missing key 'model_type' (supported: gpt2, llama, qwen2, gpt_neox, gemma3_text, tracr)");
   HfConfig c;
   c.model_type = r.get_string("model_type", "");
   bool known = false;
@@ -237,6 +316,8 @@ HfConfig hf_config_parse(const std::string& path, const std::string& text) {
     c.qkv_bias = c.o_bias = r.get_bool("attention_bias", true);
     c.mlp_bias = true;
     c.tied_embeddings = r.get_bool("tie_word_embeddings", false);
+  } else if (c.model_type == "gemma3_text") {
+    read_gemma3(r, c);
   } else {  // llama, qwen2
     const bool qwen2 = c.model_type == "qwen2";
     c.d_model = r.get_int("hidden_size");

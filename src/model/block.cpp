@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "edgewise/error.h"
+
 namespace edgewise::model_detail {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
@@ -54,13 +56,15 @@ LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l
           g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
           g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),
           g("ffn_gate.weight"),  g("ffn_gate.bias"),  g("ffn_up.weight"), g("ffn_up.bias"),
-          g("ffn_down.weight"),  g("ffn_down.bias")};
+          g("ffn_down.weight"),  g("ffn_down.bias"),  g("attn_q_norm.weight"), g("attn_k_norm.weight"),
+          g("post_attention_norm.weight"), g("post_ffw_norm.weight")};
 }
 
 LayerWeights layer_weights_as(const LayerWeights& w, at::ScalarType dt) {
   LayerWeights r = w;
   for (at::Tensor* t : {&r.an_w, &r.an_b, &r.q_w, &r.q_b, &r.k_w, &r.k_b, &r.v_w, &r.v_b, &r.o_w, &r.o_b,
-                        &r.fn_w, &r.fn_b, &r.gate_w, &r.gate_b, &r.up_w, &r.up_b, &r.down_w, &r.down_b})
+                        &r.fn_w, &r.fn_b, &r.gate_w, &r.gate_b, &r.up_w, &r.up_b, &r.down_w, &r.down_b,
+                        &r.qn_w, &r.kn_w, &r.pan_w, &r.pfn_w})
     if (t->defined()) *t = t->to(dt);
   return r;
 }
@@ -129,7 +133,8 @@ at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Ten
     }
     hk("mlp.hook_pre", gate);
     hk("mlp.hook_pre_linear", up);
-    at::Tensor post = at::silu(gate) * up;
+    // SwiGLU, or GeGLU with the tanh approximation (Gemma's gelu_pytorch_tanh).
+    at::Tensor post = (c.act == Act::Silu ? at::silu(gate) : c.act == Act::GeluNew ? at::gelu(gate, "tanh") : at::gelu(gate)) * up;
     hk("mlp.hook_post", post);
     return post;
   }
@@ -140,10 +145,61 @@ at::Tensor mlp_hidden(const ModelConfig& c, const LayerWeights& w, const at::Ten
   return post;
 }
 
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal,
-                                          scale, /*enable_gqa=*/k.size(1) != q.size(1));
+AttnSpec attn_spec(const ModelConfig& c, int64_t layer) {
+  AttnSpec a;
+  a.causal = c.causal;
+  a.window = c.block.is_sliding(layer) ? c.block.sliding_window : 0;
+  a.scale = c.block.attn_scale;
+  return a;
+}
+
+at::Tensor attention_mask(const AttnSpec& a, int64_t T, const c10::Device& d) {
+  at::Tensor i = at::arange(T, at::TensorOptions().dtype(at::kLong).device(d));
+  at::Tensor diff = i.view({T, 1}) - i.view({1, T});  // query - key
+  at::Tensor m = a.causal ? diff >= 0 : at::ones({T, T}, diff.options().dtype(at::kBool));
+  if (a.window > 0) m = m.logical_and(diff < a.window);
+  return m;
+}
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttnSpec& a) {
+  const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const bool gqa = k.size(1) != q.size(1);
+  const int64_t T = q.size(2);
+  if (a.window > 0 && a.window < T) {  // a window that cuts: an explicit mask (SDPA's is_causal cannot say it)
+    if (!a.causal) fail("attention", "a sliding window needs causal attention");
+    return at::scaled_dot_product_attention(q, k, v, attention_mask(a, T, q.device()), 0.0, false, scale, gqa);
+  }
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/a.causal,
+                                          scale, /*enable_gqa=*/gqa);
+}
+
+at::Tensor head_norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w) {
+  if (!c.block.qk_norm || !w.defined()) return x;
+  return rms_norm(x, w, c.norm_eps);
+}
+
+at::Tensor embed_tokens(const ModelConfig& c, const std::map<std::string, at::Tensor>& w, const at::Tensor& tokens,
+                        at::ScalarType dt) {
+  at::Tensor x = at::embedding(w.at("token_embd.weight").to(dt), tokens);
+  // transformers multiplies by the scale cast to the weights' dtype (Gemma3TextScaledWordEmbedding).
+  if (c.block.embed_scale > 0) x = x * at::scalar_tensor(c.block.embed_scale, at::kFloat).to(dt).to(x.device());
+  if (c.positional_embedding)
+    x = x + w.at("position_embd.weight").to(dt).narrow(0, 0, tokens.size(-1)).unsqueeze(0);
+  return x;
+}
+
+at::Tensor post_norm(const ModelConfig& c, const at::Tensor& out, const at::Tensor& w) {
+  if (!c.block.post_norms || !w.defined()) return out;
+  return rms_norm(out, w, c.norm_eps);
+}
+
+at::Tensor post_norm_shares(const ModelConfig& c, const at::Tensor& heads, const at::Tensor& total,
+                            const at::Tensor& w) {
+  if (!c.block.post_norms || !w.defined()) return heads;
+  // The norm's scale of the whole output, computed as rms_norm computes it (fp32, or double).
+  const at::Tensor tf = total.scalar_type() == at::kDouble ? total : total.to(at::kFloat);
+  const at::Tensor s = at::rsqrt(tf.pow(2).mean(-1, /*keepdim=*/true) + c.norm_eps);  // [.., 1]
+  return (heads.to(tf.scalar_type()) * s * w.to(tf.scalar_type())).to(heads.scalar_type());
 }
 
 
@@ -153,11 +209,14 @@ at::Tensor project_heads(const at::Tensor& xn, const at::Tensor& w, const at::Te
 }
 
 at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
-                        bool causal) {
+                        const AttnSpec& a) {
   const int64_t N = q.size(0), B = pos.size(0), T = k.size(2), K = N / B;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  if (!causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale);
-  at::Tensor mask = (at::arange(T, pos.options()).view({1, T}) <= pos.view({B, 1}))  // [B, T]
+  const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (!a.causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale);
+  const at::Tensor key = at::arange(T, pos.options()).view({1, T});
+  at::Tensor seen = key <= pos.view({B, 1});  // [B, T]
+  if (a.window > 0) seen = seen.logical_and(key > pos.view({B, 1}) - a.window);
+  at::Tensor mask = seen
                         .view({1, B, 1, 1, T})
                         .expand({K, B, 1, 1, T})
                         .reshape({N, 1, 1, T});

@@ -38,10 +38,12 @@ int64_t rotary_dims(const ModelConfig& c);
 /// the first Dr dims turn, the rest pass through (partial rotary when Dr < Dh).
 at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
-/// One block's weights (undefined where the architecture has none).
+/// One block's weights (undefined where the architecture has none). qn / kn: the per-head q / k
+/// norms (BlockShape::qk_norm); pan / pfn: the post-attention and post-MLP norms (post_norms).
 struct LayerWeights {
   at::Tensor an_w, an_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
   at::Tensor fn_w, fn_b, gate_w, gate_b, up_w, up_b, down_w, down_b;
+  at::Tensor qn_w, kn_w, pan_w, pfn_w;
 };
 LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l);
 /// The same weights in dtype dt (no copy where they already are).
@@ -61,15 +63,42 @@ at::Tensor qkv_linear(const LayerWeights& w, const at::Tensor& xn);
 /// none) -> [m, N, Dh]. How the patched forward and ACDC project readers with their own inputs.
 at::Tensor project_heads(const at::Tensor& xn, const at::Tensor& w, const at::Tensor& b);
 
-/// Causal attention through scaled_dot_product_attention: q [N, H, T, Dh], k and v
-/// [N, H or G, T, Dh] (after rotary) -> z [N, H, T, Dh].
-/// `causal` false: every query attends to every key (Tracr's non-causal models).
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal = true);
+/// Which keys a layer's queries see and how its logits are scaled.
+struct AttnSpec {
+  bool causal = true;   ///< false: every query sees every key (Tracr's non-causal models)
+  int64_t window = 0;   ///< > 0: query i sees keys i - window < j <= i (a sliding-window layer)
+  double scale = 0;     ///< logits scale; 0: 1/sqrt(Dh)
+};
+AttnSpec attn_spec(const ModelConfig& c, int64_t layer);
+
+/// Attention through scaled_dot_product_attention: q [N, H, T, Dh], k and v [N, H or G, T, Dh]
+/// (after rotary) -> z [N, H, T, Dh]; causal, windowed and scaled as `a` says.
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttnSpec& a);
 /// Attention of one query per row: q [N, m, 1, Dh] at position pos[b] (pos [B], N = K * B, rows
-/// ordered circuit-major), k and v [N, m, T, Dh]: the query sees keys 0 .. pos[b] (`causal` false:
-/// every key) -> [N, m, 1, Dh].
+/// ordered circuit-major), k and v [N, m, T, Dh]: the query sees keys 0 .. pos[b] (within the
+/// window; not causal: every key) -> [N, m, 1, Dh].
 at::Tensor attention_at(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
-                        bool causal = true);
+                        const AttnSpec& a);
+/// The keys [T] query position i may see under `a` as a [T, T] boolean mask (true: attend).
+at::Tensor attention_mask(const AttnSpec& a, int64_t T, const c10::Device& d);
+
+/// The per-head q and k norms (BlockShape::qk_norm; no-op without): q [.., H, .., Dh] etc. are
+/// normalised over their last dim. Call after the projection, before the rotary embedding.
+at::Tensor head_norm(const ModelConfig& c, const at::Tensor& x, const at::Tensor& w);
+
+/// Token embeddings of tokens [..] in dtype dt, scaled by BlockShape::embed_scale (Gemma), plus
+/// the learned positions for T = tokens.size(-1) (GPT-2).
+at::Tensor embed_tokens(const ModelConfig& c, const std::map<std::string, at::Tensor>& w, const at::Tensor& tokens,
+                        at::ScalarType dt);
+
+/// A sublayer's output through its post-norm (BlockShape::post_norms; `w` undefined: unchanged).
+at::Tensor post_norm(const ModelConfig& c, const at::Tensor& out, const at::Tensor& w);
+/// Post-norms: the attention's per-head outputs `heads` [H, .., D] as their shares of the normed
+/// attention output: heads * rsqrt(mean(total^2) + eps) * w, with `total` [.., D] the sum of
+/// every head of the layer (the rows broadcast against heads' trailing dims). Summed over the
+/// layer's heads they give post_norm(total). Without post-norms: heads unchanged.
+at::Tensor post_norm_shares(const ModelConfig& c, const at::Tensor& heads, const at::Tensor& total,
+                            const at::Tensor& w);
 
 /// The tensor `name` of `w` (in `dtype` when given), or an undefined tensor when the model has
 /// none (the final norm's bias; every norm tensor of a model without norms).

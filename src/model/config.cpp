@@ -3,6 +3,7 @@
 // ModelConfig. Defaults are those of the transformers config classes (GPT2Config, LlamaConfig,
 // Qwen2Config, GPTNeoXConfig) for keys a file leaves out.
 // Not here: tensor names and shapes (arch.cpp), reading weights (load.cpp).
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -31,6 +32,28 @@ void validate(const ModelConfig& c, const std::string& where) {
   h.n_ctx = c.n_ctx;
   h.rope = c.rope;
   hf_config_validate(h, where);
+}
+
+// Gemma 3's block from GGUF metadata (llama.cpp's gemma3 keys). The file does not say the
+// sliding-window layer pattern or the local rotary base: llama.cpp and transformers' GGUF loader
+// both take Gemma 3's (every 6th layer global, base 10000) — so do we, unless the keys are there.
+template <class Key>
+void gemma3_from_gguf(const GgufFile& f, Key key, ModelConfig& c) {
+  const std::string& path = f.path();
+  c.act = Act::GeluNew;
+  c.block.post_norms = c.block.qk_norm = true;
+  c.block.embed_scale = std::sqrt(static_cast<double>(c.d_model));
+  c.block.attn_scale = 1.0 / std::sqrt(static_cast<double>(c.d_head));  // query_pre_attn_scalar = head_dim
+  c.block.sliding_window = f.has(key("attention.sliding_window")) ? f.get_int(key("attention.sliding_window")) : 4096;
+  if (c.block.sliding_window <= 0) fail(path, "attention.sliding_window must be positive");
+  const int64_t pattern =
+      f.has(key("attention.sliding_window_pattern")) ? f.get_int(key("attention.sliding_window_pattern")) : 6;
+  if (pattern <= 0) fail(path, "attention.sliding_window_pattern must be positive");
+  c.block.sliding.assign(c.n_layers, false);
+  for (int64_t l = 0; l < c.n_layers; ++l) c.block.sliding[l] = (l + 1) % pattern != 0;
+  c.block.rope_theta_local = f.has(key("rope.local.freq_base")) ? f.get_float(key("rope.local.freq_base")) : 10000.0;
+  if (f.has(key("final_logit_softcapping")) || f.has(key("attn_logit_softcapping")))
+    fail(path, "logit soft-capping is not supported (Gemma 3 has none)");
 }
 
 }  // namespace
@@ -74,6 +97,13 @@ ModelConfig config_from_hf_json(const std::string& path) {
   c.tied_embeddings = h.tied_embeddings;
   c.block.parallel = h.parallel;
   c.block.rotary_dims = h.rotary_dims;
+  c.block.post_norms = h.post_norms;
+  c.block.qk_norm = h.qk_norm;
+  c.block.embed_scale = h.embed_scale;
+  c.block.attn_scale = h.attn_scale;
+  c.block.sliding = h.sliding;
+  c.block.sliding_window = h.sliding_window;
+  c.block.rope_theta_local = h.rope_theta_local;
   c.bos_token_id = h.bos_token_id;
   c.eos_token_id = h.eos_token_id;
   return c;
@@ -139,6 +169,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
       }
     }
     c.gated_mlp = true;
+    if (c.arch == Arch::Gemma3) gemma3_from_gguf(f, key, c);
     c.qkv_bias = c.arch == Arch::Qwen2 || has_t("blk.0.attn_q.bias");
     c.o_bias = has_t("blk.0.attn_output.bias");
     c.mlp_bias = has_t("blk.0.ffn_up.bias");

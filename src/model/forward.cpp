@@ -1,6 +1,7 @@
-// The forward pass: one decoder-only transformer for GPT-2, GPT-NeoX and the Llama family,
-// computed as transformers computes it (pre-norm blocks, sequential or parallel; RMSNorm in fp32
-// then weight; HF rotate_half RoPE, full or partial; softmax in fp32), from the block primitives
+// The forward pass: one decoder-only transformer for GPT-2, GPT-NeoX, the Llama family and Gemma 3,
+// computed as transformers computes it (pre-norm blocks, sequential or parallel, with or without
+// post-norms; RMSNorm in fp32 then weight; HF rotate_half RoPE, full or partial; per-head q/k
+// norms; sliding-window layers; softmax in fp32), from the block primitives
 // of block.h, naming every intermediate with its TransformerLens hook name where it is
 // computed. Per-head values (scores, pattern, per-head result) are only built when asked for;
 // otherwise attention goes through at::scaled_dot_product_attention.
@@ -9,7 +10,8 @@
 //   hook_resid_pre, ln1.hook_normalized (norm output incl. weight/bias), attn.hook_q/k/v
 //   (pre-rotary, [B,T,H,Dh] / [B,T,G,Dh]), attn.hook_rot_q/rot_k (post-rotary),
 //   attn.hook_attn_scores (scaled, causal-masked with -inf, [B,H,T,T]), attn.hook_pattern,
-//   attn.hook_z [B,T,H,Dh], attn.hook_result [B,T,H,D] (no o bias), hook_attn_out, hook_resid_mid
+//   attn.hook_z [B,T,H,Dh], attn.hook_result [B,T,H,D] (no o bias; with post-norms each head's
+//   share of the normed output), hook_attn_out (after the post-norm), hook_resid_mid
 //   (sequential blocks only, as in TransformerLens), hook_mlp_in (the MLP's input before ln2:
 //   resid_mid, or resid_pre in a parallel block; replacing it does not change the residual),
 //   ln2.hook_normalized, mlp.hook_pre, mlp.hook_pre_linear (gated: up projection), mlp.hook_post,
@@ -107,10 +109,10 @@ struct HookAt {
 
 // Attention of one layer on the normalised input xn [B, T, D]; returns attn_out [B, T, D].
 at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn,
-                     const at::Tensor& cos, const at::Tensor& sin, const HookAt& hk) {
+                     const at::Tensor& cos, const at::Tensor& sin, const AttnSpec& spec, const HookAt& hk) {
   const int64_t B = xn.size(0), T = xn.size(1), H = c.n_heads, G = c.n_kv_heads, R = H / G,
                 Dh = c.d_head, D = c.d_model;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
+  const double scale = spec.scale > 0 ? spec.scale : 1.0 / std::sqrt(static_cast<double>(Dh));
   at::Tensor qkv = qkv_linear(w, xn);  // [B, T, (H + 2G) * Dh]
   at::Tensor q = qkv.narrow(-1, 0, H * Dh).view({B, T, H, Dh});          // [B, T, H, Dh]
   at::Tensor k = qkv.narrow(-1, H * Dh, G * Dh).view({B, T, G, Dh});     // [B, T, G, Dh]
@@ -118,6 +120,8 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
   hk("attn.hook_q", q);
   hk("attn.hook_k", k);
   hk("attn.hook_v", v);
+  q = head_norm(c, q, w.qn_w);  // Gemma 3's per-head q / k norms, before the rotary embedding
+  k = head_norm(c, k, w.kn_w);
   if (c.rope) {
     q = rotary(q, cos, sin);
     k = rotary(k, cos, sin);
@@ -133,8 +137,8 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
     at::Tensor kg = k.permute({0, 2, 3, 1});                             // [B, G, Dh, T]
     at::Tensor scores = (at::matmul(qg, kg) * scale).view({B, H, T, T});  // [B, H, T, T]
     if (c.causal) {
-      at::Tensor future = at::ones({T, T}, scores.options().dtype(at::kBool)).triu(1);
-      scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
+      const at::Tensor hidden = attention_mask(spec, T, scores.device()).logical_not();
+      scores = scores.masked_fill(hidden, -std::numeric_limits<double>::infinity());
     }
     hk("attn.hook_attn_scores", scores);
     at::Tensor pattern = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
@@ -145,26 +149,28 @@ at::Tensor attention(const ModelConfig& c, const LayerWeights& w, const at::Tens
             .permute({0, 3, 1, 2, 4})
             .reshape({B, T, H, Dh});
   } else {
-    z = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), c.causal).transpose(1, 2);  // [B, T, H, Dh]
+    z = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), spec).transpose(1, 2);  // [B, T, H, Dh]
   }
   hk("attn.hook_z", z);
 
   if (hk.wants("attn.hook_result")) {
     // Per-head output in residual space: result[b,t,h] = z[b,t,h] @ W_O[:, h*Dh:(h+1)*Dh]^T.
     at::Tensor zh = z.permute({2, 0, 1, 3}).reshape({H, B * T, Dh});  // [H, B*T, Dh]
-    at::Tensor result = head_results(zh, out_proj_heads(c, w)).view({H, B, T, D}).permute({1, 2, 0, 3});  // [B, T, H, D]
+    at::Tensor heads = head_results(zh, out_proj_heads(c, w)).view({H, B, T, D});  // [H, B, T, D]
+    // Post-norms: each head's share of the normed output (block.h), which is what it adds.
+    at::Tensor result = post_norm_shares(c, heads, heads.sum(0), w.pan_w).permute({1, 2, 0, 3});  // [B, T, H, D]
     hk("attn.hook_result", result);
     at::Tensor out = result.sum(2);
     return w.o_b.defined() ? out + w.o_b : out;
   }
-  return at::linear(z.reshape({B, T, H * Dh}), w.o_w, w.o_b);
+  return post_norm(c, at::linear(z.reshape({B, T, H * Dh}), w.o_w, w.o_b), w.pan_w);
 }
 
 // The MLP on its normalised input xn [B, T, D]; returns mlp_out [B, T, D].
 at::Tensor mlp(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn, const HookAt& hk) {
-  if (!hk.hooks) return mlp_output(c, w, xn, nullptr, /*bias=*/true);
+  if (!hk.hooks) return post_norm(c, mlp_output(c, w, xn, nullptr, /*bias=*/true), w.pfn_w);
   const HookFn fn = [&hk](const char* name, at::Tensor& t) { hk(name, t); };
-  return mlp_output(c, w, xn, &fn, /*bias=*/true);
+  return post_norm(c, mlp_output(c, w, xn, &fn, /*bias=*/true), w.pfn_w);
 }
 
 }  // namespace
@@ -191,6 +197,8 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
 
   const HookAt top{hooks, ""};
   at::Tensor x = at::embedding(weights_.at("token_embd.weight"), tokens);  // [B, T, D]
+  if (c.block.embed_scale > 0)  // Gemma: the scale in the weights' dtype, as transformers applies it
+    x = x * at::scalar_tensor(c.block.embed_scale, at::kFloat).to(x.scalar_type()).to(x.device());
   top("hook_embed", x);
   if (c.positional_embedding) {
     at::Tensor pos = weights_.at("position_embd.weight").narrow(0, 0, T).unsqueeze(0);  // [1, T, D]
@@ -200,11 +208,8 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     }
     x = x + pos;
   }
-  at::Tensor cos, sin;  // [1, T, 1, Dr]
-  if (c.rope) {
-    cos = rope_cos_.narrow(0, 0, T).view({1, T, 1, rope_cos_.size(1)});
-    sin = rope_sin_.narrow(0, 0, T).view({1, T, 1, rope_sin_.size(1)});
-  }
+  // Rotary tables [1, T, 1, Dr] of layer l (sliding-window layers may have their own base).
+  auto rope_at = [&](const at::Tensor& table) { return table.narrow(0, 0, T).view({1, T, 1, table.size(1)}); };
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights w = layer_weights(weights_, l);
@@ -214,7 +219,9 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     hk("hook_resid_pre", x);
     at::Tensor xn = norm(c, x, w.an_w, w.an_b);  // [B, T, D]
     hk("ln1.hook_normalized", xn);
-    at::Tensor attn_out = attention(c, w, xn, cos, sin, hk);  // [B, T, D]
+    at::Tensor cos, sin;
+    if (c.rope) cos = rope_at(rope_cos(l)), sin = rope_at(rope_sin(l));
+    at::Tensor attn_out = attention(c, w, xn, cos, sin, attn_spec(c, l), hk);  // [B, T, D]
     hk("hook_attn_out", attn_out);
     const bool parallel = mlp_reads_block_input(c);
     at::Tensor resid_mid = x + attn_out;  // parallel: the sum so far, not a point of its own

@@ -25,6 +25,7 @@ enum class CTensor {
   FfnNorm, FfnNormB,
   FfnGate, FfnGateB, FfnUp, FfnUpB, FfnDown, FfnDownB,
   OutNorm, OutNormB, Output,
+  AttnQNorm, AttnKNorm, AttnPostNorm, FfnPostNorm,  // Gemma 3 (BlockShape::qk_norm, post_norms)
 };
 
 /// How a checkpoint tensor becomes a canonical one.
@@ -37,6 +38,9 @@ enum RowFlag : unsigned {
   /// One fused q/k/v tensor grouped by head (GPT-NeoX's query_key_value: rows [H, 3, Dh], head
   /// h's q, k, v consecutive), split at load and interleaved back at save.
   kFusedQkvHeads = 1u << 5,
+  /// A norm weight stored as w where the model multiplies by 1 + w (Gemma's checkpoints); the
+  /// canonical tensor is the multiplier, 1 is added at load and taken away at save.
+  kPlusOne = 1u << 6,
 };
 
 /// One row of an architecture table. `checkpoint` may list alternatives separated by '|'

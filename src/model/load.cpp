@@ -255,6 +255,7 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
         const bool is_q = ct == CTensor::AttnQ || ct == CTensor::AttnQB;
         w = unpermute_rotary(w, is_q ? cfg.n_heads : cfg.n_kv_heads);
       }
+      if (row->flags & kPlusOne) w = w.to(at::kFloat) + 1;  // the multiplier, as the model computes it (fp32)
       w = share ? w.to(dtype) : w.to(dtype).contiguous();
       r.weights[cname] = w;
     }
@@ -307,6 +308,16 @@ void rope_on(const ModelConfig& c, const at::Tensor& freq_factors, c10::Device d
   rope_tables(rope_inv_freq(c, freq_factors), std::min(c.n_ctx, kMaxRopeCache), cos, sin);
   *cos = cos->to(dev, st);
   *sin = sin->to(dev, st);
+}
+
+// A sliding-window layer's own rotary tables (Gemma 3: base rope_theta_local, no scaling, as
+// transformers' sliding_attention rope parameters); undefined when no layer slides.
+void local_rope_on(const ModelConfig& c, c10::Device dev, at::ScalarType st, at::Tensor* cos, at::Tensor* sin) {
+  if (!c.rope || c.block.sliding.empty()) return;
+  ModelConfig lc = c;
+  lc.rope_theta = c.block.rope_theta_local;
+  lc.rope_scaling = RopeScaling{};
+  rope_on(lc, at::Tensor(), dev, st, cos, sin);
 }
 
 // The source's tokenizer (the GGUF's vocabulary, tokenizer.json, or vocab.json + merges.txt),
@@ -425,6 +436,7 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   pack_fused(m.weights_, m.cfg_);
 
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
+  local_rope_on(m.cfg_, dev, st, &m.rope_cos_local_, &m.rope_sin_local_);
   if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
   return m;
 }
@@ -461,6 +473,7 @@ Model Model::from_tensors(const ModelSource& src, const std::map<std::string, at
   if (copied) note += " (" + std::to_string(copied) + " converted to " + dtype_name(opt.dtype) + ": a copy)";
   m.notes_.insert(m.notes_.begin(), note);
   if (m.cfg_.rope) rope_on(m.cfg_, at::Tensor(), dev, st, &m.rope_cos_, &m.rope_sin_);
+  local_rope_on(m.cfg_, dev, st, &m.rope_cos_local_, &m.rope_sin_local_);
   if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, nullptr, m.cfg_, false);
   return m;
 }

@@ -5,6 +5,7 @@
 // Not here: reading (load.cpp, config.cpp), the safetensors format itself (io/safetensors.cpp).
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -61,6 +62,37 @@ std::string hf_config_json(const ModelConfig& c) {
     j["rotary_pct"] = pct;  // transformers < 5
     j["rotary_emb_base"] = c.rope_theta;
     j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}, {"partial_rotary_factor", pct}};
+    j["tie_word_embeddings"] = c.tied_embeddings;
+    j["vocab_size"] = c.vocab_size;
+    ids();
+  } else if (c.arch == Arch::Gemma3) {
+    if (c.qkv_bias || c.o_bias || c.mlp_bias) fail("config.json", "a Gemma 3 model has no biases");
+    j["architectures"] = {"Gemma3ForCausalLM"};
+    j["model_type"] = "gemma3_text";
+    j["hidden_size"] = c.d_model;
+    j["intermediate_size"] = c.d_mlp;
+    j["num_hidden_layers"] = c.n_layers;
+    j["num_attention_heads"] = c.n_heads;
+    j["num_key_value_heads"] = c.n_kv_heads;
+    j["head_dim"] = c.d_head;
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+    j["max_position_embeddings"] = c.n_ctx;
+    j["rms_norm_eps"] = c.norm_eps;
+    // attn_scale = query_pre_attn_scalar^-0.5; written back as the scalar (rounded to an integer
+    // where it is one, as Gemma's configs write it).
+    const double qs = c.block.attn_scale > 0 ? 1.0 / (c.block.attn_scale * c.block.attn_scale) : c.d_head;
+    j["query_pre_attn_scalar"] = std::abs(qs - std::round(qs)) < 1e-6 ? json(std::llround(qs)) : json(qs);
+    j["sliding_window"] = c.block.sliding_window;
+    json types = json::array();
+    for (int64_t l = 0; l < c.n_layers; ++l) types.push_back(c.block.is_sliding(l) ? "sliding_attention" : "full_attention");
+    j["layer_types"] = types;
+    json full = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
+    if (c.rope_scaling.type == "linear") full = {{"rope_type", "linear"}, {"rope_theta", c.rope_theta}, {"factor", c.rope_scaling.factor}};
+    else if (!c.rope_scaling.type.empty()) fail("config.json", "Gemma 3 supports linear rope scaling only");
+    j["rope_parameters"] = {{"full_attention", full},
+                            {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", c.block.rope_theta_local}}}};
+    j["final_logit_softcapping"] = nullptr;
+    j["attn_logit_softcapping"] = nullptr;
     j["tie_word_embeddings"] = c.tied_embeddings;
     j["vocab_size"] = c.vocab_size;
     ids();
@@ -154,6 +186,7 @@ std::vector<std::pair<std::string, at::Tensor>> hf_tensors(const Model& model) {
         t = model.weight(canonical_name(row.tensor, l));
       }
       if (row.flags & kTransposed) t = t.t();
+      if (row.flags & kPlusOne) t = (t.to(at::kFloat) - 1).to(t.scalar_type());  // the checkpoint stores w of 1 + w
       out.emplace_back(name, t.detach().to(at::kCPU).contiguous());  // written from host memory
     }
   }

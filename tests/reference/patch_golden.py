@@ -19,7 +19,12 @@ Models: a random GPT-2 (4 layers, 4 heads, d 64, vocab 512), a random grouped-qu
 per-head q/k/v, partial rotary): "neox" with parallel attention + MLP (use_parallel_residual,
 rotary_pct 0.25, as Pythia) and "neox_seq" sequential (rotary_pct 0.5); weights redrawn as in
 model_golden.py. In a parallel block the MLP reads the block's input, so the graph has no
-a{l}.h{h} -> m{l} edges.
+a{l}.h{h} -> m{l} edges. "gemma3": a random Gemma-3-shaped model (post-norms, q/k norms, GeGLU,
+scaled embeddings, query_pre_attn_scalar != head_dim, grouped k/v, a 4-token sliding window on
+layers 0, 1 and 3 with their own rotary base). Its sources are defined as edgewise defines them
+(docs/PATCHING.md, "Post-norms"): head h's output is its share of the post-normed attention
+output, (z_h @ W_O_h) * rsqrt(mean(a^2) + eps) * (1 + w_post) with a = o_proj(z) of the same run;
+the MLP's output is post_feedforward_layernorm(mlp(x)); the input is the scaled embedding.
 For each model, >= 20 random edges of every kind (input->q/k/v, head->q/k/v, head->mlp,
 mlp->q/k/v, any->logits) plus all input->mlp and mlp->mlp edges.
 
@@ -41,8 +46,8 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
-                          LlamaForCausalLM)
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,
+                          GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_golden import randomise  # noqa: E402
@@ -89,8 +94,35 @@ def make_neox(seed, parallel, rotary_pct):
     return m.eval()
 
 
+def make_gemma3(seed):
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=D, intermediate_size=96, num_hidden_layers=L,
+                           num_attention_heads=H, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=24,
+                           max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=4,
+                           layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                        "sliding_attention"],
+                           rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                           tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0,
+                           attn_implementation="eager")
+    m = Gemma3ForCausalLM(cfg)
+    randomise(m, seed)
+    # The tied embedding at a third of randomise's scale: the unembedding then gives logits of
+    # the other models' size (~16, not ~50), so the same absolute fp32 tolerances apply.
+    with torch.no_grad():
+        m.model.embed_tokens.weight.mul_(0.3)
+    m.tie_weights()
+    return m.eval()
+
+
 def rms_norm_f64(self, x):
     return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+def gemma_norm_f64(self, x):
+    # The multiplier 1 + w as the fp32 model computes it (in fp32): edgewise holds exactly that
+    # fp32 multiplier as the weight, so its double pass multiplies by it too.
+    return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)) * (1.0 + self.weight.float()).to(x.dtype)
 
 
 def to_f64(model):
@@ -103,6 +135,8 @@ def to_f64(model):
     for mod in m64.modules():
         if type(mod).__name__ == "LlamaRMSNorm":
             mod.forward = types.MethodType(rms_norm_f64, mod)
+        if type(mod).__name__ == "Gemma3RMSNorm":
+            mod.forward = types.MethodType(gemma_norm_f64, mod)
     return m64
 
 
@@ -113,10 +147,11 @@ class Arch:
         self.m = model
         self.gpt2 = isinstance(model, GPT2LMHeadModel)
         self.neox = isinstance(model, GPTNeoXForCausalLM)
+        self.gemma = isinstance(model, Gemma3ForCausalLM)
         c = model.config
         self.H = c.num_attention_heads
         self.G = c.num_key_value_heads if hasattr(c, "num_key_value_heads") and not self.neox else self.H
-        self.Dh = c.hidden_size // self.H
+        self.Dh = c.head_dim if self.gemma else c.hidden_size // self.H
         self.parallel = self.neox and c.use_parallel_residual
         self.layers = (model.transformer.h if self.gpt2 else model.gpt_neox.layers if self.neox
                        else model.model.layers)
@@ -125,6 +160,10 @@ class Arch:
         return self.layers[l].ln_1 if self.gpt2 else self.layers[l].input_layernorm
 
     def ln2(self, l):
+        """The MLP's input norm (Gemma: pre_feedforward_layernorm; its post_attention_layernorm is
+        the attention's post-norm)."""
+        if self.gemma:
+            return self.layers[l].pre_feedforward_layernorm
         return self.layers[l].ln_2 if self.gpt2 else self.layers[l].post_attention_layernorm
 
     def final_norm(self):
@@ -140,10 +179,18 @@ class Arch:
         return self.layers[l].mlp
 
     def head_result(self, l, z, h):
-        """Head h's contribution z_h @ W_O_h (no bias) from o_proj's input z [B, T, H*Dh]."""
+        """Head h's contribution z_h @ W_O_h (no bias) from o_proj's input z [B, T, H*Dh]; with
+        Gemma's post-norm, its share of the normed output: the raw contribution times the norm's
+        scale of the whole output a = o_proj(z), times (1 + w)."""
         s = slice(h * self.Dh, (h + 1) * self.Dh)
         w = self.o_proj(l).weight
-        return z[..., s] @ w[s, :] if self.gpt2 else z[..., s] @ w[:, s].T  # Conv1D is [in, out]
+        raw = z[..., s] @ w[s, :] if self.gpt2 else z[..., s] @ w[:, s].T  # Conv1D is [in, out]
+        if not self.gemma:
+            return raw
+        pn = self.layers[l].post_attention_layernorm
+        a = self.o_proj(l)(z).float()
+        scale = torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + pn.eps)
+        return (raw.float() * scale * (1.0 + pn.weight.float())).to(raw.dtype)
 
     def mlp_bias(self, l):
         if self.neox:
@@ -172,7 +219,9 @@ def record_sources(arch, ids):
     for l in range(L):
         hooks.append(arch.o_proj(l).register_forward_pre_hook(
             lambda mod, args, l=l: zs.__setitem__(l, args[0].detach().clone())))
-        hooks.append(arch.mlp(l).register_forward_hook(
+        # The MLP's output as the residual receives it (Gemma: after post_feedforward_layernorm).
+        mlp_out = arch.layers[l].post_feedforward_layernorm if arch.gemma else arch.mlp(l)
+        hooks.append(mlp_out.register_forward_hook(
             lambda mod, args, out, l=l: mlps.__setitem__(l, out.detach().clone())))
     with torch.no_grad():
         out = arch.m(ids, output_hidden_states=True)
@@ -319,6 +368,7 @@ def main():
     golden("llama", make_llama(12), a.out, 12)
     golden("neox", make_neox(13, parallel=True, rotary_pct=0.25), a.out, 13)
     golden("neox_seq", make_neox(14, parallel=False, rotary_pct=0.5), a.out, 14)
+    golden("gemma3", make_gemma3(15), a.out, 15)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,13 @@ def check_case(d):
             continue
         worst = max(worst, (p.detach() - sp[n]).abs().max().item())
         out = ~masks[n]
-        if not torch.equal(sp[n][out], init[n][out]):
+        if base.config.model_type == "gemma3_text" and "norm" in n:
+            # edgewise holds a Gemma norm as its multiplier 1 + w in fp32 (what the model computes)
+            # and saves (1 + w) - 1: w comes back within one fp32 ulp of the multiplier (<= 2.4e-7
+            # for multipliers below 4), not bit for bit. Training never touches norms.
+            if (sp[n][out] - init[n][out]).abs().max().item() > 2.4e-7:
+                bad.append(f"{d}: {n} changed outside the circuit")
+        elif not torch.equal(sp[n][out], init[n][out]):
             bad.append(f"{d}: {n} changed outside the circuit")
         if masks[n].any():
             moved = max(moved, (sp[n] - init[n]).abs()[masks[n]].max().item())
