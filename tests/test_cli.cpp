@@ -730,3 +730,60 @@ TEST(Cli, BudgetOptionsValidatedUpFront) {
     EXPECT_FALSE(ewtest::exists(out));
   }
 }
+
+// A Llama checkpoint in CodeLlama's layout with a SentencePiece vocabulary (random weights, the
+// BPE model tests/reference/sentencepiece_golden.py trains; tokenizer.json + tokenizer.model):
+// every command runs on it, every discovery method through the command line, on a dataset file
+// whose answers are single pieces of that vocabulary.
+TEST(Cli, SentencePieceLlamaRunsEveryCommand) {
+  const std::string model = ewtest::golden("sentencepiece_golden", "codellama");
+  const std::string data = ewtest::golden("sentencepiece_golden", "codellama_data.jsonl");
+  ASSERT_TRUE(ewtest::exists(model + "/config.json") && ewtest::exists(data));
+  const std::string dir = std::string(EW_GOLDEN_DIR) + "/badfiles/codellama_runs";
+  std::filesystem::create_directories(dir);
+  Result r = run_cli({"info", model}, {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("SentencePiece BPE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture  llama"), std::string::npos) << r.out;
+  r = run_cli({"tokenize", model, "--text", "def main():\n    return 42  # résumé"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli({"run", model, "-p", "The model and the graph", "-k", "3"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli({"generate", model, "-p", "The model", "-n", "3"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  const std::vector<std::string> common = {"--task", data, "-n", "8", "--batch-size", "4"};
+  auto with = [&](std::vector<std::string> a, const std::vector<std::string>& more) {
+    a.insert(a.end(), common.begin(), common.end());
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> methods = {
+      {"eap", {}}, {"eap-ig-inputs", {}}, {"eap-ig-activations", {}}, {"clean-corrupted", {}},
+      {"mask-gradient", {}}, {"mask-gradient-ig", {}}, {"exact", {}}, {"acdc", {"--tau", "0.05"}},
+      {"edge-pruning", {"--steps", "6", "--warmup-steps", "2", "--target", "0.5"}},
+      {"hap", {"--steps", "6", "--warmup-steps", "2", "--target", "0.5"}},
+      {"path-patching", {}}, {"flap", {}}, {"app", {}}};
+  for (const auto& [m, extra] : methods) {
+    std::vector<std::string> more = {"--method", m, "-o", dir + "/" + m + ".json"};
+    more.insert(more.end(), extra.begin(), extra.end());
+    r = run_cli(with({"discover", model}, more), {});
+    EXPECT_EQ(r.status, 0) << m << ": " << r.err;
+    EXPECT_TRUE(ewtest::exists(dir + "/" + m + ".json")) << m;
+  }
+  r = run_cli(with({"evaluate", model, "--circuit", dir + "/eap.json"}, {}), {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli({"draw", dir + "/eap.json", "-o", dir + "/eap.svg"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli({"view", dir + "/eap.json", dir + "/acdc.json", "-o", dir + "/view.html"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli(with({"prune", model}, {"-o", dir + "/prune.json"}), {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli({"tune", model, "--task", data, "-n", "16", "--rounds", "1", "--steps-per-round", "2", "--batch-size",
+               "4", "--discovery-examples", "4", "--nodes", "4", "-o", dir + "/tuned"},
+              {});
+  ASSERT_EQ(r.status, 0) << r.err;
+  // The tuned model saves its SentencePiece vocabulary and loads back.
+  r = run_cli({"info", dir + "/tuned"}, {});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("SentencePiece BPE"), std::string::npos) << r.out;
+}

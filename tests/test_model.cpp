@@ -10,6 +10,7 @@
 // ~1e-6 absolute; 1e-4 (the project's requirement for logits) leaves two orders of margin and
 // still catches any real error (a wrong rope frequency or a transposed weight changes values by
 // ~1e-1 or more).
+#include <cstdlib>
 #include <gtest/gtest.h>
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -493,5 +494,39 @@ TEST(ModelConfigJson, Errors) {
             std::string::npos);
   p = write(R"({"model_type": "llama", "hidden_size": 64)");
   EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("not valid JSON"), std::string::npos);
+  // Gemma 3: what the block cannot run is refused by name, and its layer list is checked.
+  const std::string g3 = R"({"model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 96)";
+  p = write(g3 + R"(, "final_logit_softcapping": 30.0})");
+  EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("final_logit_softcapping is set; soft-capping is not supported"),
+            std::string::npos);
+  p = write(g3 + R"(, "layer_types": ["sliding_attention"]})");
+  EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("layer_types must be a list of 2 entries"), std::string::npos);
+  p = write(g3 + R"(, "layer_types": ["sliding_attention", "chunked_attention"]})");
+  EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("layer_types[1] is \"chunked_attention\""), std::string::npos);
+  p = write(g3 + R"(, "sliding_window": 0})");
+  EXPECT_NE(error_of([&] { config_from_hf_json(p); }).find("sliding_window must be positive"), std::string::npos);
+  p = write(g3 + R"(, "sliding_window": 8, "rope_local_base_freq": 500.0, "query_pre_attn_scalar": 64})");
+  const ModelConfig c = config_from_hf_json(p);
+  EXPECT_EQ(c.arch, Arch::Gemma3);
+  EXPECT_TRUE(c.block.post_norms && c.block.qk_norm);
+  EXPECT_EQ(c.block.sliding, (std::vector<bool>{true, true}));  // Gemma 3's default pattern: every 6th is global
+  EXPECT_EQ(c.block.sliding_window, 8);
+  EXPECT_DOUBLE_EQ(c.block.rope_theta_local, 500.0);
+  EXPECT_DOUBLE_EQ(c.block.attn_scale, 0.125);
+  EXPECT_DOUBLE_EQ(c.block.embed_scale, 8.0);
   fs::remove_all(dir);
+}
+
+// The bundled second model by name: a clear error naming where it was looked for and how to get
+// it when it is not installed.
+TEST(ModelSpec, BundledGemmaNotInstalled) {
+  const char* old = std::getenv("EDGEWISE_GEMMA_MODEL");
+  const std::string keep = old ? old : "";
+  setenv("EDGEWISE_GEMMA_MODEL", "/nonexistent/gemma.gguf", 1);
+  const std::string e = error_of([] { resolve_model("gemma-3-270m"); });
+  if (old) setenv("EDGEWISE_GEMMA_MODEL", keep.c_str(), 1);
+  else unsetenv("EDGEWISE_GEMMA_MODEL");
+  EXPECT_NE(e.find("/nonexistent/gemma.gguf"), std::string::npos) << e;
+  EXPECT_NE(e.find("scripts/setup.sh"), std::string::npos) << e;
 }
