@@ -2,7 +2,7 @@
 """Recomputes task_table's clean figures with transformers, from the examples it dumped.
 
     build/bench/task_table "" 200 0 /tmp/tasks      # writes /tmp/tasks/<task>.jsonl
-    .venv/bin/python bench/task_table_check.py /tmp/tasks [--n 40]
+    .venv/bin/python bench/task_table_check.py /tmp/tasks [--n 40] [--model gemma.gguf]
 
 Independent of edgewise: the model is transformers' own GGUF loader, the tokenizer is HF
 `tokenizers` with SmolLM2's pre-tokenizer (tests/reference/tokenizer_golden.py), a BOS is
@@ -24,8 +24,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--model", help="another GGUF (Gemma-3-270M): its tokenizer is transformers' "
+                                    "conversion of the GGUF's vocabulary (AutoTokenizer)")
     a = ap.parse_args()
-    gguf_path = tg.default_model_path()
+    gguf_path = Path(a.model) if a.model else tg.default_model_path()
     import gguf
     from transformers import AutoModelForCausalLM
     r = gguf.GGUFReader(str(gguf_path))
@@ -34,13 +36,29 @@ def main():
     bos = int(r.fields["tokenizer.ggml.bos_token_id"].parts[-1][0]) if add_bos else None
     out = Path("/tmp/task_table_check")
     out.mkdir(exist_ok=True)
-    _, tok = tg.smollm_tokenizers(gguf_path, out)
+    if a.model:
+        from transformers import AutoTokenizer
+        hf = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+
+        class Enc:  # the `tokenizers` interface used below
+            def __init__(self, ids):
+                self.ids = ids
+
+        class Tok:
+            @staticmethod
+            def encode(text, add_special_tokens=False):
+                return Enc(hf.encode(text, add_special_tokens=add_special_tokens))
+        tok = Tok()
+    else:
+        _, tok = tg.smollm_tokenizers(gguf_path, out)
     torch.set_num_threads(2)
     m = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
                                              dtype=torch.float32).eval()
     print(f"add_bos {add_bos}; first {a.n} examples per task")
     print("| task | logit diff | prob diff | accuracy |")
-    for task in ["ioi", "greater-than", "induction", "gendered-pronouns", "docstring"]:
+    for task in ["ioi", "greater-than", "induction", "gendered-pronouns", "docstring", "sva"]:
+        if not (Path(a.dir) / f"{task}.jsonl").exists():
+            continue
         rows = [json.loads(l) for l in (Path(a.dir) / f"{task}.jsonl").read_text().splitlines()][: a.n]
         ld = pd = acc = 0.0
         with torch.no_grad():
