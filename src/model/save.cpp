@@ -29,6 +29,17 @@ std::string hf_config_json(const ModelConfig& c) {
     if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
     if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
   };
+  // The sizes Llama, Qwen2 and Gemma 3 configs write under the same keys.
+  auto llama_sizes = [&] {
+    j["hidden_size"] = c.d_model;
+    j["intermediate_size"] = c.d_mlp;
+    j["num_hidden_layers"] = c.n_layers;
+    j["num_attention_heads"] = c.n_heads;
+    j["num_key_value_heads"] = c.n_kv_heads;
+    j["head_dim"] = c.d_head;
+    j["max_position_embeddings"] = c.n_ctx;
+    j["rms_norm_eps"] = c.norm_eps;
+  };
   if (c.arch == Arch::Tracr) fail("save", "tracr models are written by tools/tracr/export.py; config.json cannot express them");
   if (c.arch == Arch::Gpt2) {
     j["architectures"] = {"GPT2LMHeadModel"};
@@ -69,15 +80,8 @@ std::string hf_config_json(const ModelConfig& c) {
     if (c.qkv_bias || c.o_bias || c.mlp_bias) fail("config.json", "a Gemma 3 model has no biases");
     j["architectures"] = {"Gemma3ForCausalLM"};
     j["model_type"] = "gemma3_text";
-    j["hidden_size"] = c.d_model;
-    j["intermediate_size"] = c.d_mlp;
-    j["num_hidden_layers"] = c.n_layers;
-    j["num_attention_heads"] = c.n_heads;
-    j["num_key_value_heads"] = c.n_kv_heads;
-    j["head_dim"] = c.d_head;
+    llama_sizes();
     j["hidden_activation"] = "gelu_pytorch_tanh";
-    j["max_position_embeddings"] = c.n_ctx;
-    j["rms_norm_eps"] = c.norm_eps;
     // attn_scale = query_pre_attn_scalar^-0.5; written back as the scalar (rounded to an integer
     // where it is one, as Gemma's configs write it).
     const double qs = c.block.attn_scale > 0 ? 1.0 / (c.block.attn_scale * c.block.attn_scale) : c.d_head;
@@ -105,15 +109,8 @@ std::string hf_config_json(const ModelConfig& c) {
                               std::string(c.qkv_bias ? "q/k/v" : "o") + " biases only");
     j["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
     j["model_type"] = qwen ? "qwen2" : "llama";
-    j["hidden_size"] = c.d_model;
-    j["intermediate_size"] = c.d_mlp;
-    j["num_hidden_layers"] = c.n_layers;
-    j["num_attention_heads"] = c.n_heads;
-    j["num_key_value_heads"] = c.n_kv_heads;
-    j["head_dim"] = c.d_head;
+    llama_sizes();
     j["hidden_act"] = "silu";
-    j["max_position_embeddings"] = c.n_ctx;
-    j["rms_norm_eps"] = c.norm_eps;
     j["rope_theta"] = c.rope_theta;
     if (c.rope_scaling.type.empty()) {
       j["rope_scaling"] = nullptr;
