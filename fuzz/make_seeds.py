@@ -448,8 +448,18 @@ def config_seeds(c: Corpus, golden):
             "hidden_act": "gelu", "layer_norm_eps": 1e-5, "vocab_size": 512, "max_position_embeddings": 64}
     neox5 = dict(neox, rope_parameters={"rope_theta": 10000.0, "partial_rotary_factor": 0.5, "rope_type": "default"})
     del neox5["rotary_pct"]
+    # Gemma 3: per-layer-type rope parameters, the layer list, the older keys too.
+    gemma3 = {"model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
+              "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 96, "query_pre_attn_scalar": 24,
+              "sliding_window": 8, "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+              "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                  "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+              "final_logit_softcapping": None, "attn_logit_softcapping": None, "hidden_activation": "gelu_pytorch_tanh"}
+    gemma3_old = {"model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 7, "num_attention_heads": 2,
+                  "intermediate_size": 96, "sliding_window_pattern": 6, "rope_theta": 1000000.0,
+                  "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0}}
     for name, j in [("gpt2", gpt2), ("llama", llama), ("qwen2", qwen2), ("neox", neox), ("neox5", neox5),
-                    ("gpt2-defaults", {"model_type": "gpt2"})]:
+                    ("gemma3", gemma3), ("gemma3-old-keys", gemma3_old), ("gpt2-defaults", {"model_type": "gpt2"})]:
         c.add(json.dumps(j, indent=2), name)
     for p in sorted((ROOT / "tests" / "data" / "tracr").glob("*/config.json")):  # Tracr's (tools/tracr)
         c.add(p.read_bytes(), "tracr-" + p.parent.name)
