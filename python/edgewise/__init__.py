@@ -50,7 +50,8 @@ class Model:
 
     @property
     def config(self) -> dict:
-        """Layers, heads, key/value heads, widths, vocabulary and context sizes."""
+        """Architecture ("gpt2", "llama", "qwen2", "gpt_neox", "gemma3", "tracr"), layers, heads,
+        key/value heads, widths, vocabulary and context sizes."""
         return self._m.config
 
     @property

@@ -490,6 +490,7 @@ PYBIND11_MODULE(_core, m) {
                              [](const Model& md) {
                                const ModelConfig& c = md.config();
                                py::dict d;
+                               d["arch"] = arch_name(c.arch);
                                d["n_layers"] = c.n_layers;
                                d["n_heads"] = c.n_heads;
                                d["n_kv_heads"] = c.n_kv_heads;

@@ -285,3 +285,28 @@ def test_view_is_the_command_lines_page(tmp_path):
         assert truth.to_circuit_tracer(slug="truth") == json.load(f)
     with pytest.raises(ValueError, match="names"):
         edgewise.view([truth, truth], names=["one"])
+
+
+# ---- Gemma-3-270M, the bundled second model (issue 26) -------------------------------------------
+
+def test_gemma_by_name_ids_and_scores():
+    """The package loads the bundled Gemma by name; its SentencePiece ids equal transformers' (the
+    gemma_golden fixture, tests/reference/default_model_golden.py --family gemma3) and EAP's scores
+    on IOI equal the command line's, bitwise (float32 as the file holds them)."""
+    info = os.path.join(GOLDEN, "gemma_golden", "info.json")
+    if not os.path.exists(info) or json.load(open(info)).get("absent", True):
+        pytest.skip("Gemma-3-270M not installed (scripts/setup.sh fetches it)")
+    m = edgewise.load("gemma-3-270m")
+    assert m.config["arch"] == "gemma3"
+    prompts = json.load(open(os.path.join(GOLDEN, "gemma_golden", "prompts.json")))
+    for p in prompts[:22]:  # the varied prompts (the two long ones add nothing here); BOS first
+        assert m.encode(p["text"]) == p["ids"], p["text"]
+    g = m.graph()
+    data = edgewise.task("ioi", m, n=4)
+    r = edgewise.attribute(m, g, data, method="eap", progress=False)
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "eap.json")
+        cli("discover", "gemma-3-270m", "--task", "ioi", "-n", "4", "--method", "eap", "--edges", "50", "-o", out)
+        ref = edgewise.Circuit.from_json(out)
+    assert torch.equal(edgewise.Circuit.from_result(m, g, r).scores, ref.scores)
