@@ -214,6 +214,19 @@ void detect_bos(Tokenizer::Impl& im, const json& pp, const std::string& path) {
 
 constexpr const char* kSpSpace = "\xE2\x96\x81";  // U+2581
 
+// A normalizer's or decoder's steps: the members of a Sequence (under `list_key`), or the node itself.
+std::vector<json> sequence_items(const json& node, const char* list_key, const std::string& where) {
+  if (type_of(node, where) == "Sequence" && node.contains(list_key) && node[list_key].is_array())
+    return node[list_key].get<std::vector<json>>();
+  return {node};
+}
+
+// Whether a Replace / Split step's pattern is the literal string `text`.
+bool pattern_is(const json& x, const char* text) {
+  return x.contains("pattern") && x["pattern"].is_object() && x["pattern"].contains("String") &&
+         x["pattern"]["String"] == text;
+}
+
 // The parts of a Llama / Gemma tokenizer.json around a SentencePiece model: normalizer
 // Sequence[Prepend("▁"), Replace(" ", "▁")] (or one of them, or none), pre_tokenizer Metaspace or
 // none, decoder Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", 1, 0)] or Metaspace.
@@ -225,20 +238,11 @@ void sp_json_pipeline(Tokenizer::Impl& im, const json& j, const std::string& pat
   bool prepend = false, replace = false, metaspace = false;
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const std::string where = path + ": normalizer";
-    const json& n = j["normalizer"];
-    std::vector<json> list;
-    if (type_of(n, where) == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
-      for (const json& x : n["normalizers"]) list.push_back(x);
-    } else {
-      list.push_back(n);
-    }
-    for (const json& x : list) {
+    for (const json& x : sequence_items(j["normalizer"], "normalizers", where)) {
       const std::string t = type_of(x, where);
       if (t == "Prepend" && opt_string(x, "prepend", "", where) == kSpSpace) {
         prepend = true;
-      } else if (t == "Replace" && x.contains("pattern") && x["pattern"].is_object() &&
-                 x["pattern"].contains("String") && x["pattern"]["String"] == " " &&
-                 opt_string(x, "content", "", where) == kSpSpace) {
+      } else if (t == "Replace" && pattern_is(x, " ") && opt_string(x, "content", "", where) == kSpSpace) {
         replace = true;
       } else {
         fail(where, "'" + t + "' " + x.dump().substr(0, 120) + " is not supported" + supported);
@@ -248,36 +252,31 @@ void sp_json_pipeline(Tokenizer::Impl& im, const json& j, const std::string& pat
   if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
     const std::string where = path + ": pre_tokenizer";
     const json& pt = j["pre_tokenizer"];
+    const std::string type = type_of(pt, where);
     // transformers' Gemma conversion: Split(" ") after the Replace(" ", "▁") normaliser, which has
     // left no space to split at (added tokens, matched before, are not split either).
-    const bool split_space = type_of(pt, where) == "Split" && pt.contains("pattern") && pt["pattern"].is_object() &&
-                             pt["pattern"].contains("String") && pt["pattern"]["String"] == " " &&
-                             !opt_bool(pt, "invert", false, where);
+    const bool split_space = type == "Split" && pattern_is(pt, " ") && !opt_bool(pt, "invert", false, where);
     if (split_space && !replace)
       fail(where, "Split(\" \") is supported only after a Replace(\" \", \"\u2581\") normalizer" + supported);
-    if (!split_space && type_of(pt, where) != "Metaspace")
-      fail(where, "type '" + type_of(pt, where) + "' is not supported" + supported);
-  }
-  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null() &&
-      type_of(j["pre_tokenizer"], path) == "Metaspace") {
-    const std::string where = path + ": pre_tokenizer";
-    const json& pt = j["pre_tokenizer"];
-    if (opt_string(pt, "replacement", kSpSpace, where) != kSpSpace)
-      fail(where, "Metaspace replacement must be U+2581, found " + pt["replacement"].dump());
-    std::string scheme = opt_string(pt, "prepend_scheme", "", where);
-    if (scheme.empty()) scheme = opt_bool(pt, "add_prefix_space", true, where) ? "always" : "never";
-    if (scheme == "always") {
-      im.sp_prefix = Tokenizer::Impl::SpPrefix::Always;
-    } else if (scheme == "first") {
-      im.sp_prefix = Tokenizer::Impl::SpPrefix::First;
-    } else if (scheme == "never") {
-      im.sp_prefix = Tokenizer::Impl::SpPrefix::Never;
-    } else {
-      fail(where, "Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
+    if (!split_space && type != "Metaspace") fail(where, "type '" + type + "' is not supported" + supported);
+    if (type == "Metaspace") {
+      if (opt_string(pt, "replacement", kSpSpace, where) != kSpSpace)
+        fail(where, "Metaspace replacement must be U+2581, found " + pt["replacement"].dump());
+      std::string scheme = opt_string(pt, "prepend_scheme", "", where);
+      if (scheme.empty()) scheme = opt_bool(pt, "add_prefix_space", true, where) ? "always" : "never";
+      if (scheme == "always") {
+        im.sp_prefix = Tokenizer::Impl::SpPrefix::Always;
+      } else if (scheme == "first") {
+        im.sp_prefix = Tokenizer::Impl::SpPrefix::First;
+      } else if (scheme == "never") {
+        im.sp_prefix = Tokenizer::Impl::SpPrefix::Never;
+      } else {
+        fail(where, "Metaspace prepend_scheme '" + scheme + "' is not one of always, first, never");
+      }
+      im.sp_prefix_unless_space = true;
+      im.sp_split = opt_bool(pt, "split", true, where);
+      metaspace = true;
     }
-    im.sp_prefix_unless_space = true;
-    im.sp_split = opt_bool(pt, "split", true, where);
-    metaspace = true;
   }
   if (!replace && !metaspace)
     fail(path, "a SentencePiece model needs spaces turned into U+2581: a Replace(\" \", \"\u2581\") normalizer or a "
@@ -288,14 +287,7 @@ void sp_json_pipeline(Tokenizer::Impl& im, const json& j, const std::string& pat
   }
   if (j.contains("decoder") && !j["decoder"].is_null()) {
     const std::string where = path + ": decoder";
-    const json& d = j["decoder"];
-    std::vector<json> list;
-    if (type_of(d, where) == "Sequence" && d.contains("decoders") && d["decoders"].is_array()) {
-      for (const json& x : d["decoders"]) list.push_back(x);
-    } else {
-      list.push_back(d);
-    }
-    for (const json& x : list) {
+    for (const json& x : sequence_items(j["decoder"], "decoders", where)) {
       const std::string t = type_of(x, where);
       if (t == "Strip") {
         if (opt_string(x, "content", " ", where) != " " || !x.contains("start") || !x["start"].is_number_integer() ||
