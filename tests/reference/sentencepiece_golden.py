@@ -348,20 +348,8 @@ def gemma_sp(tokens, scores, types, unk, out):
 
 
 def gemma_hf(path, out):
-    import tokenizers
-    from importlib.metadata import version
-    st = path.stat()
-    stamp = json.dumps([str(path), st.st_size, st.st_mtime_ns, tokenizers.__version__, version("transformers"),
-                        version("gguf")])
-    d = out / "gemma"
-    f, sf = d / "tokenizer.json", d / "stamp.json"
-    if not (f.exists() and sf.exists() and sf.read_text() == stamp):
-        from transformers import AutoTokenizer
-        t = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        d.mkdir(exist_ok=True)
-        t.backend_tokenizer.save(str(f))
-        sf.write_text(stamp)
-    return Tokenizer.from_file(str(f))
+    """transformers' conversion of Gemma's GGUF vocabulary (kept in out/gemma while it holds)."""
+    return Tokenizer.from_file(str(tg.transformers_conversion(path, out / "gemma")))
 
 
 def write_codellama(out):

@@ -319,14 +319,15 @@ def flags_tokenizer():
     return tk
 
 
-def smollm_tokenizers(gguf_path, out):
-    # The conversion takes ~15 s (importing transformers, reading the GGUF with gguf-py), so its
-    # result is kept in --out and reused while the GGUF file and the library versions are the same.
+def transformers_conversion(gguf_path, conv_dir):
+    """transformers' own tokenizer.json for a GGUF's vocabulary (AutoTokenizer with gguf_file), as
+    conv_dir/tokenizer.json. The conversion takes ~15-30 s (importing transformers, reading the
+    GGUF with gguf-py), so it is kept and reused while the GGUF file and the library versions are
+    the same. Returns the file's path."""
     import tokenizers
     st = gguf_path.stat()
     stamp = json.dumps([str(gguf_path), st.st_size, st.st_mtime_ns, tokenizers.__version__,
                         _version("transformers"), _version("gguf")])
-    conv_dir = out / "smollm_transformers"
     conv_file, stamp_file = conv_dir / "tokenizer.json", conv_dir / "stamp.json"
     if not (conv_file.exists() and stamp_file.exists() and stamp_file.read_text() == stamp):
         from transformers import AutoTokenizer  # slow import
@@ -334,7 +335,11 @@ def smollm_tokenizers(gguf_path, out):
         conv_dir.mkdir(exist_ok=True)
         t.backend_tokenizer.save(str(conv_file))
         stamp_file.write_text(stamp)
-    tk = Tokenizer.from_file(str(conv_file))
+    return conv_file
+
+
+def smollm_tokenizers(gguf_path, out):
+    tk = Tokenizer.from_file(str(transformers_conversion(gguf_path, out / "smollm_transformers")))
     conv = Tokenizer.from_str(tk.to_str())
     smol = Tokenizer.from_str(tk.to_str())
     smol.pre_tokenizer = pre_tokenizers.Sequence([
