@@ -19,10 +19,12 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 pip_q() { "$VENV/bin/pip" "$@" 2> >(grep -v "^WARNING: Location .* is ignored" >&2); }
 
 # --- 1. Debian packages -------------------------------------------------------------------
+# libgloo-dev: gloo's headers, which libtorch's ProcessGroupGloo.hpp includes (runs across
+# processes: edgewise/distributed.h; the torch wheel has the library, not the headers).
 # clang: the libFuzzer harnesses of fuzz/ (scripts/fuzz.sh, the `fuzz_smoke` test). chromium and
 # chromium-driver: the circuit viewer's tests open its pages in headless Chromium (selenium).
 APT_PKGS=(g++ ninja-build ccache pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev
-          libgmock-dev libpcre2-dev graphviz unzip clang chromium chromium-driver)
+          libgmock-dev libpcre2-dev graphviz unzip clang chromium chromium-driver libgloo-dev)
 # cmake and venv may come from elsewhere (pip's cmake, pyenv's Python): Debian's only if absent.
 command -v cmake >/dev/null || APT_PKGS+=(cmake)
 python3 -c 'import venv, ensurepip' 2>/dev/null || APT_PKGS+=(python3-venv)

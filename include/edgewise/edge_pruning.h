@@ -118,6 +118,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
 /// `kl` is the faithfulness term: the KL, or the MSE when `faithfulness` is Metric::MSE.
 struct EdgePruningObjective {
   at::Tensor loss, kl, edge_sparsity, node_sparsity;
+  at::Tensor penalty;  ///< the Lagrangian sparsity terms: loss = kl + penalty
 };
 EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& graph, const Batch& b,
                                             const at::Tensor& ablated, const at::Tensor& clean_last,

@@ -25,6 +25,13 @@ void check_output_path(const std::string& path, const std::string& what, bool di
 /// Fails unless `program` is an executable on PATH; `why` says what needs it.
 void require_program(const std::string& program, const std::string& why);
 
+/// Whether this process publishes what it stages (true). Ranks other than 0 of a distributed run
+/// set false: they compute and stage the same files, and commit() removes theirs (rank 0 writes).
+void set_publish_outputs(bool publish);
+/// Removes every staged output of this process not yet committed: for a process about to end
+/// without unwinding (another rank of its job was lost).
+void remove_staged_outputs();
+
 class OutputFiles {
  public:
   OutputFiles() = default;

@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "edgewise/circuit.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "../model/internal.h"
 
@@ -228,7 +229,19 @@ class Engine {
 
   void set_clean_last(const at::Tensor& t) { clean_last_ = t; }
   double metric_of(const at::Tensor& last) const {  // [B, V]
-    return batch_metric(last).item<double>();
+    if (!dist::active()) return batch_metric(last).item<double>();
+    at::Tensor m = batch_metric(last).to(at::kCPU, at::kDouble).reshape({1});
+    reduce_means(m);
+    return m.item<double>();
+  }
+  // Across ranks, each holding `share` of the examples: the batch means of every rank, weighted
+  // by its share and summed — the mean over all examples, the same on every rank, so every
+  // rank takes the same decision.
+  void set_share(double share) { share_ = share; }
+  void reduce_means(at::Tensor& host) const {
+    if (!dist::active()) return;
+    host.mul_(share_);
+    dist::all_reduce_sum(host, "ACDC's metrics");
   }
 
   // Evaluates the masks "circuit minus the candidate edges (cand[i], d) where W[k, i] = 1",
@@ -333,7 +346,8 @@ class Engine {
       // The K metrics read back together: one device synchronisation per evaluation, not per mask.
       std::vector<at::Tensor> m(K);
       for (int64_t k = 0; k < K; ++k) m[k] = batch_metric(last.select(0, k));
-      const at::Tensor host = at::stack(m).to(at::kCPU, at::kDouble);
+      at::Tensor host = at::stack(m).to(at::kCPU, at::kDouble);
+      reduce_means(host);
       for (int64_t k = 0; k < K; ++k) ev.values.push_back(host[k].item<double>());
     } else {
       ev.values.assign(K, current_value);  // no kept path to the logits: nothing changes
@@ -525,6 +539,7 @@ class Engine {
     return metric_mean(metric_, metric_fn_, last, data_, clean_last_);
   }
   at::ScalarType dt_;
+  double share_ = 1;  // this rank's share of the examples (dist)
   c10::Device dev_ = c10::kCPU;  // the model's
   int64_t S_ = 0, R_ = 0, L_ = 0, H_ = 0, G_ = 0, Dh_ = 0, Dr_ = 0, D_ = 0, B_ = 0, T_ = 0, n_live_ = 0;
   at::Tensor tokens_, pos_, abl_, emb_, out_norm_w_, out_norm_b_, out_w_, clean_last_;
@@ -555,18 +570,27 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   const at::ScalarType dt = opt.double_precision ? at::kDouble : at::kFloat;
   at::NoGradGuard ng;
 
+  // Across ranks, each evaluates every candidate on its contiguous share of the examples and the
+  // metrics are combined before each decision (Engine::reduce_means).
+  const dist::Range mine = dist::my_range(data.size());
+  if (dist::active() && mine.size() == 0)
+    fail("acdc", std::to_string(data.size()) + " examples cannot be shared by " + std::to_string(dist::world_size()) +
+                     " ranks: use at most one rank per example");
+  const Batch shard = dist::active() ? data.rows(mine.begin, mine.end) : Batch();
+  const Batch& local = dist::active() ? shard : data;
   at::Tensor ablated;
   if (opt.ablation == Ablation::Resample) {
     if (!data.aligned || data.corrupted.size(1) != data.clean.size(1))
       fail("acdc", "resample ablation needs clean and corrupted prompts of equal token counts");
-    ablated = source_outputs(model, graph, data.corrupted, dt);
+    ablated = source_outputs(model, graph, local.corrupted, dt);
   } else if (opt.ablation == Ablation::Zero) {
     ablated = at::zeros({graph.n_sources(), 1, 1, c.d_model}, at::TensorOptions().dtype(dt).device(model.device()));
   } else {
     ablated = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, data.size());
   }
 
-  Engine e(model, graph, data, ablated, opt.metric, opt.metric_fn, dt);
+  Engine e(model, graph, local, ablated, opt.metric, opt.metric_fn, dt);
+  e.set_share(static_cast<double>(local.size()) / static_cast<double>(data.size()));
   const int64_t S = graph.n_sources(), R = graph.n_readers();
   const bool higher = metric_higher_is_better(opt.metric, opt.metric_fn);
   auto loss = [&](double v) { return higher ? -v : v; };
@@ -626,7 +650,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   }
   CheckpointClock ck_clock(opt.run);
   auto save = [&](int64_t next_reader) {
-    if (opt.run.checkpoint.empty()) return;
+    if (opt.run.checkpoint.empty() || !dist::is_root()) return;  // rank 0 writes
     nlohmann::json ck = {{"format", "edgewise-acdc-checkpoint"}, {"version", 1}, {"fingerprint", fp},
                          {"next", next_reader}, {"current", e.current_value}, {"evaluations", res.evaluations},
                          {"passes", res.passes}, {"skipped", res.skipped},
@@ -653,8 +677,11 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   // The largest K whose recomputed values fit a 2 GiB budget: each mask holds one input per
   // changed reader and one output per changed source, at the prediction positions only one row
   // per prompt (plus full copies of the few changed key/value inputs).
+  // Across ranks, every rank sizes its passes for the largest share (rank 0's), so that all run
+  // the same passes.
+  const double rows_scale = static_cast<double>(dist::range_of(0, data.size()).size()) / static_cast<double>(local.size());
   auto mem_cap = [&](int64_t d) {
-    const double full = static_cast<double>(e.tokens_bytes());
+    const double full = static_cast<double>(e.tokens_bytes()) * rows_scale;
     const double per_mask = e.change_needs_all(d) ? full * (2.0 * e.n_live() + 2.0)
                                                   : full / e.tokens() * (2.0 * e.n_live() + 2.0) + 4 * full;
     return std::max<int64_t>(1, static_cast<int64_t>(2.0 * (1 << 30) / per_mask));
@@ -667,7 +694,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
 
   int64_t K = std::min<int64_t>(opt.max_candidates, 4);
   for (; next < R; ++next) {
-    if (opt.run.stopping()) {
+    if (dist::any(opt.run.stopping(), "ACDC's stop request")) {
       save(next);
       res.complete = false;
       break;

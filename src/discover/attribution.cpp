@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "common.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 
 namespace edgewise {
@@ -35,8 +36,11 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
     at::NoGradGuard ng;
     mean = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, opt.batch_size);
   }
-  for (int64_t i = 0; i < N; i += opt.batch_size) {
-    const int64_t j = std::min(N, i + opt.batch_size);
+  // Across ranks, each takes a contiguous run of whole batches (the same batches as one rank)
+  // and attribute() sums the ranks' totals.
+  const dist::Range mine = dist::my_range(N, opt.batch_size);
+  for (int64_t i = mine.begin; i < mine.end; i += opt.batch_size) {
+    const int64_t j = std::min(mine.end, i + opt.batch_size);
     Part p;
     p.b = trimmed_rows(data, i, j);
     p.weight = static_cast<double>(j - i) / static_cast<double>(N);
@@ -53,7 +57,7 @@ void for_each_part(const Model& model, const Graph& graph, const Batch& data, co
       if (metric_needs_clean_logits(opt.metric, opt.metric_fn)) p.clean_last = logits_at(model.forward(p.b.clean), p.b.clean_pos);
     }
     f(p);
-    if (opt.progress) opt.progress({stage, j, N, {}});
+    if (opt.progress) opt.progress({stage, dist::job_progress(j - mine.begin, mine.size(), N), N, {}});
   }
 }
 
@@ -129,6 +133,15 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
     if (method == "clean-corrupted" && opt.ablation != Ablation::Resample)
       fail(method, "takes gradients on the corrupted prompts: use resample ablation");
     at::Tensor s = e.fn(model, graph, data, opt);
+    // Every method's scores are a sum over the data's parts: across ranks, each rank's parts'
+    // sum (zeros for a rank without any), summed.
+    if (dist::active()) {
+      if (!s.defined())
+        s = method == "exact" && opt.node_level ? at::zeros({graph.n_sources()}, at::kDouble)
+                                                : at::zeros({graph.n_sources(), graph.n_readers()}, at::kDouble);
+      s = s.to(at::kCPU, at::kDouble).contiguous();
+      dist::all_reduce_sum(s, "attribution scores");
+    }
     if (method == "exact" && opt.node_level) return s;
     s = s * discover::real_edge_mask(graph);
     return opt.node_level ? node_scores(graph, s) : s;

@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "edgewise/attribution.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/graph.h"
@@ -112,8 +113,9 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       pmean[l] = at::zeros({per_pos ? T : 1, F}, acc);
     }
     at::NoGradGuard ng;
-    for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
-      const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
+    const dist::Range mine = dist::my_range(N, batch_size);  // across ranks: sums of each rank's batches
+    for (int64_t b0 = mine.begin; b0 < mine.end; b0 += batch_size) {
+      const Batch b = data.rows(b0, std::min(mine.end, b0 + batch_size));
       std::map<std::string, at::Tensor> cap;
       Hooks hooks = Hooks::capture(names, &cap);
       model.forward(b.clean, &hooks);
@@ -127,6 +129,13 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
         pmean[l] += per_pos ? p.sum(0) : p.sum(at::IntArrayRef{0, 1}).unsqueeze(0);
       }
     }
+    if (dist::active()) {
+      dist::all_reduce_sum(count, "circuit-tuning's mean counts");
+      for (int64_t l = 0; l < L; ++l) {
+        dist::all_reduce_sum(zmean[l], "circuit-tuning's head means");
+        dist::all_reduce_sum(pmean[l], "circuit-tuning's MLP means");
+      }
+    }
     const at::Tensor cnt = count.clamp_min(1);
     for (int64_t l = 0; l < L; ++l) {
       zmean[l] = (zmean[l] / cnt.view({-1, 1, 1})).unsqueeze(0);  // [1, T or 1, H, Dh]
@@ -135,8 +144,9 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
   }
 
   at::Tensor heads = at::zeros({L, H}, acc), mlps = at::zeros({L, G}, acc);
-  for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
-    const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
+  const dist::Range mine = dist::my_range(N, batch_size);  // across ranks: sums of each rank's batches
+  for (int64_t b0 = mine.begin; b0 < mine.end; b0 += batch_size) {
+    const Batch b = data.rows(b0, std::min(mine.end, b0 + batch_size));
     const int64_t Tb = b.clean.size(1);
     std::vector<at::Tensor> zab(L), pab(L);  // ablated values for this batch
     if (ablation == Ablation::Resample) {
@@ -184,6 +194,8 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       }
     }
   }
+  dist::all_reduce_sum(heads, "circuit-tuning's head scores");
+  dist::all_reduce_sum(mlps, "circuit-tuning's MLP scores");
   return {(heads / static_cast<double>(N)).cpu(), (mlps / static_cast<double>(N)).cpu()};
 }
 
@@ -551,7 +563,7 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     }
   }
   auto save = [&](int64_t step, double secs) {
-    if (ck_path.empty()) return;
+    if (ck_path.empty() || !dist::is_root()) return;  // rank 0 writes
     std::vector<at::Tensor> keep;
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -614,9 +626,42 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       mask_round = round;
     }
     const double lr = opt.lr * (opt.warmup_steps > 0 ? std::min(1.0, static_cast<double>(step + 1) / opt.warmup_steps) : 1.0);
-    const Batch b = train.select(batch_index(N, std::min(opt.batch_size, N), step, opt.seed));
-    const at::Tensor loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b);
-    loss.backward();
+    at::Tensor rows = batch_index(N, std::min(opt.batch_size, N), step, opt.seed);
+    double loss_all = 0;  // the step's loss over every rank's share
+    at::Tensor loss;
+    if (!dist::active()) {
+      const Batch b = train.select(rows);
+      loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b);
+      loss.backward();
+    } else {
+      // Across ranks: each takes a contiguous share of the step's examples (one with weight 0
+      // when its share is empty); the trained leaves' gradients and the loss, each weighted by its
+      // share, are summed (data parallel, as DDP).
+      const int64_t n_step = rows.size(0);
+      const dist::Range share = dist::my_range(n_step);
+      const double w = static_cast<double>(share.size()) / static_cast<double>(n_step);
+      const Batch b = train.select(share.size() > 0 ? rows.narrow(0, share.begin, share.size()) : rows.narrow(0, 0, 1));
+      loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b) * w;
+      loss.backward();
+      std::vector<at::Tensor> flat;
+      for (size_t i = 0; i < NL; ++i) {
+        if (!masks[i].defined()) continue;
+        const at::Tensor& gr = tr.leaf[i].grad();
+        flat.push_back(gr.defined() ? gr.detach().flatten().to(at::kFloat) : at::zeros({tr.leaf[i].numel()}));
+      }
+      flat.push_back(loss.detach().reshape({1}).to(at::kFloat));
+      at::Tensor all = at::cat(flat);
+      dist::all_reduce_sum(all, "circuit-tuning's gradients");
+      int64_t at_ = 0;
+      for (size_t i = 0; i < NL; ++i) {
+        if (!masks[i].defined()) continue;
+        at::Tensor g = all.narrow(0, at_, tr.leaf[i].numel()).view(tr.leaf[i].sizes()).to(tr.leaf[i].scalar_type());
+        if (tr.leaf[i].grad().defined()) tr.leaf[i].mutable_grad().copy_(g);
+        else tr.leaf[i].mutable_grad() = g;
+        at_ += tr.leaf[i].numel();
+      }
+      loss_all = all[at_].item<double>();
+    }
     {
       at::NoGradGuard ng;
       std::vector<at::Tensor> g(NL);
@@ -642,13 +687,14 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
     }
     for (auto& l : tr.leaf) l.mutable_grad() = at::Tensor();
     TuneLog row;
-    row.round = round, row.step = step + 1, row.loss = loss.item<double>(), row.lr = lr, row.seconds = elapsed();
+    row.round = round, row.step = step + 1, row.loss = dist::active() ? loss_all : loss.item<double>(), row.lr = lr,
+    row.seconds = elapsed();
     row.params_trained = rounds[round].params;
     res.log.push_back(row);
     opt.run.report({"steps", row.step, total_steps,
                     {{"round", static_cast<double>(round + 1)}, {"loss", row.loss}, {"lr", row.lr},
                      {"parameters trained", static_cast<double>(row.params_trained)}}});
-    if (opt.run.stopping()) {
+    if (dist::any(opt.run.stopping(), "circuit-tuning's stop request")) {
       stopped = true;
       ++step;
       break;

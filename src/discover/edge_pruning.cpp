@@ -1,6 +1,7 @@
 // Edge Pruning (include/edgewise/edge_pruning.h, docs/EDGE_PRUNING.md): the objective, the
 // optimiser, the training loop with its data cache and checkpoints, and the discretisation.
 #include "edgewise/edge_pruning.h"
+#include "edgewise/distributed.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -128,6 +129,7 @@ EdgePruningObjective edge_pruning_objective(const Model& model, const Graph& gra
   at::Tensor last = patched_forward(model, graph, b.clean, ablated, mask, po).select(0, 0).select(1, 0);  // [B, V]
   const at::Tensor cl = clean_last.to(last.scalar_type());
   o.kl = (faithfulness == Metric::MSE ? mse_per_example(last, cl) : kl_per_example(last, cl)).mean();
+  o.penalty = loss;
   o.loss = o.kl + loss;
   return o;
 }
@@ -162,22 +164,30 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
 
   // The data, once: the full model's logits at the prediction positions and every example's
   // ablated values (the dataset's mean, zero, or each corrupted prompt's sources).
+  // Across ranks, each computes its run of whole batches and every rank gets all of it.
+  if (dist::active() && B < dist::world_size())
+    fail("edge pruning", "a batch of " + std::to_string(B) + " cannot be shared by " +
+                             std::to_string(dist::world_size()) + " ranks: use a batch of at least one example per rank");
   at::Tensor clean_last, cache_all, shared_ablated;
   {
     at::NoGradGuard ng;
-    std::vector<at::Tensor> cl;
-    for (int64_t i = 0; i < N; i += B) {
-      const Batch b = train.rows(i, std::min(N, i + B));
-      cl.push_back(logits_at(model.forward(b.clean), b.clean_pos));
-    }
-    clean_last = at::cat(cl);
+    clean_last = dist::gather_rows(N, B, [&](int64_t from, int64_t to) {
+      std::vector<at::Tensor> cl;
+      for (int64_t i = from; i < to; i += B) {
+        const Batch b = train.rows(i, std::min(to, i + B));
+        cl.push_back(logits_at(model.forward(b.clean), b.clean_pos));
+      }
+      return at::cat(cl);
+    }, "the full model's logits");
     if (opt.ablation == Ablation::Resample) {
       const double mb = static_cast<double>(S) * N * T * D * 4 / (1 << 20);
       if (mb <= static_cast<double>(opt.cache_mb)) {
-        std::vector<at::Tensor> parts;
-        for (int64_t i = 0; i < N; i += B)
-          parts.push_back(source_outputs(model, graph, train.corrupted.narrow(0, i, std::min(N, i + B) - i)));
-        cache_all = at::cat(parts, 1);
+        cache_all = dist::gather_rows(N, B, [&](int64_t from, int64_t to) {
+          std::vector<at::Tensor> parts;
+          for (int64_t i = from; i < to; i += B)
+            parts.push_back(source_outputs(model, graph, train.corrupted.narrow(0, i, std::min(to, i + B) - i)));
+          return at::cat(parts, 1);
+        }, "the corrupted prompts' source outputs", /*dim=*/1);
       }
     } else if (opt.ablation == Ablation::Zero) {
       shared_ablated = ablated_values(model, graph, Ablation::Zero, train.clean, train.corrupted);
@@ -228,7 +238,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     if (start > opt.steps) fail(ck_path, "has more steps than this run asks for");
   }
   auto save = [&](int64_t step, double secs) {
-    if (ck_path.empty()) return;
+    if (ck_path.empty() || !dist::is_root()) return;  // rank 0 writes
     std::vector<at::Tensor> keep;  // contiguous copies alive until written
     std::vector<StWriteTensor> ts;
     auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -268,6 +278,12 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
     }
     const int64_t from = in_epoch * B;
     at::Tensor rows = perm.narrow(0, from, std::min(N, from + B) - from);
+    // Across ranks: each takes a contiguous share of the step's examples; its part of the mean
+    // is weighted by its share (below).
+    const int64_t step_rows = rows.size(0);
+    const dist::Range share = dist::my_range(step_rows);
+    // A rank whose share of a short last batch is empty runs one example with weight 0.
+    if (dist::active()) rows = share.size() > 0 ? rows.narrow(0, share.begin, share.size()) : rows.narrow(0, 0, 1);
     const Batch b = train.select(rows);
     const at::Tensor rows_dev = rows.to(model.device());  // for the cached tensors, which live there
     at::Tensor ablated;
@@ -291,7 +307,32 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
                                                       la, u, nla, nu, lam_used, target, ntarget,
                                                       opt.keep_embedding_edges, prefiltered ? prunable : at::Tensor(),
                                                       opt.loss);
-    obj.loss.backward();
+    double kl_all = 0;  // the step's faithfulness loss over every rank's share
+    if (!dist::active()) {
+      obj.loss.backward();
+    } else {
+      // The data term's gradients (and value) are summed over the ranks, each weighted by its
+      // share of the step; then the sparsity penalty, the same on every rank, adds its own once.
+      const double w = static_cast<double>(share.size()) / static_cast<double>(step_rows);
+      (obj.kl * w).backward({}, /*retain_graph=*/true);
+      std::vector<at::Tensor*> data_params = {&la};
+      if (opt.node_masks) data_params.push_back(&nla);
+      std::vector<at::Tensor> flat;
+      for (at::Tensor* p : data_params)
+        flat.push_back(p->grad().defined() ? p->grad().detach().flatten() : at::zeros({p->numel()}));
+      flat.push_back((obj.kl.detach() * w).reshape({1}).to(at::kFloat));
+      at::Tensor all = at::cat(flat);
+      dist::all_reduce_sum(all, "Edge Pruning's mask gradients");
+      int64_t at_ = 0;
+      for (at::Tensor* p : data_params) {
+        at::Tensor g = all.narrow(0, at_, p->numel()).view(p->sizes());
+        if (p->grad().defined()) p->mutable_grad().copy_(g);
+        else p->mutable_grad() = g.clone();
+        at_ += p->numel();
+      }
+      kl_all = all[at_].item<double>();
+      obj.penalty.backward();
+    }
     {
       at::NoGradGuard ng;
       std::vector<at::Tensor*> ps = {&la, &lam};
@@ -316,7 +357,9 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
       if ((step + 1) % opt.log_every == 0 || step + 1 == opt.steps || step == start) {
         EdgePruningLog l;
         l.step = step + 1;
-        l.loss = obj.loss.item<double>(), l.kl = obj.kl.item<double>(), l.edge_sparsity = obj.edge_sparsity.item<double>();
+        if (!dist::active()) l.loss = obj.loss.item<double>(), l.kl = obj.kl.item<double>();
+        else l.kl = kl_all, l.loss = kl_all + obj.penalty.item<double>();
+        l.edge_sparsity = obj.edge_sparsity.item<double>();
         l.node_sparsity = obj.node_sparsity.defined() ? obj.node_sparsity.item<double>() : 0.0;
         l.target = target, l.node_target = opt.node_masks ? ntarget : 0.0;
         l.lambda1 = lam[0].item<double>(), l.lambda2 = lam[1].item<double>(), l.lr = opt.lr * f, l.seconds = elapsed();
@@ -330,7 +373,7 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
       save(step + 1, elapsed());
       ck_clock.saved();
     }
-    if (opt.run.stopping()) {
+    if (dist::any(opt.run.stopping(), "Edge Pruning's stop request")) {
       ++step;
       stopped = true;
       break;

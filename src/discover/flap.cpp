@@ -10,6 +10,7 @@
 #include <numeric>
 #include <set>
 
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/path_patching.h"
 #include "../model/internal.h"
@@ -57,8 +58,9 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
   double count = 0;
   std::set<std::string> names;
   for (int64_t l = 0; l < L; ++l) names.insert(zname(l)), names.insert(pname(l));
-  for (int64_t i = 0; i < N; i += batch_size) {
-    const int64_t j = std::min(N, i + batch_size);
+  const dist::Range mine = dist::my_range(N, batch_size);  // across ranks: the sums are summed below
+  for (int64_t i = mine.begin; i < mine.end; i += batch_size) {
+    const int64_t j = std::min(mine.end, i + batch_size);
     at::Tensor len = lengths.defined() ? lengths.narrow(0, i, j - i) : at::Tensor();
     const int64_t T = len.defined() ? len.max().item<int64_t>() : tokens.size(1);
     at::Tensor t = tokens.narrow(0, i, j - i).narrow(1, 0, T);
@@ -77,6 +79,16 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
       return at::Tensor();  // read only
     });
     model.forward(t, &hk);
+  }
+  if (dist::active()) {
+    at::Tensor sums = at::cat({as.flatten(), aq.flatten(), ms.flatten(), mq.flatten(), at::full({1}, count, at::kDouble)});
+    dist::all_reduce_sum(sums, "FLAP's statistics");
+    int64_t at_ = 0;
+    for (at::Tensor* t : {&as, &aq, &ms, &mq}) {
+      t->copy_(sums.narrow(0, at_, t->numel()).view(t->sizes()));
+      at_ += t->numel();
+    }
+    count = sums[at_].item<double>();
   }
   if (!(count > 0)) fail("flap", "no calibration tokens");
   FlapStats s;
@@ -193,8 +205,9 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
   at::Tensor mean_z = calibration.attn_mean.to(dev, dt).view({L, 1, 1, H, Dh});
   at::Tensor mean_p = calibration.mlp_mean.to(dev, dt).view({L, 1, 1, c.d_mlp});
   double total = 0;
-  for (int64_t i = 0; i < N; i += batch_size) {
-    Batch b = data.rows(i, std::min(N, i + batch_size));
+  const dist::Range mine = dist::my_range(N, batch_size);  // across ranks: summed below
+  for (int64_t i = mine.begin; i < mine.end; i += batch_size) {
+    Batch b = data.rows(i, std::min(mine.end, i + batch_size));
     std::map<std::string, at::Tensor> other;
     if (ablation == Ablation::Resample) {
       Hooks cap = Hooks::capture(names, &other);
@@ -211,6 +224,11 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
     if (metric_needs_clean_logits(metric)) clean_last = logits_at(model.forward(b.clean), b.clean_pos);
     at::Tensor last = logits_at(model.forward(b.clean, &hk), b.clean_pos);
     total += static_cast<double>(b.size()) / N * metric_mean(metric, last, b, clean_last).item<double>();
+  }
+  if (dist::active()) {
+    at::Tensor t = at::full({1}, total, at::kDouble);
+    dist::all_reduce_sum(t, "the pruned model's metric");
+    total = t.item<double>();
   }
   return total;
 }

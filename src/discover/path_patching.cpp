@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "edgewise/circuit.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/flops.h"
 
@@ -89,8 +90,10 @@ PathScores path_patch_scores(const Model& model, const Graph& graph, const Batch
   std::vector<double> patched(senders.size(), 0.0);
   auto add_flops = [&](int64_t f) { out.flops += f; };
   const int64_t n_sweep = static_cast<int64_t>(senders.size());
-  for (int64_t i = 0; i < N && n_sweep > 0; i += opt.batch_size) {
-    Batch b = data.rows(i, std::min(N, i + opt.batch_size));
+  // Across ranks: each patches its run of whole batches; the metrics are summed below.
+  const dist::Range mine = dist::my_range(N, opt.batch_size);
+  for (int64_t i = mine.begin; i < mine.end && n_sweep > 0; i += opt.batch_size) {
+    Batch b = data.rows(i, std::min(mine.end, i + opt.batch_size));
     // Trim to the longest prompt of the part.
     const int64_t T = std::max(b.clean_len.max().item<int64_t>(), b.corrupted_len.max().item<int64_t>());
     b.clean = b.clean.narrow(1, 0, T);
@@ -150,6 +153,14 @@ PathScores path_patch_scores(const Model& model, const Graph& graph, const Batch
       for (int64_t k = 0; k < K; ++k) patched[k0 + k] += weight * part_metric(opt.metric, last[k], b, clean_last);
     }
   }
+  if (dist::active() && n_sweep > 0) {  // the job's metrics, flops and passes
+    at::Tensor t = at::zeros({n_sweep + 2}, at::kDouble);
+    for (int64_t k = 0; k < n_sweep; ++k) t[k] = patched[k];
+    t[n_sweep] = static_cast<double>(out.flops), t[n_sweep + 1] = static_cast<double>(out.passes);
+    dist::all_reduce_sum(t, "path patching's metrics");
+    for (int64_t k = 0; k < n_sweep; ++k) patched[k] = t[k].item<double>();
+    out.flops = static_cast<int64_t>(t[n_sweep].item<double>()), out.passes = static_cast<int64_t>(t[n_sweep + 1].item<double>());
+  }
   out.metric = std::move(patched);
   return out;  // raw metrics; path_patching normalises (the scores of one sweep share M(clean))
 }
@@ -196,14 +207,21 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
   };
   // M(clean) and M(corrupted): one run of each.
   {
-    for (int64_t i = 0; i < data.size(); i += opt.batch_size) {
-      Batch b = data.rows(i, std::min(data.size(), i + opt.batch_size));
+    const dist::Range mine = dist::my_range(data.size(), opt.batch_size);  // across ranks: summed below
+    for (int64_t i = mine.begin; i < mine.end; i += opt.batch_size) {
+      Batch b = data.rows(i, std::min(mine.end, i + opt.batch_size));
       const double w = static_cast<double>(b.size()) / data.size();
       at::Tensor cl = logits_at(model.forward(b.clean), b.clean_pos);
       at::Tensor co = logits_at(model.forward(b.corrupted), b.corrupted_pos);
       res.metric_clean += w * part_metric(opt.metric, cl, b, cl);
       res.metric_corrupted += w * part_metric(opt.metric, co, b, cl);
       res.flops += 2 * forward_flops(c, b.size(), b.clean.size(1), 0, b.clean.size(1));
+    }
+    if (dist::active()) {
+      at::Tensor t = at::tensor({res.metric_clean, res.metric_corrupted, static_cast<double>(res.flops)}, at::kDouble);
+      dist::all_reduce_sum(t, "path patching's clean and corrupted metrics");
+      res.metric_clean = t[0].item<double>(), res.metric_corrupted = t[1].item<double>();
+      res.flops = static_cast<int64_t>(t[2].item<double>());
     }
   }
   const double denom = res.metric_clean - res.metric_corrupted;
@@ -262,7 +280,7 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
   }
   CheckpointClock ck_clock(opt.run);
   auto save = [&]() {
-    if (opt.run.checkpoint.empty()) return;
+    if (opt.run.checkpoint.empty() || !dist::is_root()) return;  // rank 0 writes
     nlohmann::json ck = {{"format", "edgewise-path-patching-checkpoint"}, {"version", 1}, {"fingerprint", fp},
                          {"steps", res.steps}, {"evaluations", res.evaluations}, {"passes", res.passes},
                          {"flops", res.flops},
@@ -344,7 +362,7 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
   }
   const int64_t group = H / G;
   while (!queue.empty()) {
-    if (opt.run.stopping()) {
+    if (dist::any(opt.run.stopping(), "path patching's stop request")) {
       save();
       res.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();
       return res;

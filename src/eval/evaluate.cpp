@@ -10,6 +10,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 
 namespace edgewise {
@@ -182,8 +183,15 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
     mean = dataset_mean(model, graph, opt.ablation, data.clean, data.clean_len, opt.batch_size);
   const at::Tensor all = at::cat({full_mask(graph, 1), masks.to(at::kFloat)});  // the full model first
   int64_t done = 0;
-  for (int64_t i = 0; i < N; i += opt.batch_size) {
-    const Batch b = data.rows(i, std::min(N, i + opt.batch_size));
+  // Across ranks: each evaluates its run of whole batches; the sums (and per-example rows, zeros
+  // elsewhere) are summed below.
+  const dist::Range mine = dist::my_range(N, opt.batch_size);
+  if (opt.per_example)
+    for (const char* key : {"logit_diff", "prob_diff", "kl", "accuracy", "mse", "exact_match"})
+      r.per_example[key] = at::zeros({K + 1, N}, at::TensorOptions().dtype(at::kDouble));
+  if (opt.per_example && opt.metric_fn) r.per_example["custom"] = at::zeros({K + 1, N}, at::TensorOptions().dtype(at::kDouble));
+  for (int64_t i = mine.begin; i < mine.end; i += opt.batch_size) {
+    const Batch b = data.rows(i, std::min(mine.end, i + opt.batch_size));
     const at::Tensor abl = mean.defined() ? mean : ablated_values(model, graph, opt.ablation, b.clean, b.corrupted);
     PatchOptions po;
     po.positions = b.clean_pos.unsqueeze(1);  // [b, 1]
@@ -208,7 +216,6 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
       if (opt.per_example) {
         auto keep = [&](const char* key, const at::Tensor& v) {
           at::Tensor& all = r.per_example[key];
-          if (!all.defined()) all = at::zeros({K + 1, N}, at::TensorOptions().dtype(at::kDouble));
           all[k].narrow(0, i, b.size()).copy_(v.detach().to(at::kCPU, at::kDouble));
         };
         keep("logit_diff", ld);
@@ -221,7 +228,18 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
       }
     }
     done += b.size();
-    if (opt.progress) opt.progress({"examples", done, N, {}});
+    if (opt.progress) opt.progress({"examples", dist::job_progress(done, mine.size(), N), N, {}});
+  }
+  if (dist::active()) {
+    std::vector<std::vector<double>*> sums = {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match};
+    if (opt.metric_fn) sums.push_back(&r.custom);
+    at::Tensor t = at::zeros({static_cast<int64_t>(sums.size()), K + 1}, at::kDouble);
+    for (size_t m = 0; m < sums.size(); ++m)
+      for (int64_t k = 0; k <= K; ++k) t[m][k] = (*sums[m])[k];
+    dist::all_reduce_sum(t, "evaluation metrics");
+    for (size_t m = 0; m < sums.size(); ++m)
+      for (int64_t k = 0; k <= K; ++k) (*sums[m])[k] = t[m][k].item<double>();
+    for (auto& [key, v] : r.per_example) dist::all_reduce_sum(v, "per-example metrics");
   }
   for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match, &r.custom})
     for (double& x : *v) x /= static_cast<double>(N);
@@ -324,13 +342,19 @@ TaskScore task_score(const Model& model, const Batch& data, int64_t batch_size) 
   if (data.size() == 0) fail("task score", "the dataset is empty");
   double ld = 0, acc = 0, loss = 0;
   const int64_t N = data.size();
-  for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
-    const Batch b = data.rows(b0, std::min(N, b0 + batch_size));
+  const dist::Range mine = dist::my_range(N, batch_size);  // across ranks: summed below
+  for (int64_t b0 = mine.begin; b0 < mine.end; b0 += batch_size) {
+    const Batch b = data.rows(b0, std::min(mine.end, b0 + batch_size));
     const at::Tensor logits = model.forward(b.clean);
     const at::Tensor last = logits_at(logits, b.clean_pos);
     ld += logit_diff_per_example(last, b).sum().item<double>();
     acc += accuracy_per_example(last, b).sum().item<double>();
     loss += answer_loss(logits, b).item<double>() * b.size();
+  }
+  if (dist::active()) {
+    at::Tensor t = at::tensor({ld, acc, loss}, at::kDouble);
+    dist::all_reduce_sum(t, "task scores");
+    ld = t[0].item<double>(), acc = t[1].item<double>(), loss = t[2].item<double>();
   }
   return {ld / N, acc / N, loss / N};
 }
@@ -345,8 +369,9 @@ double perplexity(const Model& model, const std::string& text, int64_t context, 
   int64_t count = 0;
   std::vector<std::pair<int64_t, int64_t>> windows;  // [start, length]
   for (int64_t s = 0; s + 1 < n; s += context) windows.emplace_back(s, std::min(context, n - s));
-  for (size_t w0 = 0; w0 < windows.size(); w0 += batch_size) {
-    const size_t w1 = std::min(windows.size(), w0 + static_cast<size_t>(batch_size));
+  const dist::Range mine = dist::my_range(static_cast<int64_t>(windows.size()), batch_size);  // across ranks: summed below
+  for (size_t w0 = static_cast<size_t>(mine.begin); w0 < static_cast<size_t>(mine.end); w0 += batch_size) {
+    const size_t w1 = std::min(static_cast<size_t>(mine.end), w0 + static_cast<size_t>(batch_size));
     // Windows of one batch have the same length except possibly the last one; run them apart.
     for (size_t i = w0; i < w1;) {
       size_t j = i;
@@ -364,6 +389,11 @@ double perplexity(const Model& model, const std::string& text, int64_t context, 
       }
       i = j;
     }
+  }
+  if (dist::active()) {
+    at::Tensor t = at::tensor({nll, static_cast<double>(count)}, at::kDouble);
+    dist::all_reduce_sum(t, "perplexity");
+    nll = t[0].item<double>(), count = static_cast<int64_t>(t[1].item<double>());
   }
   return std::exp(nll / static_cast<double>(count));
 }

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/tasks.h"
 #include "../model/internal.h"
@@ -799,14 +800,45 @@ at::Tensor dataset_mean(const Model& model, const Graph& graph, Ablation how, co
     fail("dataset mean", "tokens must be a non-empty [N, T] tensor, got " + shape_of(tokens));
   const int64_t N = tokens.size(0);
   at::Tensor sum, count;
-  for (int64_t i = 0; i < N; i += batch_size) {
-    const int64_t n = std::min(batch_size, N - i);
+  if (!dist::active()) {
+    for (int64_t i = 0; i < N; i += batch_size) {
+      const int64_t n = std::min(batch_size, N - i);
+      auto [s, c] = masked_sums(model, graph, how, tokens.narrow(0, i, n),
+                                lengths.defined() ? lengths.narrow(0, i, n) : at::Tensor());
+      sum = sum.defined() ? sum + s : s;
+      count = count.defined() ? count + c : c;
+      if (progress) progress(i + n);
+    }
+    return finish_mean(sum, count);
+  }
+  // Across ranks: each computes its run of whole batches' sums; every batch's sums are gathered
+  // and added in batch order, the additions one rank makes, so the mean is one rank's to the bit.
+  const int64_t n_batches = (N + batch_size - 1) / batch_size;
+  const dist::Range mine = dist::my_range(n_batches);
+  std::vector<at::Tensor> ls, lc;
+  for (int64_t k = mine.begin; k < mine.end; ++k) {
+    const int64_t i = k * batch_size, n = std::min(batch_size, N - i);
     auto [s, c] = masked_sums(model, graph, how, tokens.narrow(0, i, n),
                               lengths.defined() ? lengths.narrow(0, i, n) : at::Tensor());
-    sum = sum.defined() ? sum + s : s;
-    count = count.defined() ? count + c : c;
-    if (progress) progress(i + n);
+    ls.push_back(s), lc.push_back(c);
+    if (progress) progress(dist::job_progress(k + 1 - mine.begin, mine.size(), N));
   }
+  if (ls.empty()) {  // no batch here: the shapes from one example
+    auto [s, c] = masked_sums(model, graph, how, tokens.narrow(0, 0, 1),
+                              lengths.defined() ? lengths.narrow(0, 0, 1) : at::Tensor());
+    ls.push_back(s), lc.push_back(c);
+  }
+  auto gathered = [&](const std::vector<at::Tensor>& mine_parts, const char* what) {
+    std::vector<int64_t> shape = mine_parts[0].sizes().vec();
+    shape.insert(shape.begin(), n_batches);
+    at::Tensor all = at::zeros(shape, mine_parts[0].options());
+    if (mine.size() > 0) all.narrow(0, mine.begin, mine.size()).copy_(at::stack(mine_parts));
+    dist::all_reduce_sum(all, what);
+    return all;
+  };
+  const at::Tensor sums = gathered(ls, "the dataset mean's sums"), counts = gathered(lc, "the dataset mean's counts");
+  sum = sums[0], count = counts[0];
+  for (int64_t k = 1; k < n_batches; ++k) sum = sum + sums[k], count = count + counts[k];
   return finish_mean(sum, count);
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <set>
 
 #include "edgewise/error.h"
 
@@ -26,7 +28,36 @@ fs::path existing_ancestor(fs::path dir) {
   return dir;
 }
 
+// Every staged path not yet committed or removed, for remove_staged_outputs().
+struct Registry {
+  std::mutex mu;
+  std::set<std::string> staged;
+  bool publish = true;
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+void forget(const std::string& staged) {
+  std::lock_guard<std::mutex> lock(registry().mu);
+  registry().staged.erase(staged);
+}
+
 }  // namespace
+
+void set_publish_outputs(bool publish) {
+  std::lock_guard<std::mutex> lock(registry().mu);
+  registry().publish = publish;
+}
+
+void remove_staged_outputs() {
+  std::lock_guard<std::mutex> lock(registry().mu);
+  for (const std::string& p : registry().staged) {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+  registry().staged.clear();
+}
 
 namespace {
 // A folder output may be written "tuned/": the folder is "tuned".
@@ -99,6 +130,7 @@ OutputFiles::~OutputFiles() {
   for (const Entry& e : entries_) {
     std::error_code ec;
     fs::remove_all(e.staged, ec);
+    forget(e.staged);
   }
 }
 
@@ -114,6 +146,10 @@ void OutputFiles::add(const std::string& path, const std::string& what, bool dir
   e.what = what;
   e.directory = directory;
   e.staged = (dir / ("." + p.filename().string() + ".part-" + std::to_string(::getpid()))).string();
+  {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    registry().staged.insert(e.staged);
+  }
   entries_.push_back(std::move(e));
 }
 
@@ -132,8 +168,18 @@ const OutputFiles::Entry& OutputFiles::find(const std::string& path) const {
 std::string OutputFiles::staged(const std::string& path) const { return find(path).staged; }
 
 void OutputFiles::commit() {
+  bool publish = true;
+  {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    publish = registry().publish;
+  }
   for (const Entry& e : entries_) {
     std::error_code ec;
+    forget(e.staged);
+    if (!publish) {  // another process (rank 0) publishes the same files
+      fs::remove_all(e.staged, ec);
+      continue;
+    }
     if (!fs::exists(e.staged, ec)) continue;
     if (e.directory && fs::exists(e.path, ec)) {  // a folder is replaced: old aside, new in, old removed
       const std::string old = e.staged + ".old";

@@ -11,9 +11,15 @@
 #include <vector>
 #include <iostream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/memory.h"
+#include "edgewise/outputs.h"
+#include "launch.h"
 
 namespace {
 
@@ -38,11 +44,55 @@ std::vector<std::string> split_empty_values(int argc, char** argv) {
   return out;
 }
 
+// Where errors go: stderr, or on ranks other than 0 (whose output is silenced) a copy of it.
+int g_err_fd = 2;
+
+// One error line (tagged with the rank in a distributed run, whose other ranks hear of it too).
+int report(const std::string& msg, int code) {
+  namespace dist = edgewise::dist;
+  dist::report_failure(msg);
+  if (dist::active())
+    dprintf(g_err_fd, "edgewise: error (rank %d of %d): %s\n", dist::rank(), dist::world_size(), msg.c_str());
+  else
+    dprintf(g_err_fd, "edgewise: error: %s\n", msg.c_str());
+  return code;
+}
+
+// Joins the ranks torchrun, SLURM or --nproc started (nothing for one). Rank 0 prints and writes;
+// the others compute the same result silently (stdout and stderr to /dev/null, errors still
+// shown) and stage no file that survives (edgewise/outputs.h).
+void join_ranks() {
+  namespace dist = edgewise::dist;
+  dist::init(dist::settings_from_environment());
+  dist::on_abort(edgewise::remove_staged_outputs);
+  if (!dist::active() || dist::is_root()) return;
+  edgewise::set_publish_outputs(false);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  g_err_fd = ::dup(2);
+  dist::set_message_fd(g_err_fd);
+  const int null = ::open("/dev/null", O_WRONLY);
+  if (null >= 0) {
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::close(null);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   edgewise::prefer_passive_threads(argv);
   edgewise::tune_allocator();
+  try {
+    const int launched = edgewise::cli::launch_if_asked(argc, argv);
+    if (launched >= 0) return launched;
+    join_ranks();
+  } catch (const edgewise::Error& e) {
+    return report(e.what(), 2);
+  } catch (const std::exception& e) {
+    return report(e.what(), 1);
+  }
   CLI::App app{
       "edgewise " EDGEWISE_VERSION
       " - find circuits in transformer language models.\n\n"
@@ -58,7 +108,10 @@ int main(int argc, char** argv) {
       "  edgewise evaluate --task ioi --circuit circuit.json --ablation resample\n"
       "  edgewise draw circuit.json -o circuit.svg\n"
       "  edgewise view circuit.json -o circuit.html        # interactive, opens from disk\n"
-      "  edgewise discover tests/data/tracr/reverse -t tracr-reverse -n 324 --method acdc -o acdc.json\n",
+      "  edgewise discover tests/data/tracr/reverse -t tracr-reverse -n 324 --method acdc -o acdc.json\n\n"
+      "Across processes (docs/SCALING.md): `edgewise --nproc N <command> ...` starts N local ranks;\n"
+      "`torchrun --nproc-per-node N edgewise <command> ...` (or SLURM) works the same way. Every rank\n"
+      "takes its share of the prompts; rank 0 prints and writes.\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
   app.require_subcommand(1);
@@ -72,20 +125,25 @@ int main(int argc, char** argv) {
   try {
     std::vector<std::string> args = split_empty_values(argc, argv);
     app.parse(args);
+    namespace dist = edgewise::dist;
+    if (dist::active() && dist::is_root()) {  // what crossed between the ranks (docs/SCALING.md)
+      const dist::Traffic t = dist::traffic();
+      std::fprintf(stderr, "distributed: %d ranks, %lld collectives, %s reduced by rank 0\n", dist::world_size(),
+                   static_cast<long long>(t.collectives), edgewise::format_bytes(static_cast<double>(t.bytes)).c_str());
+    }
+    dist::shutdown();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const int code = app.exit(e) == 0 ? 0 : 2;
+    if (code != 0) edgewise::dist::report_failure("the command line was not understood");
+    return code;
   } catch (const edgewise::Error& e) {
-    std::fprintf(stderr, "edgewise: error: %s\n", e.what());
-    return 1;
+    return report(e.what(), 1);
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "edgewise: error: %s\n", e.what_without_backtrace());
-    return 1;
+    return report(e.what_without_backtrace(), 1);
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "edgewise: error: out of memory\n");
-    return 1;
+    return report("out of memory", 1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "edgewise: error: %s\n", e.what());
-    return 1;
+    return report(e.what(), 1);
   }
   return 0;
 }

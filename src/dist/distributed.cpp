@@ -1,0 +1,441 @@
+// The process group behind edgewise/distributed.h: libtorch's TCPStore and ProcessGroupGloo, a
+// heartbeat thread that notices lost ranks, and the shares of work. Compiled without the
+// precompiled header: ProcessGroupGloo.hpp needs USE_C10D_GLOO (and gloo's headers, Debian's
+// libgloo-dev; the torch wheel ships c10d's headers but not gloo's). Without them (EDGEWISE_NO_GLOO)
+// one rank works and init() with more says how to get them.
+#ifndef EDGEWISE_NO_GLOO
+#define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#include <ATen/ATen.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "edgewise/distributed.h"
+#include "edgewise/error.h"
+
+namespace edgewise::dist {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+struct State {
+  Settings s;
+  bool active = false;
+#ifndef EDGEWISE_NO_GLOO
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::TCPStore> client;  // the heartbeat's connection
+#endif
+  std::thread watchdog;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop_watchdog = false;
+  std::atomic<int> lost_rank{-1};
+  std::vector<std::function<void()>> abort_hooks;
+  std::mutex abort_mu;
+  Traffic traffic;
+  int message_fd = 2;
+};
+
+State& state() {
+  static State st;
+  return st;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+int64_t env_int(const char* name, const std::string& v, int64_t lo, int64_t hi) {
+  size_t used = 0;
+  int64_t x = 0;
+  try {
+    x = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty() || x < lo || x > hi)
+    fail(std::string("environment variable ") + name,
+         "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
+  return x;
+}
+
+double env_seconds(const char* name, double fallback) {
+  const std::string v = env(name);
+  if (v.empty()) return fallback;
+  size_t used = 0;
+  double x = -1;
+  try {
+    x = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || !(x > 0) || x > 1e7)
+    fail(std::string("environment variable ") + name, "expected a number of seconds > 0, got '" + v + "'");
+  return x;
+}
+
+std::string who(int r) { return "rank " + std::to_string(r) + " of " + std::to_string(state().s.world_size); }
+
+// Prints the error, runs the abort hooks and ends the process: another rank is gone, and this
+// one may be blocked inside a collective that would otherwise wait for it. `announce`: tell the
+// other ranks first (the first to notice names the lost rank for all; rank 0, whose process hosts
+// the store, stays a little longer so that they read it rather than see the store vanish).
+[[noreturn]] void abort_job(const std::string& message, bool announce = true) {
+  State& st = state();
+  std::lock_guard<std::mutex> lock(st.abort_mu);
+#ifndef EDGEWISE_NO_GLOO
+  if (announce && st.client) {
+    try {
+      st.client->set("edgewise/lost", std::vector<uint8_t>(message.begin(), message.end()));
+      if (st.s.rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    } catch (const std::exception&) {
+    }
+  }
+#else
+  (void)announce;
+#endif
+  std::fflush(stderr);
+  dprintf(st.message_fd, "edgewise: error (rank %d of %d): %s\n", st.s.rank, st.s.world_size, message.c_str());
+  for (auto& f : st.abort_hooks) {
+    try {
+      f();
+    } catch (...) {
+    }
+  }
+  std::fflush(stdout);
+  std::_Exit(1);
+}
+
+#ifndef EDGEWISE_NO_GLOO
+std::string key(const char* what, int r) { return std::string("edgewise/") + what + "/" + std::to_string(r); }
+std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+// Every second: this rank's heartbeat, then the others' — a failure message, a finished rank, or
+// a heartbeat that has not moved for lost_seconds.
+void watch(c10::intrusive_ptr<c10d::TCPStore> client) {
+  State& st = state();
+  const int me = st.s.rank, W = st.s.world_size;
+  std::vector<std::string> last(W);
+  std::vector<Clock::time_point> seen(W, Clock::now());
+  std::vector<uint8_t> done(W, 0);
+  int64_t beat = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(st.mu);
+      if (st.cv.wait_for(lock, std::chrono::seconds(1), [&] { return st.stop_watchdog; })) return;
+    }
+    try {
+      client->set(key("heartbeat", me), bytes(std::to_string(++beat)));
+      if (client->check({"edgewise/lost"})) {  // another rank noticed first
+        const std::vector<uint8_t> m = client->get("edgewise/lost");
+        st.lost_rank = 0;
+        abort_job(std::string(m.begin(), m.end()), false);
+      }
+      for (int r = 0; r < W; ++r) {
+        if (r == me || done[r]) continue;
+        if (client->check({key("failed", r)})) {
+          const std::vector<uint8_t> m = client->get(key("failed", r));
+          st.lost_rank = r;
+          abort_job(who(r) + " failed: " + std::string(m.begin(), m.end()));
+        }
+        if (client->check({key("done", r)})) {
+          done[r] = 1;
+          continue;
+        }
+        const std::vector<uint8_t> v = client->get(key("heartbeat", r));
+        std::string now(v.begin(), v.end());
+        if (now != last[r]) {
+          last[r] = std::move(now);
+          seen[r] = Clock::now();
+        } else if (std::chrono::duration<double>(Clock::now() - seen[r]).count() > st.s.lost_seconds) {
+          st.lost_rank = r;
+          abort_job(who(r) + " was lost: no heartbeat for " + std::to_string(static_cast<int>(st.s.lost_seconds)) +
+                    " s (the process died or hangs); stopping this rank too");
+        }
+      }
+    } catch (const std::exception& e) {
+      {
+        std::lock_guard<std::mutex> lock(st.mu);
+        if (st.stop_watchdog) return;
+      }
+      const auto* ce = dynamic_cast<const c10::Error*>(&e);
+      st.lost_rank = 0;
+      abort_job(who(0) + " was lost: the rendezvous store it hosts at " + st.s.master_addr + ":" +
+                    std::to_string(st.s.master_port) + " stopped answering (" +
+                    (ce ? ce->what_without_backtrace() : e.what()) + ")",
+                false);
+    }
+  }
+}
+
+void stop_watch() {
+  State& st = state();
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.stop_watchdog = true;
+  }
+  st.cv.notify_all();
+  if (st.watchdog.joinable() && st.watchdog.get_id() != std::this_thread::get_id()) st.watchdog.join();
+}
+
+// A collective that threw: usually a peer's connection closed because it died. The heartbeat
+// thread names the lost rank within lost_seconds and ends the process; if it does not, the
+// failure is this rank's own.
+[[noreturn]] void collective_failed(const char* what, const std::exception& e) {
+  State& st = state();
+  const auto until = Clock::now() + ms(st.s.lost_seconds + 5);
+  while (Clock::now() < until && st.lost_rank < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  fail(what, "the exchange between ranks failed: " + std::string(e.what()));
+}
+
+template <class F>
+void run_collective(const char* what, F&& f) {
+  try {
+    f();
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    collective_failed(what, std::runtime_error(e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    collective_failed(what, e);
+  }
+}
+#endif
+
+void count(const at::Tensor& t) {
+  Traffic& tr = state().traffic;
+  ++tr.collectives;
+  tr.bytes += t.numel() * static_cast<int64_t>(t.element_size());
+}
+
+}  // namespace
+
+Settings settings_from_environment() {
+  Settings s;
+  const std::string rank = env("RANK"), world = env("WORLD_SIZE");
+  const std::string srank = env("SLURM_PROCID"), sworld = env("SLURM_NTASKS");
+  if (!world.empty() || !rank.empty()) {
+    if (world.empty() || rank.empty())
+      fail("environment variables RANK / WORLD_SIZE", "both or neither must be set (RANK='" + rank +
+                                                          "', WORLD_SIZE='" + world + "')");
+    s.world_size = static_cast<int>(env_int("WORLD_SIZE", world, 1, 1 << 20));
+    s.rank = static_cast<int>(env_int("RANK", rank, 0, s.world_size - 1));
+    const std::string lr = env("LOCAL_RANK");
+    s.local_rank = lr.empty() ? s.rank : static_cast<int>(env_int("LOCAL_RANK", lr, 0, s.world_size - 1));
+    s.source = "torchrun";
+  } else if (!sworld.empty() && !srank.empty()) {
+    s.world_size = static_cast<int>(env_int("SLURM_NTASKS", sworld, 1, 1 << 20));
+    s.rank = static_cast<int>(env_int("SLURM_PROCID", srank, 0, s.world_size - 1));
+    const std::string lr = env("SLURM_LOCALID");
+    s.local_rank = lr.empty() ? 0 : static_cast<int>(env_int("SLURM_LOCALID", lr, 0, 1 << 20));
+    s.source = "SLURM";
+  }
+  if (s.world_size > 1) {
+    const std::string addr = env("MASTER_ADDR"), port = env("MASTER_PORT");
+    if (addr.empty()) fail("environment variable MASTER_ADDR", "must name rank 0's host when WORLD_SIZE > 1 (" + s.source + ")");
+    s.master_addr = addr;
+    if (!port.empty()) s.master_port = static_cast<int>(env_int("MASTER_PORT", port, 1, 65535));
+  }
+  s.timeout_seconds = env_seconds("EDGEWISE_DIST_TIMEOUT", s.timeout_seconds);
+  s.lost_seconds = env_seconds("EDGEWISE_RANK_LOST_SECONDS", s.lost_seconds);
+  return s;
+}
+
+void init(const Settings& s) {
+  State& st = state();
+  if (st.active) fail("distributed", "the process group is already initialised");
+  if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size)
+    fail("distributed", "rank " + std::to_string(s.rank) + " is outside a world of " + std::to_string(s.world_size));
+  st.s = s;
+  if (s.world_size == 1) return;
+#ifdef EDGEWISE_NO_GLOO
+  fail("distributed", "this edgewise was built without Gloo, so it runs one rank only (WORLD_SIZE=" +
+                          std::to_string(s.world_size) + "): install libgloo-dev and rebuild (scripts/setup.sh)");
+#else
+  const std::string where = "rendezvous at " + s.master_addr + ":" + std::to_string(s.master_port);
+  // A write to a lost rank's closed socket must be an error the heartbeat explains, not SIGPIPE
+  // ending this process without a word (Python, and so torch.distributed, ignores SIGPIPE too).
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(s.master_port);
+    so.isServer = s.rank == 0;
+    so.numWorkers = s.world_size;
+    so.timeout = ms(s.timeout_seconds);
+    st.store = c10::make_intrusive<c10d::TCPStore>(s.master_addr, so);
+    // The heartbeat's own connection, so that it never waits behind another request.
+    c10d::TCPStoreOptions co = so;
+    co.isServer = false;
+    co.numWorkers = std::nullopt;
+    co.waitWorkers = false;
+    co.timeout = ms(std::max(5.0, s.lost_seconds));
+    auto client = c10::make_intrusive<c10d::TCPStore>(s.master_addr, co);
+    client->set(key("heartbeat", s.rank), bytes("0"));
+    auto opts = c10d::ProcessGroupGloo::Options::create(ms(s.timeout_seconds));
+    // On one machine (a loopback MASTER_ADDR) the ranks talk over loopback; across machines each
+    // binds to the address its host name resolves to, as torch.distributed's default does.
+    const bool loopback = s.master_addr == "localhost" || s.master_addr.rfind("127.", 0) == 0;
+    opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+    opts->threads = 1;
+    st.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(st.store, s.rank, s.world_size, opts);
+    st.stop_watchdog = false;
+    st.active = true;
+    st.client = client;
+    st.watchdog = std::thread(watch, client);
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    fail(where, "could not join " + std::to_string(s.world_size) + " ranks as rank " + std::to_string(s.rank) + ": " +
+                    e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    fail(where, "could not join " + std::to_string(s.world_size) + " ranks as rank " + std::to_string(s.rank) + ": " +
+                    e.what());
+  }
+  barrier("joining the ranks");
+#endif
+}
+
+void shutdown() {
+  State& st = state();
+  if (!st.active) return;
+#ifndef EDGEWISE_NO_GLOO
+  try {
+    st.store->set(key("done", st.s.rank), bytes("1"));
+  } catch (const std::exception&) {
+  }
+  stop_watch();
+  run_collective("leaving the ranks", [&] { st.pg->barrier()->wait(); });
+  st.pg.reset();
+  st.client.reset();
+  st.store.reset();
+#endif
+  st.active = false;
+}
+
+bool active() { return state().active; }
+int rank() { return state().s.rank; }
+int world_size() { return state().s.world_size; }
+bool is_root() { return state().s.rank == 0; }
+
+void all_reduce_sum(at::Tensor& t, const char* what) {
+  if (!active()) return;
+#ifndef EDGEWISE_NO_GLOO
+  // Gloo reduces dense CPU tensors: others go through a contiguous CPU copy.
+  const bool direct = t.is_contiguous() && t.device().is_cpu();
+  std::vector<at::Tensor> v = {direct ? t : t.to(at::kCPU).contiguous()};
+  count(v[0]);
+  run_collective(what, [&] { state().pg->allreduce(v)->wait(); });
+  if (!direct) t.copy_(v[0]);
+#else
+  (void)t, (void)what;
+#endif
+}
+
+void broadcast(at::Tensor& t, int root, const char* what) {
+  if (!active()) return;
+#ifndef EDGEWISE_NO_GLOO
+  const bool direct = t.is_contiguous() && t.device().is_cpu();
+  std::vector<at::Tensor> v = {direct ? t : t.to(at::kCPU).contiguous()};
+  count(v[0]);
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  run_collective(what, [&] { state().pg->broadcast(v, o)->wait(); });
+  if (!direct) t.copy_(v[0]);
+#else
+  (void)t, (void)root, (void)what;
+#endif
+}
+
+bool any(bool b, const char* what) {
+  if (!active()) return b;
+  at::Tensor t = at::full({1}, b ? 1.0 : 0.0, at::kDouble);
+  all_reduce_sum(t, what);
+  return t.item<double>() > 0;
+}
+
+void barrier(const char* what) {
+  if (!active()) return;
+#ifndef EDGEWISE_NO_GLOO
+  ++state().traffic.collectives;
+  run_collective(what, [&] { state().pg->barrier()->wait(); });
+#else
+  (void)what;
+#endif
+}
+
+Range range_of(int r, int64_t n, int64_t unit) {
+  const int64_t W = world_size();
+  if (W == 1) return {0, n};
+  if (unit < 1) unit = 1;
+  const int64_t units = (n + unit - 1) / unit, base = units / W, extra = units % W;
+  const int64_t u0 = r * base + std::min<int64_t>(r, extra), u1 = u0 + base + (r < extra ? 1 : 0);
+  return {std::min(n, u0 * unit), std::min(n, u1 * unit)};
+}
+
+Range my_range(int64_t n, int64_t unit) { return range_of(rank(), n, unit); }
+
+at::Tensor gather_rows(int64_t n, int64_t unit, const std::function<at::Tensor(int64_t, int64_t)>& f,
+                       const char* what, int64_t dim) {
+  if (!active()) return f(0, n);
+  const Range r = my_range(n, unit);
+  // A rank without rows still needs the result's shape: it computes the first unit and adds zeros.
+  const at::Tensor mine = r.size() > 0 ? f(r.begin, r.end) : f(0, std::min(n, unit));
+  std::vector<int64_t> shape = mine.sizes().vec();
+  shape[dim] = n;
+  at::Tensor all = at::zeros(shape, mine.options());
+  if (r.size() > 0) all.narrow(dim, r.begin, r.size()).copy_(mine);
+  all_reduce_sum(all, what);
+  return all;
+}
+
+int64_t job_progress(int64_t done, int64_t share, int64_t total) {
+  if (!active() || share <= 0) return done;
+  return std::min(total, done * total / share);
+}
+
+void set_message_fd(int fd) { state().message_fd = fd; }
+
+void on_abort(std::function<void()> f) {
+  std::lock_guard<std::mutex> lock(state().abort_mu);
+  state().abort_hooks.push_back(std::move(f));
+}
+
+void report_failure(const std::string& message) {
+  State& st = state();
+  if (!st.active) return;
+#ifndef EDGEWISE_NO_GLOO
+  stop_watch();
+  try {
+    st.store->set(key("failed", st.s.rank), bytes(message));
+  } catch (const std::exception&) {
+  }
+#else
+  (void)message;
+#endif
+}
+
+Traffic traffic() { return state().traffic; }
+
+}  // namespace edgewise::dist
