@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
           at::NoGradGuard ng;
           m.forward(corrupted);
         }
-        at::Tensor x = at::ones({1}).requires_grad_(true);
+        at::Tensor x = at::ones({1}, at::TensorOptions().dtype(m.dtype() == edgewise::DType::BF16 ? at::kBFloat16 : at::kFloat))
+                           .requires_grad_(true);  // in the weights' dtype: a bf16 model stays bf16
         edgewise::Hooks h({"hook_embed"}, [&](const at::Tensor& t, const std::string&) { return t * x; });
         at::Tensor last = edgewise::logits_at(m.forward(clean, &h), b.clean_pos.narrow(0, i, j - i));
         edgewise::metric_mean(edgewise::Metric::LogitDiff, last,

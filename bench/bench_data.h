@@ -2,6 +2,7 @@
 // bench/autocircuit_bench.py's prompts.json format ({"clean", "corrupted": [[ids]], "correct",
 // "incorrect": [id]}, every prompt of one length: the peers' runs use the same file).
 #pragma once
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -59,6 +60,8 @@ struct Loaded {
 inline Loaded load(const std::string& spec, const std::string& task, int64_t N) {
   edgewise::LoadOptions lo;
   lo.load_tokenizer = !is_ids_file(task);
+  // BENCH_DTYPE=bf16: the weights in bf16 (a bf16 safetensors checkpoint then stays mapped).
+  if (const char* d = std::getenv("BENCH_DTYPE"); d && std::string(d) == "bf16") lo.dtype = edgewise::DType::BF16;
   edgewise::Model m = edgewise::Model::load(spec, lo);
   edgewise::Graph g = edgewise::model_graph(m, true);
   edgewise::Batch b = load_prompts(m, task, N);

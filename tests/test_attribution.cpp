@@ -109,6 +109,33 @@ TEST(Attribution, GradientMethodsMatchPythonReference) {
   }
 }
 
+// bf16 weights (a big model's setting: the readers' norms in fp32 inside the fused node, the
+// projections and the store in bf16) against the same Python reference, which runs in float64
+// on the unrounded weights. Rounding the weights to bf16 (8-bit mantissa, 2^-9 relative) moves
+// the model itself by ~1e-2 relative through 2-3 layers, and the scores with it: 5e-2 of the
+// largest score bounds that, while a wrong gradient path (the wrong reader's norm, a dropped
+// correction) moves scores by their own size. eap-ig-activations reaches the node with
+// non-zero corrections (masks k/steps), eap with the zero one.
+TEST(Attribution, Bf16WeightsMatchPythonReference) {
+  REQUIRE_GOLDEN();
+  for (const char* name : kModels) {
+    Case c = load_case(name);
+    LoadOptions o;
+    o.load_tokenizer = false;
+    o.dtype = DType::BF16;
+    const Model bf = Model::load(resolve_model(gold(name)), o);
+    AttributionOptions opt;
+    opt.batch_size = 2;
+    for (auto [method, key] : {std::pair{"eap", "eap"}, {"eap-ig-activations", "eap_ig_activations"}}) {
+      const at::Tensor got = in_order(c, attribute(method, bf, c.graph, c.batch, opt));
+      const at::Tensor& want = c.g.at(key);
+      const double e = (got - want).abs().max().item<double>() / want.abs().max().item<double>();
+      std::printf("%s %s in bf16: relative error %.3g of the largest score\n", name, method, e);
+      EXPECT_LE(e, 5e-2) << name << " " << method;
+    }
+  }
+}
+
 TEST(Attribution, ExactIsThePatchedForwardOfEachEdge) {
   REQUIRE_GOLDEN();
   Case c = load_case("llama");

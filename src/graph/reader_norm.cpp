@@ -222,9 +222,16 @@ struct NormProject : public torch::autograd::Function<NormProject> {
   struct Projection {
     at::Tensor W, bias;
   };
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& c,
+  // bf16 weights (a big model): the norm runs in fp32 on fp32 copies of x and c (activations in
+  // fp32 where precision needs it), the projection in the weights' dtype; the node keeps x in its
+  // own dtype and the weights as given (a view of the model's), not the folded product, which
+  // the backward makes again.
+  static at::Tensor upcast(const at::Tensor& t) { return t.scalar_type() == at::kBFloat16 ? t.to(at::kFloat) : t; }
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& c,
                             Projection p, NormSpec n, bool c_zero) {
+    const at::Tensor x = upcast(x_in);
     const int64_t Kx = x.size(0), BT = x.size(1), D = x.size(2), K = c.size(0), nr = c.size(1), P = p.W.size(1);
+    const at::ScalarType wt = p.W.scalar_type();
     const at::Tensor Wf = p.W * n.w.view({1, 1, D});  // [nr, P, D]
     at::Tensor bf = p.bias;                             // [nr, P] or undefined
     if (n.b.defined()) {
@@ -234,6 +241,7 @@ struct NormProject : public torch::autograd::Function<NormProject> {
     NormSpec plain = n;  // xhat only
     plain.w = at::Tensor();
     plain.b = at::Tensor();
+    if (bf.defined()) bf = bf.to(wt);
     at::Tensor y, stats, xhat;
     if (c_zero) {
       // Every reader's input is x: one norm, one GEMM for all readers' projections.
@@ -241,32 +249,35 @@ struct NormProject : public torch::autograd::Function<NormProject> {
       stats = at::empty({Kx * BT, 2}, x.options());
       sub_norm(x, {}, plain, xh, stats);
       const at::Tensor W2 = Wf.reshape({nr * P, D});
-      at::Tensor yf = bf.defined() ? at::addmm(bf.reshape({nr * P}), xh.view({Kx * BT, D}), W2.t())
-                                   : at::mm(xh.view({Kx * BT, D}), W2.t());  // [Kx*BT, nr*P]
+      const at::Tensor xh2 = xh.view({Kx * BT, D}).to(wt);
+      at::Tensor yf = bf.defined() ? at::addmm(bf.reshape({nr * P}), xh2, W2.t()) : at::mm(xh2, W2.t());  // [Kx*BT, nr*P]
       y = yf.view({Kx, BT, nr, P}).permute({2, 0, 1, 3}).expand({nr, K, BT, P}).contiguous().view({nr, K * BT, P});
     } else {
       xhat = at::empty({nr, K, BT, D}, x.options());
       stats = at::empty({nr * K * BT, 2}, x.options());
-      sub_norm(x, c, plain, xhat, stats);
-      const at::Tensor xv = xhat.view({nr, K * BT, D}), Wt = Wf.transpose(1, 2);
+      sub_norm(x, upcast(c), plain, xhat, stats);
+      const at::Tensor xv = xhat.view({nr, K * BT, D}).to(wt), Wt = Wf.transpose(1, 2);
       y = bf.defined() ? at::baddbmm(bf.unsqueeze(1), xv, Wt) : at::bmm(xv, Wt);
     }
-    ctx->save_for_backward({x});
+    ctx->save_for_backward({x_in});
     ctx->saved_data["xhat"] = xhat;
     ctx->saved_data["stats"] = stats;
-    ctx->saved_data["W"] = Wf;
+    ctx->saved_data["W"] = p.W;
+    ctx->saved_data["w"] = n.w;
     ctx->saved_data["ln"] = n.layer_norm;
     ctx->saved_data["K"] = K;
     return y;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const at::Tensor x = ctx->get_saved_variables()[0];
+    const at::Tensor x = upcast(ctx->get_saved_variables()[0]);
     const at::Tensor xhat = ctx->saved_data["xhat"].toTensor(), stats = ctx->saved_data["stats"].toTensor();
-    const at::Tensor W = ctx->saved_data["W"].toTensor();
-    const int64_t K = ctx->saved_data["K"].toInt(), nr = W.size(0), BT = x.size(1), D = x.size(2);
-    at::Tensor g = at::bmm(grad[0].reshape({nr, K * BT, W.size(1)}), W).view({nr, K, BT, D});  // d/d(xhat)
+    const int64_t K = ctx->saved_data["K"].toInt(), BT = x.size(1), D = x.size(2);
+    const at::Tensor W = ctx->saved_data["W"].toTensor() * ctx->saved_data["w"].toTensor().view({1, 1, D});  // the forward's Wf
+    const int64_t nr = W.size(0);
+    at::Tensor g = upcast(at::bmm(grad[0].reshape({nr, K * BT, W.size(1)}).to(W.scalar_type()), W)).view({nr, K, BT, D});  // d/d(xhat)
     at::Tensor gx = norm_backward(x, xhat, ctx->saved_data["ln"].toBool(), stats, g);
+    // Gradients in the inputs' dtypes (autograd casts them; explicit for clarity).
     return {gx, g.transpose(0, 1), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

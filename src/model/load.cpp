@@ -282,8 +282,12 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
 // forward pass can run one matmul where the checkpoint has two or three (forward.cpp finds the
 // packed buffer with fused_rows()). The canonical weights stay separate tensors: contiguous row
 // views into the packed buffer.
-void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c) {
+// Above this many bytes of gate/up weights, a safetensors model's gate/up are not packed.
+constexpr int64_t kPackLimit = int64_t(2) << 30;
+
+void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c, bool gate_up = true) {
   for (const auto& names : fused_weight_groups(c)) {
+    if (!gate_up && names[0].find("ffn_gate") != std::string::npos) continue;
     std::vector<at::Tensor> parts;
     for (const auto& n : names) {
       auto it = w.find(n);
@@ -433,7 +437,24 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
       t = it->second;
     }
   }
-  pack_fused(m.weights_, m.cfg_);
+  // Packing copies each layer's q/k/v and gate/up into one buffer (one matmul each). Weights
+  // mapped from safetensors would then sit in memory twice (the mapping and the copy): past
+  // kPackLimit of gate/up weights (an 8B model's are 7.5 GB in bf16) those stay views of the
+  // file, two matmuls; q/k/v (a fifth of that) are still packed, since the patched forward's
+  // per-reader projections read them as one matrix.
+  if (src.kind == ModelSource::Kind::Gguf || !dev.is_cpu()) {
+    pack_fused(m.weights_, m.cfg_);
+  } else {
+    int64_t bytes = 0;
+    for (const auto& names : fused_weight_groups(m.cfg_))
+      if (names[0].find("ffn_gate") != std::string::npos)
+        for (const auto& n : names) bytes += static_cast<int64_t>(m.weights_.at(n).nbytes());
+    const bool gate_up = bytes <= kPackLimit;
+    pack_fused(m.weights_, m.cfg_, gate_up);
+    if (!gate_up)
+      m.notes_.push_back("gate/up left as views of the mapped file (packing them would copy " +
+                         format_bytes(static_cast<double>(bytes)) + ")");
+  }
 
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
   local_rope_on(m.cfg_, dev, st, &m.rope_cos_local_, &m.rope_sin_local_);
