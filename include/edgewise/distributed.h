@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace edgewise::dist {
 
@@ -70,6 +71,11 @@ void broadcast(at::Tensor& t, int root, const char* what);
 bool any(bool b, const char* what);
 /// Waits for every rank.
 void barrier(const char* what);
+
+/// Data parallel's exchange (DDP's): in place, each leaf's gradient (undefined: zeros) and
+/// `value` summed over the ranks in one float32 all-reduce; returns the summed value. A leaf
+/// without a gradient gets the sum as one. No-op on one rank (returns `value`).
+double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what);
 
 /// A contiguous share [begin, end) of n items.
 struct Range {

@@ -643,24 +643,10 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       const Batch b = train.select(share.size() > 0 ? rows.narrow(0, share.begin, share.size()) : rows.narrow(0, 0, 1));
       loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b) * w;
       loss.backward();
-      std::vector<at::Tensor> flat;
-      for (size_t i = 0; i < NL; ++i) {
-        if (!masks[i].defined()) continue;
-        const at::Tensor& gr = tr.leaf[i].grad();
-        flat.push_back(gr.defined() ? gr.detach().flatten().to(at::kFloat) : at::zeros({tr.leaf[i].numel()}));
-      }
-      flat.push_back(loss.detach().reshape({1}).to(at::kFloat));
-      at::Tensor all = at::cat(flat);
-      dist::all_reduce_sum(all, "circuit-tuning's gradients");
-      int64_t at_ = 0;
-      for (size_t i = 0; i < NL; ++i) {
-        if (!masks[i].defined()) continue;
-        at::Tensor g = all.narrow(0, at_, tr.leaf[i].numel()).view(tr.leaf[i].sizes()).to(tr.leaf[i].scalar_type());
-        if (tr.leaf[i].grad().defined()) tr.leaf[i].mutable_grad().copy_(g);
-        else tr.leaf[i].mutable_grad() = g;
-        at_ += tr.leaf[i].numel();
-      }
-      loss_all = all[at_].item<double>();
+      std::vector<at::Tensor> trained;
+      for (size_t i = 0; i < NL; ++i)
+        if (masks[i].defined()) trained.push_back(tr.leaf[i]);
+      loss_all = dist::all_reduce_gradients(trained, loss.detach().item<double>(), "circuit-tuning's gradients");
     }
     {
       at::NoGradGuard ng;

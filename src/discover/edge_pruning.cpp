@@ -315,22 +315,9 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
       // share of the step; then the sparsity penalty, the same on every rank, adds its own once.
       const double w = static_cast<double>(share.size()) / static_cast<double>(step_rows);
       (obj.kl * w).backward({}, /*retain_graph=*/true);
-      std::vector<at::Tensor*> data_params = {&la};
-      if (opt.node_masks) data_params.push_back(&nla);
-      std::vector<at::Tensor> flat;
-      for (at::Tensor* p : data_params)
-        flat.push_back(p->grad().defined() ? p->grad().detach().flatten() : at::zeros({p->numel()}));
-      flat.push_back((obj.kl.detach() * w).reshape({1}).to(at::kFloat));
-      at::Tensor all = at::cat(flat);
-      dist::all_reduce_sum(all, "Edge Pruning's mask gradients");
-      int64_t at_ = 0;
-      for (at::Tensor* p : data_params) {
-        at::Tensor g = all.narrow(0, at_, p->numel()).view(p->sizes());
-        if (p->grad().defined()) p->mutable_grad().copy_(g);
-        else p->mutable_grad() = g.clone();
-        at_ += p->numel();
-      }
-      kl_all = all[at_].item<double>();
+      std::vector<at::Tensor> data_params = {la};
+      if (opt.node_masks) data_params.push_back(nla);
+      kl_all = dist::all_reduce_gradients(data_params, (obj.kl.detach() * w).item<double>(), "Edge Pruning's mask gradients");
       obj.penalty.backward();
     }
     {

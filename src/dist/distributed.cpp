@@ -368,6 +368,25 @@ void broadcast(at::Tensor& t, int root, const char* what) {
 #endif
 }
 
+double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what) {
+  if (!active()) return value;
+  std::vector<at::Tensor> flat;
+  for (const at::Tensor& p : leaves)
+    flat.push_back(p.grad().defined() ? p.grad().detach().flatten().to(at::kFloat) : at::zeros({p.numel()}));
+  flat.push_back(at::full({1}, value, at::kFloat));
+  at::Tensor all = at::cat(flat);
+  all_reduce_sum(all, what);
+  int64_t at_ = 0;
+  for (const at::Tensor& p : leaves) {
+    at::Tensor leaf = p;  // a handle on the same tensor: its gradient is set in place
+    const at::Tensor g = all.narrow(0, at_, p.numel()).view(p.sizes()).to(p.scalar_type());
+    if (leaf.grad().defined()) leaf.mutable_grad().copy_(g);
+    else leaf.mutable_grad() = g.clone();
+    at_ += p.numel();
+  }
+  return all[at_].item<double>();
+}
+
 bool any(bool b, const char* what) {
   if (!active()) return b;
   at::Tensor t = at::full({1}, b ? 1.0 : 0.0, at::kDouble);

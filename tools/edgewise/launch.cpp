@@ -91,12 +91,13 @@ int launch_if_asked(int argc, char** argv) {
   if (ws && std::string(ws) != "1")
     fail("--nproc", "this process is already one rank of " + std::string(ws) +
                         " (WORLD_SIZE is set, e.g. by torchrun): use one launcher, not both");
-  if (nproc == 1) {  // one rank: run here, without the option
-    std::vector<std::string> args = {argv[0]};
-    args.insert(args.end(), rest.begin(), rest.end());
-    std::vector<char*> cargs;
-    for (std::string& s : args) cargs.push_back(s.data());
-    cargs.push_back(nullptr);
+  // The same command without --nproc.
+  std::vector<std::string> args = {argv[0]};
+  args.insert(args.end(), rest.begin(), rest.end());
+  std::vector<char*> cargs;
+  for (std::string& s : args) cargs.push_back(s.data());
+  cargs.push_back(nullptr);
+  if (nproc == 1) {  // one rank: run here
     ::execv("/proc/self/exe", cargs.data());
     fail("--nproc", std::string("cannot restart edgewise: ") + std::strerror(errno));
   }
@@ -104,11 +105,6 @@ int launch_if_asked(int argc, char** argv) {
   const int port = free_port();
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::string threads = std::to_string(std::max(1u, cores / static_cast<unsigned>(nproc)));
-  std::vector<std::string> args = {argv[0]};
-  args.insert(args.end(), rest.begin(), rest.end());
-  std::vector<char*> cargs;
-  for (std::string& s : args) cargs.push_back(s.data());
-  cargs.push_back(nullptr);
 
   struct sigaction sa{};
   sa.sa_handler = forward_signal;
