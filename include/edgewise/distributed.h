@@ -45,7 +45,8 @@ struct Settings {
 
 /// The torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; `edgewise
 /// --nproc` sets the same), else SLURM's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with
-/// MASTER_ADDR / MASTER_PORT), else one rank. EDGEWISE_DIST_TIMEOUT and EDGEWISE_RANK_LOST_SECONDS
+/// MASTER_ADDR / MASTER_PORT), else one rank. EDGEWISE_MASTER_PORT replaces MASTER_PORT (a
+/// Python script that also runs torch.distributed on it). EDGEWISE_DIST_TIMEOUT and EDGEWISE_RANK_LOST_SECONDS
 /// override the two waits. A malformed or inconsistent value is an Error naming the variable.
 Settings settings_from_environment();
 

@@ -32,7 +32,8 @@ from . import _core
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "generate", "methods", "attribute",
            "discover", "Result", "Circuit", "evaluate", "curve", "Curve", "sweep", "Sweep", "tune", "TuneResult",
-           "task_score", "tune_allocator", "roc"]
+           "task_score", "tune_allocator", "roc", "init_distributed", "shutdown_distributed", "rank",
+           "world_size"]
 
 Dataset = _core.Dataset
 
@@ -682,6 +683,32 @@ def roc(circuit: "Circuit", truth: "Circuit", *, merge_qkv: bool = False, absolu
     by the score); ``merge_qkv`` counts a head's q/k/v inputs as one edge; a node ranks by its
     best out-edge. Tracr's known circuits are in ``tests/data/tracr/*/truth.json``."""
     return _core.roc(circuit._c, truth._c, merge_qkv, absolute)
+
+
+def init_distributed() -> int:
+    """Join the ranks of a distributed run (``torchrun --nproc-per-node N script.py``, SLURM):
+    reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT, and returns the world size
+    (1 when the variables are absent: nothing is joined). After it every method splits its
+    prompts over the ranks and every rank gets the same result (docs/SCALING.md); write files
+    on ``rank() == 0`` only. edgewise's group is its own (c10d's TCPStore and Gloo), not
+    torch.distributed's: a script that also calls ``torch.distributed.init_process_group`` gives
+    edgewise another port with EDGEWISE_MASTER_PORT."""
+    return _core.init_distributed()
+
+
+def shutdown_distributed() -> None:
+    """Leave the group joined by :func:`init_distributed` (waits for every rank)."""
+    _core.shutdown_distributed()
+
+
+def rank() -> int:
+    """This process's rank (0 without a distributed run)."""
+    return _core.rank()
+
+
+def world_size() -> int:
+    """The number of ranks (1 without a distributed run)."""
+    return _core.world_size()
 
 
 def tune_allocator() -> None:

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "edgewise/distributed.h"
 #include "edgewise/circuit.h"
 #include "edgewise/circuit_tuning.h"
 #include "edgewise/dataset.h"
@@ -695,6 +696,24 @@ PYBIND11_MODULE(_core, m) {
       "circuit_tracer_graph",
       [](const Circuit& c, const std::string& slug) { return circuit_tracer_graph(c, slug).dump(); },
       py::arg("circuit"), py::arg("slug"), "circuit-tracer's graph JSON of the circuit's in-graph edges, as text.");
+  m.def(
+      "init_distributed",
+      [] {
+        py::gil_scoped_release nogil;  // the rendezvous waits for the other ranks
+        dist::init(dist::settings_from_environment());
+        return dist::world_size();
+      },
+      "Joins the ranks torchrun / SLURM started (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT or "
+      "EDGEWISE_MASTER_PORT); returns the world size (1: no variables, nothing joined).");
+  m.def(
+      "shutdown_distributed",
+      [] {
+        py::gil_scoped_release nogil;
+        dist::shutdown();
+      },
+      "Leaves the group (waits for every rank).");
+  m.def("rank", &dist::rank);
+  m.def("world_size", &dist::world_size);
   m.def("tune_allocator", &tune_allocator,
         "glibc malloc keeps freed memory for reuse (mmap and trim thresholds 1 GiB), as the command line does.");
   m.def(

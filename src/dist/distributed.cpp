@@ -5,6 +5,7 @@
 // one rank works and init() with more says how to get them.
 #ifndef EDGEWISE_NO_GLOO
 #define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -41,9 +42,9 @@ struct State {
   Settings s;
   bool active = false;
 #ifndef EDGEWISE_NO_GLOO
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  c10::intrusive_ptr<c10d::TCPStore> client;  // the heartbeat's connection
+  c10::intrusive_ptr<c10d::Store> client;  // the heartbeat's connection
 #endif
   std::thread watchdog;
   std::mutex mu;
@@ -133,7 +134,7 @@ std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s
 
 // Every second: this rank's heartbeat, then the others' — a failure message, a finished rank, or
 // a heartbeat that has not moved for lost_seconds.
-void watch(c10::intrusive_ptr<c10d::TCPStore> client) {
+void watch(c10::intrusive_ptr<c10d::Store> client) {
   State& st = state();
   const int me = st.s.rank, W = st.s.world_size;
   std::vector<std::string> last(W);
@@ -181,9 +182,10 @@ void watch(c10::intrusive_ptr<c10d::TCPStore> client) {
       }
       const auto* ce = dynamic_cast<const c10::Error*>(&e);
       st.lost_rank = 0;
-      abort_job(who(0) + " was lost: the rendezvous store it hosts at " + st.s.master_addr + ":" +
-                    std::to_string(st.s.master_port) + " stopped answering (" +
-                    (ce ? ce->what_without_backtrace() : e.what()) + ")",
+      abort_job("the rendezvous store at " + st.s.master_addr + ":" + std::to_string(st.s.master_port) +
+                    " stopped answering: its host (" +
+                    (env("TORCHELASTIC_USE_AGENT_STORE") == "True" ? std::string("torchrun's agent") : who(0)) +
+                    ") was lost (" + (ce ? ce->what_without_backtrace() : e.what()) + ")",
                 false);
     }
   }
@@ -256,6 +258,9 @@ Settings settings_from_environment() {
     if (addr.empty()) fail("environment variable MASTER_ADDR", "must name rank 0's host when WORLD_SIZE > 1 (" + s.source + ")");
     s.master_addr = addr;
     if (!port.empty()) s.master_port = static_cast<int>(env_int("MASTER_PORT", port, 1, 65535));
+    // A script that also runs torch.distributed (on MASTER_PORT) gives edgewise's store its own.
+    const std::string own = env("EDGEWISE_MASTER_PORT");
+    if (!own.empty()) s.master_port = static_cast<int>(env_int("EDGEWISE_MASTER_PORT", own, 1, 65535));
   }
   s.timeout_seconds = env_seconds("EDGEWISE_DIST_TIMEOUT", s.timeout_seconds);
   s.lost_seconds = env_seconds("EDGEWISE_RANK_LOST_SECONDS", s.lost_seconds);
@@ -278,19 +283,25 @@ void init(const Settings& s) {
   // ending this process without a word (Python, and so torch.distributed, ignores SIGPIPE too).
   std::signal(SIGPIPE, SIG_IGN);
   try {
+    // Under torchrun the agent already hosts a store on MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE):
+    // every rank is its client, and edgewise's keys live under a prefix of their own (with the
+    // restart count, so that a restarted job never reads the last attempt's heartbeats).
+    const bool agent_store = env("TORCHELASTIC_USE_AGENT_STORE") == "True";
+    const std::string prefix = "edgewise/" + env("TORCHELASTIC_RESTART_COUNT");
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(s.master_port);
-    so.isServer = s.rank == 0;
-    so.numWorkers = s.world_size;
+    so.isServer = s.rank == 0 && !agent_store;
+    so.numWorkers = s.world_size;  // every rank counts itself in (as torch.distributed's clients do)
     so.timeout = ms(s.timeout_seconds);
-    st.store = c10::make_intrusive<c10d::TCPStore>(s.master_addr, so);
+    st.store = c10::make_intrusive<c10d::PrefixStore>(prefix, c10::make_intrusive<c10d::TCPStore>(s.master_addr, so));
     // The heartbeat's own connection, so that it never waits behind another request.
     c10d::TCPStoreOptions co = so;
     co.isServer = false;
     co.numWorkers = std::nullopt;
     co.waitWorkers = false;
     co.timeout = ms(std::max(5.0, s.lost_seconds));
-    auto client = c10::make_intrusive<c10d::TCPStore>(s.master_addr, co);
+    c10::intrusive_ptr<c10d::Store> client =
+        c10::make_intrusive<c10d::PrefixStore>(prefix, c10::make_intrusive<c10d::TCPStore>(s.master_addr, co));
     client->set(key("heartbeat", s.rank), bytes("0"));
     auto opts = c10d::ProcessGroupGloo::Options::create(ms(s.timeout_seconds));
     // On one machine (a loopback MASTER_ADDR) the ranks talk over loopback; across machines each

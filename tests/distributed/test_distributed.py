@@ -10,7 +10,6 @@ Edge Pruning, circuit-tuning) — in the matrix products over fewer rows, whose 
 differs in the last bits. Hence the tolerances below.
 """
 import json
-import math
 import os
 import signal
 import subprocess
@@ -203,6 +202,23 @@ def test_torchrun_environment(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[1][0] == ""  # rank 1 prints nothing
     run(["discover", GPT2, "--task", "ioi", "-n", "6", "--method", "eap", "-o", str(tmp_path / "o.json")])
+    compare_scores(tmp_path / "o.json", tmp_path / "t.json")
+
+
+TORCHRUN = os.path.join(os.path.dirname(os.sys.executable), "torchrun")
+
+
+def test_torchrun_itself(tmp_path):
+    """torchrun (from the torch wheel) launching the binary: its agent hosts the store, every
+    rank is a client (TORCHELASTIC_USE_AGENT_STORE)."""
+    if not os.path.exists(TORCHRUN):
+        pytest.skip(f"{TORCHRUN} missing")
+    args = ["discover", GPT2, "--task", "ioi", "-n", "10", "--batch-size", "3", "--method", "eap"]
+    r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", str(31000 + os.getpid() % 1000),
+                        "--no-python", CLI] + args + ["-o", str(tmp_path / "t.json")],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    run(args + ["-o", str(tmp_path / "o.json")])
     compare_scores(tmp_path / "o.json", tmp_path / "t.json")
 
 

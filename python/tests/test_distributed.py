@@ -1,0 +1,48 @@
+"""The package across processes: a script launched by torchrun joins edgewise's group
+(edgewise.init_distributed) and gets the 1-process scores (docs/SCALING.md). The reference is
+the same call in one process: the ranks split the batches and sum their partial scores, so the
+only difference is the order of a few float64 additions (1e-12 of the largest bounds it)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import edgewise
+from conftest import GPT2, need
+
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch, edgewise
+    n = edgewise.init_distributed()
+    model = edgewise.load(sys.argv[1])
+    data = edgewise.task("ioi", model, n=10)
+    r = edgewise.attribute(model, model.graph(), data, method="eap", batch_size=3, progress=False)
+    if edgewise.rank() == 0:
+        torch.save({"world": n, "scores": r.scores}, sys.argv[2])
+    edgewise.shutdown_distributed()
+""")
+
+
+def test_torchrun_script_gets_the_one_process_scores(tmp_path):
+    need(GPT2)
+    if not os.path.exists(TORCHRUN):
+        pytest.skip(f"{TORCHRUN} missing")
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "scores.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+    r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", str(32000 + os.getpid() % 1000),
+                        str(script), GPT2, str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = torch.load(out)
+    assert got["world"] == 2
+    model = edgewise.load(GPT2)
+    data = edgewise.task("ioi", model, n=10)
+    want = edgewise.attribute(model, model.graph(), data, method="eap", batch_size=3, progress=False).scores
+    assert edgewise.world_size() == 1 and edgewise.rank() == 0
+    err = (got["scores"] - want).abs().max().item() / want.abs().max().item()
+    assert err <= 1e-12, err
