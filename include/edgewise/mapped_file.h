@@ -23,6 +23,10 @@ class MappedFile {
   /// Pointer to [off, off+len) after checking it lies inside the file; `what` names the region
   /// in the error ("tensor 'x' data", "header").
   const uint8_t* span(uint64_t off, uint64_t len, const std::string& what) const;
+  /// Drops the resident pages wholly inside [p, p + n) when that lies in this mapping (nothing
+  /// otherwise): they are read again from the file if touched later. For data copied out and no
+  /// longer read here (packed weights), so that it stops counting in resident memory.
+  void drop_pages(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

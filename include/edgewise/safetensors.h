@@ -37,6 +37,8 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   /// The tensor or nullptr.
   const StTensor* find(const std::string& name) const;
+  /// MappedFile::drop_pages on this file's mapping.
+  void drop_pages(const void* p, size_t n) const;
 
  private:
   std::shared_ptr<MappedFile> file_;

@@ -67,7 +67,7 @@ at::Tensor part_metric(const AttributionOptions& opt, const Part& p, const at::T
 
 at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, const at::Tensor& tokens,
                          const AttributionOptions& opt, const PatchOptions& po_in, double value,
-                         const at::Tensor& override) {
+                         const at::Tensor& override, bool last_use) {
   const at::ScalarType dt = opt.double_precision ? at::kDouble : at::kFloat;
   at::Tensor masks = override.defined() ? override.to(dt).unsqueeze(0).clone()
                                         : at::full({1, graph.n_sources(), graph.n_readers()}, value, at::TensorOptions().dtype(dt));
@@ -77,6 +77,7 @@ at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, 
   po.path = PatchOptions::Path::Dense;
   po.positions = p.positions;
   at::Tensor last = patched_forward(model, graph, tokens, p.ablated, masks, po).select(0, 0).select(1, 0);  // [b, V]
+  if (last_use) p.ablated = at::Tensor();
   at::Tensor m = part_metric(opt, p, last) * p.weight;
   m.backward();
   return -masks.grad().select(0, 0).to(at::kDouble);

@@ -17,7 +17,10 @@ namespace edgewise::discover {
 /// One sub-batch of the dataset, trimmed to its longest prompt.
 struct Part {
   Batch b;              ///< rows [i, j) of the dataset
-  at::Tensor ablated;   ///< õ for these rows [n_src, b|1, T|1, D]
+  /// õ for these rows [n_src, b|1, T|1, D]. The last pass that reads it drops it before its
+  /// backward (keep_gradient's `last_use`): the patched forward has taken the differences by then
+  /// and the backward needs none of õ, so a big model's peak holds one store less.
+  mutable at::Tensor ablated;
   at::Tensor clean_last;  ///< clean logits at the prediction positions [b, V] (no grad)
   at::Tensor positions;   ///< [b, 1] prediction positions
   double weight = 1.0;    ///< b / N: the part's share of the dataset mean
@@ -32,10 +35,11 @@ at::Tensor part_metric(const AttributionOptions& opt, const Part& p, const at::T
 
 /// dM/dkeep = -dM/dmask for one pass: masks all `value` except `override` (when defined,
 /// [n_src, n_dst] values replacing them), tokens, options (fixed differences, embeddings)
-/// as given. Returns [n_src, n_dst] float64, scaled by the part's weight.
+/// as given. Returns [n_src, n_dst] float64, scaled by the part's weight. `last_use`: no later
+/// pass of this part reads p.ablated (it is released before the backward).
 at::Tensor keep_gradient(const Model& model, const Graph& graph, const Part& p, const at::Tensor& tokens,
                          const AttributionOptions& opt, const PatchOptions& po, double value,
-                         const at::Tensor& override = {});
+                         const at::Tensor& override = {}, bool last_use = false);
 
 /// The clean run's source outputs minus the ablated values, (o - õ) [n_src, b, T, D].
 at::Tensor clean_differences(const Model& model, const Graph& graph, const Part& p);

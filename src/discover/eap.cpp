@@ -9,7 +9,7 @@ at::Tensor eap(const Model& model, const Graph& graph, const Batch& data, const 
   at::Tensor total;
   for_each_part(model, graph, data, opt, "eap", [&](const Part& p) {
     // At mask 1 the pass is the clean run: its own differences are the clean ones.
-    at::Tensor g = keep_gradient(model, graph, p, p.b.clean, opt, {}, 1.0);
+    at::Tensor g = keep_gradient(model, graph, p, p.b.clean, opt, {}, 1.0, {}, /*last_use=*/true);
     total = total.defined() ? total + g : g;
   });
   return total;

@@ -11,7 +11,7 @@ at::Tensor mask_gradient(const Model& model, const Graph& graph, const Batch& da
   if (opt.mask_value < 0 || opt.mask_value > 1) fail("mask-gradient", "mask value must lie in [0, 1]");
   at::Tensor total;
   for_each_part(model, graph, data, opt, "mask-gradient", [&](const Part& p) {
-    at::Tensor g = keep_gradient(model, graph, p, p.b.clean, opt, {}, opt.mask_value);
+    at::Tensor g = keep_gradient(model, graph, p, p.b.clean, opt, {}, opt.mask_value, {}, /*last_use=*/true);
     total = total.defined() ? total + g : g;
   });
   return total;

@@ -59,6 +59,8 @@ const char* st_dtype_name(StDType t) {
   return "?";
 }
 
+void SafetensorsFile::drop_pages(const void* p, size_t n) const { file_->drop_pages(p, n); }
+
 const StTensor* SafetensorsFile::find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;
