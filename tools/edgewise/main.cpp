@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
       "  edgewise view circuit.json -o circuit.html        # interactive, opens from disk\n"
       "  edgewise discover tests/data/tracr/reverse -t tracr-reverse -n 324 --method acdc -o acdc.json\n\n"
       "Across processes (docs/SCALING.md): `edgewise --nproc N <command> ...` starts N local ranks;\n"
-      "`torchrun --nproc-per-node N edgewise <command> ...` (or SLURM) works the same way. Every rank\n"
+      "`torchrun --nproc-per-node N --no-python edgewise <command> ...` (or SLURM) works the same way. Every rank\n"
       "takes its share of the prompts; rank 0 prints and writes.\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
