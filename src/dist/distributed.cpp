@@ -55,6 +55,17 @@ struct State {
   std::mutex abort_mu;
   Traffic traffic;
   int message_fd = 2;
+  // A process that ends without shutdown() (a Python script that never called it) must not
+  // die in std::thread's destructor: the heartbeat stops here; the other ranks then see this one
+  // go quiet, as they would see any rank that left.
+  ~State() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_watchdog = true;
+    }
+    cv.notify_all();
+    if (watchdog.joinable()) watchdog.join();
+  }
 };
 
 State& state() {
