@@ -124,6 +124,10 @@ struct LoadOptions {
   /// first GPU when libtorch has CUDA and one is visible, else the CPU). A GPU asked for that
   /// is not there is an error saying so. Inputs given on another device are moved.
   std::string device = "cpu";
+  /// The layers [first, end) to hold; the others' tensors are checked but not read, and only the
+  /// pipeline's stage-by-stage passes run on such a model. Unset: every layer, or, when the layers
+  /// are split over ranks (dist::stages() > 1), this rank's stage's (dist::stage_range).
+  std::optional<std::pair<int64_t, int64_t>> layers;
 };
 
 /// The device a LoadOptions::device string names (resolving "auto"); errors name the string
@@ -192,6 +196,8 @@ class Model {
   c10::Device device() const;
   /// Canonical weights (name -> tensor), e.g. "blk.0.attn_q.weight".
   const std::map<std::string, at::Tensor>& weights() const { return weights_; }
+  /// The layers [first, end) whose weights this model holds (LoadOptions::layers).
+  std::pair<int64_t, int64_t> held_layers() const { return held_; }
   const at::Tensor& weight(const std::string& canonical) const;
   int64_t n_params() const;
   /// Notes gathered while loading (dequantised types, tied output, permuted q/k...).
@@ -226,6 +232,7 @@ class Model {
   ModelSource src_;
   DType dtype_ = DType::F32;
   std::map<std::string, at::Tensor> weights_;
+  std::pair<int64_t, int64_t> held_{0, 0};
   std::shared_ptr<Tokenizer> tokenizer_;
   std::vector<std::string> notes_;
   at::Tensor rope_cos_, rope_sin_;  // [n_ctx, Dh]

@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = ["load", "Model", "Graph", "Dataset", "task", "records", "generate", "methods", "attribute",
            "discover", "Result", "Circuit", "evaluate", "curve", "Curve", "sweep", "Sweep", "tune", "TuneResult",
            "task_score", "tune_allocator", "roc", "init_distributed", "shutdown_distributed", "rank",
-           "world_size"]
+           "world_size", "pipeline_stages", "pipeline_stage"]
 
 Dataset = _core.Dataset
 
@@ -692,7 +692,9 @@ def init_distributed() -> int:
     prompts over the ranks and every rank gets the same result (docs/SCALING.md); write files
     on ``rank() == 0`` only. edgewise's group is its own (c10d's TCPStore and Gloo), not
     torch.distributed's: a script that also calls ``torch.distributed.init_process_group`` gives
-    edgewise another port with EDGEWISE_MASTER_PORT."""
+    edgewise another port with EDGEWISE_MASTER_PORT. With EDGEWISE_PIPELINE_STAGES=P the
+    layers are split over P ranks (a pipeline; :func:`pipeline_stage`): load the model after
+    this call, so that each rank holds only its stage's layers."""
     return _core.init_distributed()
 
 
@@ -709,6 +711,16 @@ def rank() -> int:
 def world_size() -> int:
     """The number of ranks (1 without a distributed run)."""
     return _core.world_size()
+
+
+def pipeline_stages() -> int:
+    """How many pipeline stages the layers are split over (1: every rank holds the whole model)."""
+    return _core.pipeline_stages()
+
+
+def pipeline_stage() -> int:
+    """This rank's pipeline stage, 0 .. pipeline_stages() - 1 (it holds that stage's layers)."""
+    return _core.pipeline_stage()
 
 
 def tune_allocator() -> None:

@@ -714,6 +714,8 @@ PYBIND11_MODULE(_core, m) {
       "Leaves the group (waits for every rank).");
   m.def("rank", &dist::rank);
   m.def("world_size", &dist::world_size);
+  m.def("pipeline_stages", &dist::stages);
+  m.def("pipeline_stage", &dist::stage);
   m.def("tune_allocator", &tune_allocator,
         "glibc malloc keeps freed memory for reuse (mmap and trim thresholds 1 GiB), as the command line does.");
   m.def(

@@ -1,7 +1,9 @@
 """The package across processes: a script launched by torchrun joins edgewise's group
 (edgewise.init_distributed) and gets the 1-process scores (docs/SCALING.md). The reference is
 the same call in one process: the ranks split the batches and sum their partial scores, so the
-only difference is the order of a few float64 additions (1e-12 of the largest bounds it)."""
+only difference is the order of a few float64 additions (1e-12 of the largest bounds it). With
+EDGEWISE_PIPELINE_STAGES=2 the two ranks hold half the layers each instead: EAP's gradients are
+then each stage's own readers' columns, summed exactly (the rest are zeros), so the same bound."""
 import os
 import subprocess
 import sys
@@ -22,24 +24,28 @@ SCRIPT = textwrap.dedent("""
     data = edgewise.task("ioi", model, n=10)
     r = edgewise.attribute(model, model.graph(), data, method="eap", batch_size=3, progress=False)
     if edgewise.rank() == 0:
-        torch.save({"world": n, "scores": r.scores}, sys.argv[2])
+        torch.save({"world": n, "stages": edgewise.pipeline_stages(), "notes": model.load_notes,
+                    "scores": r.scores}, sys.argv[2])
     edgewise.shutdown_distributed()
 """)
 
 
-def test_torchrun_script_gets_the_one_process_scores(tmp_path):
+@pytest.mark.parametrize("stages", [1, 2])
+def test_torchrun_script_gets_the_one_process_scores(tmp_path, stages):
     need(GPT2)
     if not os.path.exists(TORCHRUN):
         pytest.skip(f"{TORCHRUN} missing")
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / "scores.pt"
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive", EDGEWISE_PIPELINE_STAGES=str(stages))
     r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", str(32000 + os.getpid() % 1000),
                         str(script), GPT2, str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     got = torch.load(out)
-    assert got["world"] == 2
+    assert got["world"] == 2 and got["stages"] == stages
+    if stages == 2:  # rank 0 held the first stage's layers only
+        assert any("holds layers 0 to 1 of 3" in n for n in got["notes"]), got["notes"]
     model = edgewise.load(GPT2)
     data = edgewise.task("ioi", model, n=10)
     want = edgewise.attribute(model, model.graph(), data, method="eap", batch_size=3, progress=False).scores

@@ -557,6 +557,7 @@ class Engine {
 }  // namespace
 
 AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const AcdcOptions& opt) {
+  dist::require_whole_model("acdc");  // its engine holds every layer
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (!(opt.tau > 0) || !std::isfinite(opt.tau))
@@ -574,7 +575,7 @@ AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const
   // metrics are combined before each decision (Engine::reduce_means).
   const dist::Range mine = dist::my_range(data.size());
   if (dist::active() && mine.size() == 0)
-    fail("acdc", std::to_string(data.size()) + " examples cannot be shared by " + std::to_string(dist::world_size()) +
+    fail("acdc", std::to_string(data.size()) + " examples cannot be shared by " + std::to_string(dist::data_size()) +
                      " ranks: use at most one rank per example");
   const Batch shard = dist::active() ? data.rows(mine.begin, mine.end) : Batch();
   const Batch& local = dist::active() ? shard : data;

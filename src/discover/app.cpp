@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "edgewise/discover.h"
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/evaluate.h"
 #include "edgewise/flops.h"
@@ -254,6 +255,8 @@ AppComparison app_compare(const PathPatchingReference& ref, double reference_per
 
 PathPatchingRun path_patching_run(const Model& model, const Graph& graph, const Batch& data,
                                   const PathPatchingOptions& o, Ablation eval_ablation) {
+  // The search would run in a pipeline; its evaluation (FLAP's hooked forwards) would not: say so first.
+  dist::require_whole_model("path patching's evaluation (hooked forwards)");
   PathPatchingRun r;
   r.result = path_patching(model, graph, data, o);
   const FlapStats stats = flap_stats(model, data.clean, data.clean_len, o.batch_size);

@@ -142,6 +142,9 @@ at::Tensor attribute(const std::string& method, const Model& model, const Graph&
                                                 : at::zeros({graph.n_sources(), graph.n_readers()}, at::kDouble);
       s = s.to(at::kCPU, at::kDouble).contiguous();
       dist::all_reduce_sum(s, "attribution scores");
+      // In a pipeline each stage's gradients hold its own readers' columns (the rest zero): the
+      // scores are their sum. Exact's are metrics every stage computed alike.
+      if (method != "exact") dist::sum_over_stages(s, "attribution scores");
     }
     if (method == "exact" && opt.node_level) return s;
     s = s * discover::real_edge_mask(graph);

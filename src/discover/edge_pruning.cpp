@@ -165,9 +165,9 @@ EdgePruningResult edge_pruning(const Model& model, const Graph& graph, const Bat
   // The data, once: the full model's logits at the prediction positions and every example's
   // ablated values (the dataset's mean, zero, or each corrupted prompt's sources).
   // Across ranks, each computes its run of whole batches and every rank gets all of it.
-  if (dist::active() && B < dist::world_size())
+  if (dist::active() && B < dist::data_size())
     fail("edge pruning", "a batch of " + std::to_string(B) + " cannot be shared by " +
-                             std::to_string(dist::world_size()) + " ranks: use a batch of at least one example per rank");
+                             std::to_string(dist::data_size()) + " ranks: use a batch of at least one example per rank");
   at::Tensor clean_last, cache_all, shared_ablated;
   {
     at::NoGradGuard ng;

@@ -49,6 +49,7 @@ FlapScores from_channel_scores(const Model& model, const at::Tensor& attn, const
 }  // namespace
 
 FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Tensor& lengths, int64_t batch_size) {
+  dist::require_whole_model("flap");  // hooks on every layer
   if (batch_size < 1) fail("flap", "batch size must be >= 1");
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
@@ -188,6 +189,7 @@ PruneSet prune_union(const PruneSet& a, const PruneSet& b) {
 
 double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep, const FlapStats& calibration,
                      Ablation ablation, Metric metric, int64_t batch_size) {
+  dist::require_whole_model("flap");  // hooks on every layer
   if (batch_size < 1) fail("flap", "batch size must be >= 1");
   if (ablation != Ablation::Mean && ablation != Ablation::Resample)
     fail("flap", "pruned components take their calibration mean (mean) or the corrupted prompt's value (resample)");
@@ -225,12 +227,9 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
     at::Tensor last = logits_at(model.forward(b.clean, &hk), b.clean_pos);
     total += static_cast<double>(b.size()) / N * metric_mean(metric, last, b, clean_last).item<double>();
   }
-  if (dist::active()) {
-    at::Tensor t = at::full({1}, total, at::kDouble);
-    dist::all_reduce_sum(t, "the pruned model's metric");
-    total = t.item<double>();
-  }
-  return total;
+  std::vector<double> sum = {total};
+  dist::all_reduce_sum(sum, "the pruned model's metric");
+  return sum[0];
 }
 
 int64_t cliff_point(const std::vector<double>& p, Cliff how) {

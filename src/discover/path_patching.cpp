@@ -154,12 +154,13 @@ PathScores path_patch_scores(const Model& model, const Graph& graph, const Batch
     }
   }
   if (dist::active() && n_sweep > 0) {  // the job's metrics, flops and passes
-    at::Tensor t = at::zeros({n_sweep + 2}, at::kDouble);
-    for (int64_t k = 0; k < n_sweep; ++k) t[k] = patched[k];
-    t[n_sweep] = static_cast<double>(out.flops), t[n_sweep + 1] = static_cast<double>(out.passes);
-    dist::all_reduce_sum(t, "path patching's metrics");
-    for (int64_t k = 0; k < n_sweep; ++k) patched[k] = t[k].item<double>();
-    out.flops = static_cast<int64_t>(t[n_sweep].item<double>()), out.passes = static_cast<int64_t>(t[n_sweep + 1].item<double>());
+    patched.push_back(static_cast<double>(out.flops));
+    patched.push_back(static_cast<double>(out.passes));
+    dist::all_reduce_sum(patched, "path patching's metrics");
+    out.passes = static_cast<int64_t>(patched.back());
+    patched.pop_back();
+    out.flops = static_cast<int64_t>(patched.back());
+    patched.pop_back();
   }
   out.metric = std::move(patched);
   return out;  // raw metrics; path_patching normalises (the scores of one sweep share M(clean))
@@ -218,10 +219,9 @@ PathPatchingResult path_patching(const Model& model, const Graph& graph, const B
       res.flops += 2 * forward_flops(c, b.size(), b.clean.size(1), 0, b.clean.size(1));
     }
     if (dist::active()) {
-      at::Tensor t = at::tensor({res.metric_clean, res.metric_corrupted, static_cast<double>(res.flops)}, at::kDouble);
+      std::vector<double> t = {res.metric_clean, res.metric_corrupted, static_cast<double>(res.flops)};
       dist::all_reduce_sum(t, "path patching's clean and corrupted metrics");
-      res.metric_clean = t[0].item<double>(), res.metric_corrupted = t[1].item<double>();
-      res.flops = static_cast<int64_t>(t[2].item<double>());
+      res.metric_clean = t[0], res.metric_corrupted = t[1], res.flops = static_cast<int64_t>(t[2]);
     }
   }
   const double denom = res.metric_clean - res.metric_corrupted;

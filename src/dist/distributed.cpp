@@ -38,19 +38,27 @@ std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// An exception's message; c10's without the C++ backtrace it appends.
+std::string message_of(const std::exception& e) {
+  const auto* ce = dynamic_cast<const c10::Error*>(&e);
+  return ce ? ce->what_without_backtrace() : e.what();
+}
+
 struct State {
   Settings s;
   bool active = false;
 #ifndef EDGEWISE_NO_GLOO
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  // The data group (ranks at this stage) and this rank's pipeline; either may be `pg` itself, or
+  // none (a group of one).
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> data_pg, pipe_pg;
   c10::intrusive_ptr<c10d::Store> client;  // the heartbeat's connection
 #endif
   std::thread watchdog;
   std::mutex mu;
   std::condition_variable cv;
   bool stop_watchdog = false;
-  std::atomic<int> lost_rank{-1};
   std::vector<std::function<void()>> abort_hooks;
   std::mutex abort_mu;
   Traffic traffic;
@@ -79,17 +87,11 @@ std::string env(const char* name) {
 }
 
 int64_t env_int(const char* name, const std::string& v, int64_t lo, int64_t hi) {
-  size_t used = 0;
-  int64_t x = 0;
-  try {
-    x = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || v.empty() || x < lo || x > hi)
+  const std::optional<int64_t> x = parse_integer(v, lo, hi);
+  if (!x)
     fail(std::string("environment variable ") + name,
          "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
-  return x;
+  return *x;
 }
 
 double env_seconds(const char* name, double fallback) {
@@ -145,8 +147,9 @@ std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s
 
 // Every second: this rank's heartbeat, then the others' — a failure message, a finished rank, or
 // a heartbeat that has not moved for lost_seconds.
-void watch(c10::intrusive_ptr<c10d::Store> client) {
+void watch() {
   State& st = state();
+  c10d::Store* client = st.client.get();
   const int me = st.s.rank, W = st.s.world_size;
   std::vector<std::string> last(W);
   std::vector<Clock::time_point> seen(W, Clock::now());
@@ -161,14 +164,12 @@ void watch(c10::intrusive_ptr<c10d::Store> client) {
       client->set(key("heartbeat", me), bytes(std::to_string(++beat)));
       if (client->check({"edgewise/lost"})) {  // another rank noticed first
         const std::vector<uint8_t> m = client->get("edgewise/lost");
-        st.lost_rank = 0;
         abort_job(std::string(m.begin(), m.end()), false);
       }
       for (int r = 0; r < W; ++r) {
         if (r == me || done[r]) continue;
         if (client->check({key("failed", r)})) {
           const std::vector<uint8_t> m = client->get(key("failed", r));
-          st.lost_rank = r;
           abort_job(who(r) + " failed: " + std::string(m.begin(), m.end()));
         }
         if (client->check({key("done", r)})) {
@@ -181,7 +182,6 @@ void watch(c10::intrusive_ptr<c10d::Store> client) {
           last[r] = std::move(now);
           seen[r] = Clock::now();
         } else if (std::chrono::duration<double>(Clock::now() - seen[r]).count() > st.s.lost_seconds) {
-          st.lost_rank = r;
           abort_job(who(r) + " was lost: no heartbeat for " + std::to_string(static_cast<int>(st.s.lost_seconds)) +
                     " s (the process died or hangs); stopping this rank too");
         }
@@ -191,12 +191,10 @@ void watch(c10::intrusive_ptr<c10d::Store> client) {
         std::lock_guard<std::mutex> lock(st.mu);
         if (st.stop_watchdog) return;
       }
-      const auto* ce = dynamic_cast<const c10::Error*>(&e);
-      st.lost_rank = 0;
       abort_job("the rendezvous store at " + st.s.master_addr + ":" + std::to_string(st.s.master_port) +
                     " stopped answering: its host (" +
                     (env("TORCHELASTIC_USE_AGENT_STORE") == "True" ? std::string("torchrun's agent") : who(0)) +
-                    ") was lost (" + (ce ? ce->what_without_backtrace() : e.what()) + ")",
+                    ") was lost (" + message_of(e) + ")",
                 false);
     }
   }
@@ -213,13 +211,11 @@ void stop_watch() {
 }
 
 // A collective that threw: usually a peer's connection closed because it died. The heartbeat
-// thread names the lost rank within lost_seconds and ends the process; if it does not, the
-// failure is this rank's own.
+// thread names the lost rank within lost_seconds and ends the process (during this wait); if it
+// does not, the failure is this rank's own.
 [[noreturn]] void collective_failed(const char* what, const std::exception& e) {
-  State& st = state();
-  const auto until = Clock::now() + ms(st.s.lost_seconds + 5);
-  while (Clock::now() < until && st.lost_rank < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  fail(what, "the exchange between ranks failed: " + std::string(e.what()));
+  std::this_thread::sleep_for(ms(state().s.lost_seconds + 5));
+  fail(what, "the exchange between ranks failed: " + message_of(e));
 }
 
 template <class F>
@@ -228,8 +224,6 @@ void run_collective(const char* what, F&& f) {
     f();
   } catch (const Error&) {
     throw;
-  } catch (const c10::Error& e) {
-    collective_failed(what, std::runtime_error(e.what_without_backtrace()));
   } catch (const std::exception& e) {
     collective_failed(what, e);
   }
@@ -273,16 +267,29 @@ Settings settings_from_environment() {
     const std::string own = env("EDGEWISE_MASTER_PORT");
     if (!own.empty()) s.master_port = static_cast<int>(env_int("EDGEWISE_MASTER_PORT", own, 1, 65535));
   }
+  const std::string stages = env("EDGEWISE_PIPELINE_STAGES");
+  if (!stages.empty()) {
+    s.stages = static_cast<int>(env_int("EDGEWISE_PIPELINE_STAGES", stages, 1, s.world_size));
+    if (s.world_size % s.stages != 0)
+      fail("environment variable EDGEWISE_PIPELINE_STAGES",
+           std::to_string(s.stages) + " pipeline stages do not divide " + std::to_string(s.world_size) +
+               " ranks (each pipeline has one rank per stage)");
+  }
   s.timeout_seconds = env_seconds("EDGEWISE_DIST_TIMEOUT", s.timeout_seconds);
-  s.lost_seconds = env_seconds("EDGEWISE_RANK_LOST_SECONDS", s.lost_seconds);
+  s.lost_seconds = lost_seconds_from_environment();
   return s;
 }
+
+double lost_seconds_from_environment() { return env_seconds("EDGEWISE_RANK_LOST_SECONDS", Settings{}.lost_seconds); }
 
 void init(const Settings& s) {
   State& st = state();
   if (st.active) fail("distributed", "the process group is already initialised");
   if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size)
     fail("distributed", "rank " + std::to_string(s.rank) + " is outside a world of " + std::to_string(s.world_size));
+  if (s.stages < 1 || s.world_size % s.stages != 0)
+    fail("distributed", std::to_string(s.stages) + " pipeline stages do not divide " + std::to_string(s.world_size) +
+                            " ranks");
   st.s = s;
   if (s.world_size == 1) return;
 #ifdef EDGEWISE_NO_GLOO
@@ -322,18 +329,27 @@ void init(const Settings& s) {
                                      : c10d::ProcessGroupGloo::createDefaultDevice());
     opts->threads = 1;
     st.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(st.store, s.rank, s.world_size, opts);
+    // Rank = pipeline * P + stage. Subgroups rendezvous under keys of their own.
+    const int P = s.stages, stage = s.rank % P, pipe = s.rank / P, D = s.world_size / P;
+    if (P == 1) {
+      st.data_pg = st.pg;
+    } else if (D == 1) {
+      st.pipe_pg = st.pg;
+    } else {
+      st.data_pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          c10::make_intrusive<c10d::PrefixStore>("data/" + std::to_string(stage), st.store), pipe, D, opts);
+      st.pipe_pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          c10::make_intrusive<c10d::PrefixStore>("pipe/" + std::to_string(pipe), st.store), stage, P, opts);
+    }
     st.stop_watchdog = false;
     st.active = true;
     st.client = client;
-    st.watchdog = std::thread(watch, client);
+    st.watchdog = std::thread(watch);
   } catch (const Error&) {
     throw;
-  } catch (const c10::Error& e) {
-    fail(where, "could not join " + std::to_string(s.world_size) + " ranks as rank " + std::to_string(s.rank) + ": " +
-                    e.what_without_backtrace());
   } catch (const std::exception& e) {
     fail(where, "could not join " + std::to_string(s.world_size) + " ranks as rank " + std::to_string(s.rank) + ": " +
-                    e.what());
+                    message_of(e));
   }
   barrier("joining the ranks");
 #endif
@@ -349,6 +365,8 @@ void shutdown() {
   }
   stop_watch();
   run_collective("leaving the ranks", [&] { st.pg->barrier()->wait(); });
+  st.data_pg.reset();
+  st.pipe_pg.reset();
   st.pg.reset();
   st.client.reset();
   st.store.reset();
@@ -361,33 +379,98 @@ int rank() { return state().s.rank; }
 int world_size() { return state().s.world_size; }
 bool is_root() { return state().s.rank == 0; }
 
-void all_reduce_sum(at::Tensor& t, const char* what) {
-  if (!active()) return;
+int data_rank() { return state().s.rank / state().s.stages; }
+int data_size() { return state().s.world_size / state().s.stages; }
+int stages() { return state().s.stages; }
+int stage() { return state().s.rank % state().s.stages; }
+
 #ifndef EDGEWISE_NO_GLOO
-  // Gloo reduces dense CPU tensors: others go through a contiguous CPU copy.
+namespace {
+
+// Runs `op` on a CPU, contiguous stand-in for t (Gloo's tensors), copying back when `back`.
+template <class Op>
+void on_cpu(at::Tensor& t, bool back, const char* what, Op&& op) {
   const bool direct = t.is_contiguous() && t.device().is_cpu();
   std::vector<at::Tensor> v = {direct ? t : t.to(at::kCPU).contiguous()};
   count(v[0]);
-  run_collective(what, [&] { state().pg->allreduce(v)->wait(); });
-  if (!direct) t.copy_(v[0]);
+  run_collective(what, [&] { op(v)->wait(); });
+  if (back && !direct) t.copy_(v[0]);
+}
+
+}  // namespace
+#endif
+
+void all_reduce_sum(at::Tensor& t, const char* what) {
+  if (!active()) return;
+#ifndef EDGEWISE_NO_GLOO
+  if (!state().data_pg) return;
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().data_pg->allreduce(v); });
 #else
   (void)t, (void)what;
 #endif
 }
 
+void all_reduce_sum(std::vector<double>& v, const char* what) {
+  if (!active() || v.empty()) return;
+  at::Tensor t = at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kDouble);
+  all_reduce_sum(t, what);  // in place: t is v's memory
+}
+
 void broadcast(at::Tensor& t, int root, const char* what) {
   if (!active()) return;
 #ifndef EDGEWISE_NO_GLOO
-  const bool direct = t.is_contiguous() && t.device().is_cpu();
-  std::vector<at::Tensor> v = {direct ? t : t.to(at::kCPU).contiguous()};
-  count(v[0]);
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  run_collective(what, [&] { state().pg->broadcast(v, o)->wait(); });
-  if (!direct) t.copy_(v[0]);
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().pg->broadcast(v, o); });
 #else
   (void)t, (void)root, (void)what;
 #endif
+}
+
+void send(const at::Tensor& t, int to_stage, int tag, const char* what) {
+  if (!active() || stages() == 1) return;
+#ifndef EDGEWISE_NO_GLOO
+  at::Tensor c = t.detach();
+  on_cpu(c, false, what, [&](std::vector<at::Tensor>& v) { return state().pipe_pg->send(v, to_stage, tag); });
+#else
+  (void)t, (void)to_stage, (void)tag, (void)what;
+#endif
+}
+
+void recv(at::Tensor& t, int from_stage, int tag, const char* what) {
+  if (!active() || stages() == 1) return;
+#ifndef EDGEWISE_NO_GLOO
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().pipe_pg->recv(v, from_stage, tag); });
+#else
+  (void)t, (void)from_stage, (void)tag, (void)what;
+#endif
+}
+
+void broadcast_from_stage(at::Tensor& t, int from_stage, const char* what) {
+  if (!active() || stages() == 1) return;
+#ifndef EDGEWISE_NO_GLOO
+  c10d::BroadcastOptions o;
+  o.rootRank = from_stage;
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().pipe_pg->broadcast(v, o); });
+#else
+  (void)t, (void)from_stage, (void)what;
+#endif
+}
+
+void sum_over_stages(at::Tensor& t, const char* what) {
+  if (!active() || stages() == 1) return;
+#ifndef EDGEWISE_NO_GLOO
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().pipe_pg->allreduce(v); });
+#else
+  (void)t, (void)what;
+#endif
+}
+
+void require_whole_model(const char* what) {
+  if (stages() > 1)
+    fail(what, "needs the whole model in each process, and its layers are split over " + std::to_string(stages()) +
+                   " pipeline stages (EDGEWISE_PIPELINE_STAGES / --pipeline): run it data parallel only "
+                   "(docs/SCALING.md lists the methods a pipeline runs)");
 }
 
 double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what) {
@@ -398,6 +481,10 @@ double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value,
   flat.push_back(at::full({1}, value, at::kFloat));
   at::Tensor all = at::cat(flat);
   all_reduce_sum(all, what);
+  if (stages() > 1) {  // each stage's readers' share of the gradients; the value is every stage's
+    at::Tensor grads = all.narrow(0, 0, all.numel() - 1);
+    sum_over_stages(grads, what);
+  }
   int64_t at_ = 0;
   for (const at::Tensor& p : leaves) {
     at::Tensor leaf = p;  // a handle on the same tensor: its gradient is set in place
@@ -411,9 +498,15 @@ double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value,
 
 bool any(bool b, const char* what) {
   if (!active()) return b;
+#ifndef EDGEWISE_NO_GLOO
+  // Over every rank (not only the data group): the stages of a pipeline stop together too.
   at::Tensor t = at::full({1}, b ? 1.0 : 0.0, at::kDouble);
-  all_reduce_sum(t, what);
+  on_cpu(t, true, what, [&](std::vector<at::Tensor>& v) { return state().pg->allreduce(v); });
   return t.item<double>() > 0;
+#else
+  (void)what;
+  return b;
+#endif
 }
 
 void barrier(const char* what) {
@@ -427,7 +520,7 @@ void barrier(const char* what) {
 }
 
 Range range_of(int r, int64_t n, int64_t unit) {
-  const int64_t W = world_size();
+  const int64_t W = data_size();
   if (W == 1) return {0, n};
   if (unit < 1) unit = 1;
   const int64_t units = (n + unit - 1) / unit, base = units / W, extra = units % W;
@@ -435,11 +528,17 @@ Range range_of(int r, int64_t n, int64_t unit) {
   return {std::min(n, u0 * unit), std::min(n, u1 * unit)};
 }
 
-Range my_range(int64_t n, int64_t unit) { return range_of(rank(), n, unit); }
+Range my_range(int64_t n, int64_t unit) { return range_of(data_rank(), n, unit); }
+
+Range stage_range(int p, int64_t n) {
+  const int64_t P = stages(), base = n / P, extra = n % P;
+  const int64_t b = p * base + std::min<int64_t>(p, extra);
+  return {b, b + base + (p < extra ? 1 : 0)};
+}
 
 at::Tensor gather_rows(int64_t n, int64_t unit, const std::function<at::Tensor(int64_t, int64_t)>& f,
                        const char* what, int64_t dim) {
-  if (!active()) return f(0, n);
+  if (!active() || data_size() == 1) return f(0, n);
   const Range r = my_range(n, unit);
   // A rank without rows still needs the result's shape: it computes the first unit and adds zeros.
   const at::Tensor mine = r.size() > 0 ? f(r.begin, r.end) : f(0, std::min(n, unit));
@@ -452,7 +551,7 @@ at::Tensor gather_rows(int64_t n, int64_t unit, const std::function<at::Tensor(i
 }
 
 int64_t job_progress(int64_t done, int64_t share, int64_t total) {
-  if (!active() || share <= 0) return done;
+  if (!active() || data_size() == 1 || share <= 0) return done;
   return std::min(total, done * total / share);
 }
 

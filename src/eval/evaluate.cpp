@@ -233,12 +233,12 @@ CircuitEvaluation evaluate_circuits(const Model& model, const Graph& graph, cons
   if (dist::active()) {
     std::vector<std::vector<double>*> sums = {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match};
     if (opt.metric_fn) sums.push_back(&r.custom);
-    at::Tensor t = at::zeros({static_cast<int64_t>(sums.size()), K + 1}, at::kDouble);
-    for (size_t m = 0; m < sums.size(); ++m)
-      for (int64_t k = 0; k <= K; ++k) t[m][k] = (*sums[m])[k];
+    std::vector<double> t;
+    for (const auto* v : sums) t.insert(t.end(), v->begin(), v->end());
     dist::all_reduce_sum(t, "evaluation metrics");
-    for (size_t m = 0; m < sums.size(); ++m)
-      for (int64_t k = 0; k <= K; ++k) (*sums[m])[k] = t[m][k].item<double>();
+    auto at_ = t.begin();
+    for (auto* v : sums)
+      for (double& x : *v) x = *at_++;
     for (auto& [key, v] : r.per_example) dist::all_reduce_sum(v, "per-example metrics");
   }
   for (auto* v : {&r.logit_diff, &r.prob_diff, &r.kl, &r.accuracy, &r.mse, &r.exact_match, &r.custom})
@@ -351,11 +351,9 @@ TaskScore task_score(const Model& model, const Batch& data, int64_t batch_size) 
     acc += accuracy_per_example(last, b).sum().item<double>();
     loss += answer_loss(logits, b).item<double>() * b.size();
   }
-  if (dist::active()) {
-    at::Tensor t = at::tensor({ld, acc, loss}, at::kDouble);
-    dist::all_reduce_sum(t, "task scores");
-    ld = t[0].item<double>(), acc = t[1].item<double>(), loss = t[2].item<double>();
-  }
+  std::vector<double> t = {ld, acc, loss};
+  dist::all_reduce_sum(t, "task scores");
+  ld = t[0], acc = t[1], loss = t[2];
   return {ld / N, acc / N, loss / N};
 }
 
@@ -390,11 +388,9 @@ double perplexity(const Model& model, const std::string& text, int64_t context, 
       i = j;
     }
   }
-  if (dist::active()) {
-    at::Tensor t = at::tensor({nll, static_cast<double>(count)}, at::kDouble);
-    dist::all_reduce_sum(t, "perplexity");
-    nll = t[0].item<double>(), count = static_cast<int64_t>(t[1].item<double>());
-  }
+  std::vector<double> t = {nll, static_cast<double>(count)};
+  dist::all_reduce_sum(t, "perplexity");
+  nll = t[0], count = static_cast<int64_t>(t[1]);
   return std::exp(nll / static_cast<double>(count));
 }
 

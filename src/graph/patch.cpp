@@ -170,6 +170,79 @@ struct Mix : public torch::autograd::Function<Mix> {
   }
 };
 
+// Pipeline links (layers split over ranks, dist::stages() > 1). On a stage that received the
+// residual and the store of differences from the stage before: identity on them, whose backward
+// sends their gradients back there. `anchors` (the masks' weights, or whatever requires grad)
+// only put the node on the backward's path; they get no gradient from it.
+struct PipeRecv : public torch::autograd::Function<PipeRecv> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors,
+                                                const at::Tensor& x, const at::Tensor& rows, int64_t from,
+                                                int64_t tag) {
+    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
+    ctx->saved_data["from"] = from;
+    ctx->saved_data["tag"] = tag;
+    return {x, rows};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const int from = static_cast<int>(ctx->saved_data["from"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
+    dist::send(grad[0].contiguous(), from, tag, "the pipeline's residual gradient");
+    if (grad[1].numel() > 0) dist::send(grad[1].contiguous(), from, tag, "the pipeline's store gradient");
+    return torch::autograd::variable_list(ctx->saved_data["n_anchors"].toInt() + 4);
+  }
+};
+
+// On a stage that sent the residual x and the store's rows (held by `blocks`, in order) on:
+// returns the last stage's logits (broadcast), and its backward receives the gradients of what it
+// sent from the next stage (the logits' own gradient is the last stage's to use).
+struct PipeSend : public torch::autograd::Function<PipeSend> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors, const at::Tensor& logits,
+                            const at::Tensor& x, at::TensorList blocks, int64_t to, int64_t tag) {
+    std::vector<int64_t> sizes;
+    for (const at::Tensor& b : blocks) sizes.push_back(b.size(0));
+    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
+    ctx->saved_data["sizes"] = sizes;
+    ctx->saved_data["x_shape"] = x.sizes().vec();
+    ctx->saved_data["row_shape"] = blocks.empty() ? std::vector<int64_t>{} : blocks[0].sizes().vec();
+    ctx->saved_data["to"] = to;
+    ctx->saved_data["tag"] = tag;
+    ctx->saved_data["like"] = at::empty({0}, x.options());
+    return logits;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list) {
+    const int to = static_cast<int>(ctx->saved_data["to"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
+    const at::TensorOptions o = ctx->saved_data["like"].toTensor().options();
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const int64_t na = ctx->saved_data["n_anchors"].toInt();
+    at::Tensor gx = at::empty(ctx->saved_data["x_shape"].toIntVector(), o);
+    dist::recv(gx, to, tag, "the pipeline's residual gradient");
+    torch::autograd::variable_list out(na + 2 + sizes.size() + 2);
+    out[na + 1] = gx;
+    if (!sizes.empty()) {
+      std::vector<int64_t> shape = ctx->saved_data["row_shape"].toIntVector();
+      int64_t n = 0;
+      for (int64_t k : sizes) n += k;
+      shape[0] = n;
+      at::Tensor gr = at::empty(shape, o);
+      dist::recv(gr, to, tag, "the pipeline's store gradient");
+      int64_t off = 0;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        out[na + 2 + i] = gr.narrow(0, off, sizes[i]);
+        off += sizes[i];
+      }
+    }
+    return out;
+  }
+};
+
+// The pipeline's passes, numbered alike on every stage (every stage runs every pass): a pass's
+// messages carry its number, so that backward passes run in any order meet the right ones.
+int next_pass_tag() {
+  static int64_t n = 0;
+  return static_cast<int>(1 + (n++ % 1000000000));
+}
+
 enum class Mode {
   Record,  // a plain run recording every source's output (no masks)
   Dense,   // every reader its own input, every source's difference kept (gradients possible)
@@ -221,19 +294,34 @@ class Pass {
     if (grad_ && detach.defined()) detach_ = host_flags(detach);
     rows_before_.assign(n_src + 1, 0);
     for (int64_t s = 0; s < n_src; ++s) rows_before_[s + 1] = rows_before_[s] + (slot_[s] >= 0);
-    buf_ = at::empty({rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_}, at::TensorOptions().dtype(dt).device(dev_));
+    const auto bo = at::TensorOptions().dtype(dt).device(dev_);
+    const std::vector<int64_t> bs = {rows_before_[n_src], mode == Mode::Record ? 1 : K_, BTD_};
+    // A pipeline's Record pass sums the stages' buffers: rows of other stages' sources are zero.
+    buf_ = mode == Mode::Record && dist::stages() > 1 ? at::zeros(bs, bo) : at::empty(bs, bo);
   }
 
   // Runs from layer `start` (the residual entering it and the sources before it from `cache`),
-  // or from the embeddings. Returns logits [K, B, P|T, V] (Record: none).
+  // or from the embeddings. Returns logits [K, B, P|T, V] (Record: none). In a pipeline this
+  // stage runs its own layers: from the residual and store rows the stage before sends (or from
+  // the cache when the start lies here or later), sending its own on; the logits come from the
+  // last stage (dist.h; Record: the recorded rows are summed over the stages, each holding its own).
   at::Tensor operator()(const CleanCache* cache, int64_t start, const at::Tensor& positions, at::Tensor* rec_resid) {
     const int64_t L = c_.n_layers;
-    if (cache && start > 0) {
-      x_ = cache->resid.select(0, start).to(dt_).unsqueeze(0);  // [1, B, T, D]
-      const int64_t S0 = g_.source_begin(start);
+    const int P = dist::stages(), stage = dist::stage();
+    const dist::Range mine = dist::stage_range(stage, L);
+    const int tag = P > 1 ? next_pass_tag() : 0;
+    if (!(cache && start > 0)) start = 0;
+    const int64_t first = std::max(start, mine.begin);
+    const bool last = stage == P - 1;
+    if (stage > 0 && start < mine.begin) {
+      receive(stage - 1, mine.begin, tag);
+    } else if (first >= mine.end && !last) {
+      // Nothing here: the start lies in a later stage, which takes it from the cache.
+    } else if (first > 0) {
+      x_ = cache->resid.select(0, first).to(dt_).unsqueeze(0);  // [1, B, T, D]
+      const int64_t S0 = g_.source_begin(first);
       put_range(0, S0, cache->sources.narrow(0, 0, S0).to(dt_).unsqueeze(1));
     } else {
-      start = 0;
       at::Tensor x0;  // [B, T, D]
       if (embeddings_.defined()) {
         x0 = embeddings_.to(dt_);
@@ -245,18 +333,40 @@ class Pass {
       put_range(0, 1, x0.view({1, 1, B_, T_, D_}));
     }
     std::vector<at::Tensor> resid;
-    for (int64_t l = start; l < L; ++l) {
+    for (int64_t l = first; l < mine.end; ++l) {
       if (rec_resid) resid.push_back(x_.select(0, 0));
       LayerWeights w = layer_weights(model_.weights(), l);
       if (w.q_w.scalar_type() != dt_) w = layer_weights_as(w, dt_);
       attention(l, w);
       mlp(l, w);
     }
+    const bool sent = !last && start < mine.end;
+    if (sent) send_on(stage + 1, mine.end, tag);  // before any exchange over all the stages
     if (rec_resid) {
-      resid.push_back(x_.select(0, 0));
-      *rec_resid = at::stack(resid, 0);
+      if (last) resid.push_back(x_.select(0, 0));
+      if (P == 1) {
+        *rec_resid = at::stack(resid, 0);
+      } else {
+        at::Tensor all = at::zeros({L + 1, B_, T_, D_}, x_.options());
+        if (!resid.empty()) all.narrow(0, first, static_cast<int64_t>(resid.size())).copy_(at::stack(resid, 0));
+        dist::sum_over_stages(all, "the clean run's residual stream");
+        *rec_resid = all;
+      }
     }
-    if (mode_ == Mode::Record) return {};
+    if (mode_ == Mode::Record) {
+      if (P > 1) dist::sum_over_stages(buf_, "the recorded source outputs");
+      return {};
+    }
+    if (!last) {
+      const std::vector<int64_t> shape = {K_, B_, positions.defined() ? positions.size(1) : T_, c_.vocab_size};
+      at::Tensor logits = at::empty(shape, at::TensorOptions().dtype(dt_ == at::kDouble ? at::kDouble : at::kFloat).device(dev_));
+      dist::broadcast_from_stage(logits, P - 1, "the pipeline's logits");
+      if (!grad_ || !sent) return logits;
+      const std::vector<at::Tensor> anchors = grad_anchors();
+      // Fixed differences are constants: only the residual's gradient comes back.
+      const std::vector<at::Tensor> sent_blocks = fixed_.defined() ? std::vector<at::Tensor>{} : blocks_;
+      return PipeSend::apply(at::TensorList(anchors), logits, x_, at::TensorList(sent_blocks), stage + 1, tag);
+    }
     at::Tensor xl = reader_input(L, g_.n_sources(), ri_.logits);  // [Kx, B, T, D]
     const int64_t Kx = xl.size(0);
     if (positions.defined()) {
@@ -267,13 +377,67 @@ class Pass {
     at::Tensor xf = norm(c_, xl, opt_weight(W, "output_norm.weight", dt_), opt_weight(W, "output_norm.bias", dt_));
     at::Tensor logits = at::linear(xf, W.at("output.weight").to(dt_));
     if (Kx != K_) logits = logits.expand({K_, logits.size(1), logits.size(2), logits.size(3)}).contiguous();
-    return dt_ == at::kDouble ? logits : logits.to(at::kFloat);
+    logits = dt_ == at::kDouble ? logits : logits.to(at::kFloat);
+    if (P > 1) {
+      at::Tensor copy = logits.detach().contiguous().clone();
+      dist::broadcast_from_stage(copy, P - 1, "the pipeline's logits");
+    }
+    return logits;
   }
 
   // Every source's output [n_src, B, T, D] (Record).
   at::Tensor recorded() const { return buf_.view({buf_.size(0), B_, T_, D_}); }
 
  private:
+  // What requires grad among this pass's inputs (the pipeline nodes' anchors).
+  std::vector<at::Tensor> grad_anchors() const {
+    std::vector<at::Tensor> a;
+    for (const at::Tensor& t : {keep_, abl_, embeddings_})
+      if (t.defined() && t.requires_grad()) a.push_back(t);
+    return a;
+  }
+
+  // Pipeline: the residual entering layer l and the store rows of the sources before it, from
+  // stage `from` (Record: the residual only). The residual's leading size (1 while every circuit
+  // agrees, else K) comes first.
+  void receive(int from, int64_t l, int tag) {
+    at::Tensor kx = at::empty({1}, at::kLong);
+    dist::recv(kx, from, tag, "the pipeline's residual size");
+    at::Tensor x = at::empty({kx.item<int64_t>(), B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
+    dist::recv(x, from, tag, "the pipeline's residual stream");
+    if (mode_ == Mode::Record) {
+      x_ = x;
+      return;
+    }
+    const int64_t n = rows_before_[g_.source_begin(l)];
+    at::Tensor rows = buf_.narrow(0, 0, n);  // received in place
+    if (n > 0) dist::recv(rows, from, tag, "the pipeline's store of source differences");
+    if (grad_) {
+      // Fixed differences are constants: only the residual's gradient goes back.
+      const bool rows_grad = n > 0 && !fixed_.defined();
+      const std::vector<at::Tensor> anchors = grad_anchors();
+      // The rows as a tensor of their own over the buffer's memory (keeping it alive): as a view
+      // of the buffer, autograd would refuse the later writes into the buffer's other rows.
+      const at::Tensor buf = buf_;
+      const at::Tensor own = rows_grad ? at::from_blob(rows.data_ptr(), rows.sizes(), [buf](void*) {}, rows.options())
+                                       : at::empty({0}, rows.options());
+      auto out = PipeRecv::apply(at::TensorList(anchors), x, own, from, tag);
+      x = out[0];
+      if (n > 0) blocks_.push_back(rows_grad ? out[1] : rows);
+    }
+    x_ = x;
+  }
+
+  // Pipeline: the residual leaving this stage (entering layer l) and the store rows so far, to `to`.
+  void send_on(int to, int64_t l, int tag) {
+    at::Tensor kx = at::full({1}, x_.size(0), at::kLong);
+    dist::send(kx, to, tag, "the pipeline's residual size");
+    dist::send(x_.detach().contiguous(), to, tag, "the pipeline's residual stream");
+    if (mode_ == Mode::Record) return;
+    const int64_t n = rows_before_[g_.source_begin(l)];
+    if (n > 0) dist::send(buf_.narrow(0, 0, n), to, tag, "the pipeline's store of source differences");
+  }
+
   // The mask weights [K, n, nr] of buffer rows [lo, hi) for readers r0 + idx[i] (or
   // r0 .. r0 + nr - 1 when idx is empty).
   at::Tensor weights(int64_t lo, int64_t hi, int64_t r0, int64_t nr, const std::vector<int64_t>& idx) const {

@@ -52,6 +52,9 @@ LayerWeights layer_weights(const std::map<std::string, at::Tensor>& w, int64_t l
     auto it = w.find(p + n);
     return it == w.end() ? at::Tensor() : it->second;
   };
+  if (!w.count(p + "attn_q.weight"))
+    fail("model", "layer " + std::to_string(l) +
+                      "'s weights are not in this process (a pipeline stage holds only its own layers)");
   return {g("attn_norm.weight"), g("attn_norm.bias"), g("attn_q.weight"), g("attn_q.bias"),
           g("attn_k.weight"),    g("attn_k.bias"),    g("attn_v.weight"), g("attn_v.bias"),
           g("attn_output.weight"), g("attn_output.bias"), g("ffn_norm.weight"), g("ffn_norm.bias"),

@@ -29,6 +29,7 @@
 #include <limits>
 #include <numbers>
 
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "internal.h"
 
@@ -195,23 +196,34 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     fail("forward", std::to_string(T) + " tokens exceed the " + std::to_string(rope_cos_.size(0)) +
                         " positions this model's rotary tables cover");
 
+  // A pipeline stage (layers split over ranks): the residual arrives from the stage before, and
+  // leaves for the next; the last stage's logits reach every stage (dist::broadcast_from_stage).
+  const int P = dist::stages(), stage = dist::stage();
+  if (P > 1 && hooks) dist::require_whole_model("forward with hooks");
+  const dist::Range layers = dist::stage_range(stage, c.n_layers);
   const HookAt top{hooks, ""};
-  at::Tensor x = at::embedding(weights_.at("token_embd.weight"), tokens);  // [B, T, D]
-  if (c.block.embed_scale > 0)  // Gemma: the scale in the weights' dtype, as transformers applies it
-    x = x * at::scalar_tensor(c.block.embed_scale, at::kFloat).to(x.scalar_type()).to(x.device());
-  top("hook_embed", x);
-  if (c.positional_embedding) {
-    at::Tensor pos = weights_.at("position_embd.weight").narrow(0, 0, T).unsqueeze(0);  // [1, T, D]
-    if (top.wants("hook_pos_embed")) {
-      pos = pos.expand({B, T, c.d_model});
-      top("hook_pos_embed", pos);
+  at::Tensor x;  // [B, T, D]
+  if (stage > 0) {
+    x = at::empty({B, T, c.d_model}, weights_.at("token_embd.weight").options());
+    dist::recv(x, stage - 1, 0, "the forward's residual stream");
+  } else {
+    x = at::embedding(weights_.at("token_embd.weight"), tokens);  // [B, T, D]
+    if (c.block.embed_scale > 0)  // Gemma: the scale in the weights' dtype, as transformers applies it
+      x = x * at::scalar_tensor(c.block.embed_scale, at::kFloat).to(x.scalar_type()).to(x.device());
+    top("hook_embed", x);
+    if (c.positional_embedding) {
+      at::Tensor pos = weights_.at("position_embd.weight").narrow(0, 0, T).unsqueeze(0);  // [1, T, D]
+      if (top.wants("hook_pos_embed")) {
+        pos = pos.expand({B, T, c.d_model});
+        top("hook_pos_embed", pos);
+      }
+      x = x + pos;
     }
-    x = x + pos;
   }
   // Rotary tables [1, T, 1, Dr] of layer l (sliding-window layers may have their own base).
   auto rope_at = [&](const at::Tensor& table) { return table.narrow(0, 0, T).view({1, T, 1, table.size(1)}); };
 
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  for (int64_t l = layers.begin; l < layers.end; ++l) {
     const LayerWeights w = layer_weights(weights_, l);
     // Layers without requested hooks run as if no Hooks object was given.
     const std::string prefix = hooks ? "blocks." + std::to_string(l) + "." : std::string();
@@ -236,9 +248,20 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     hk("hook_resid_post", x);
   }
 
+  if (stage < P - 1) {
+    dist::send(x.contiguous(), stage + 1, 0, "the forward's residual stream");
+    at::Tensor logits = at::empty({B, T, c.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(device()));
+    dist::broadcast_from_stage(logits, P - 1, "the forward's logits");
+    return logits;
+  }
   at::Tensor xf = norm(c, x, opt_weight(weights_, "output_norm.weight"), opt_weight(weights_, "output_norm.bias"));
   top("ln_final.hook_normalized", xf);
-  return at::linear(xf, weights_.at("output.weight")).to(at::kFloat);  // [B, T, V]
+  at::Tensor logits = at::linear(xf, weights_.at("output.weight")).to(at::kFloat);  // [B, T, V]
+  if (P > 1) {
+    logits = logits.contiguous();
+    dist::broadcast_from_stage(logits, P - 1, "the forward's logits");
+  }
+  return logits;
 }
 
 }  // namespace edgewise

@@ -11,6 +11,7 @@
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include "edgewise/distributed.h"
 #include "edgewise/error.h"
 #include "edgewise/gguf.h"
 #include "edgewise/safetensors.h"
@@ -184,8 +185,10 @@ struct LoadResult {
 // Applies an architecture table to a checkpoint.
 // `share`: keep each tensor as the checkpoint gives it where the dtype matches (views, not
 // contiguous copies: a transposed GPT-2 Conv1D weight stays a strided view).
+// Layers outside `held` [first, end) are checked (names, shapes) but not read.
 LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
-                        const ModelConfig& cfg, at::ScalarType dtype, bool gguf, bool share = false) {
+                        const ModelConfig& cfg, at::ScalarType dtype, bool gguf, bool share = false,
+                        std::pair<int64_t, int64_t> held = {0, INT64_MAX}) {
   LoadResult r;
   std::set<std::string> used;
   bool tied_shared = false;
@@ -246,6 +249,7 @@ LoadResult load_weights(const Checkpoint& ck, const std::vector<ArchRow>& rows,
         if (gguf) what += " (torch order; ggml lists it reversed)";
         fail(ck.file_of(name), what);
       }
+      if (canonical_per_layer(ct) && (l < held.first || l >= held.second)) continue;  // another stage's
 
       at::Tensor w = ck.read(name);
       if ((row->flags & kTransposed) && w.dim() == 2) w = w.t();
@@ -295,6 +299,7 @@ void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c, bool
                 const std::function<void(const at::Tensor&)>& copied = {}) {
   for (const auto& names : fused_weight_groups(c)) {
     if (!gate_up && names[0].find("ffn_gate") != std::string::npos) continue;
+    if (!w.count(names[0])) continue;  // a layer another pipeline stage holds
     std::vector<at::Tensor> parts;
     for (const auto& n : names) {
       auto it = w.find(n);
@@ -311,6 +316,23 @@ void pack_fused(std::map<std::string, at::Tensor>& w, const ModelConfig& c, bool
       row += n;
     }
   }
+}
+
+// The layers a load keeps: LoadOptions::layers, else under a pipeline this rank's stage's.
+std::pair<int64_t, int64_t> layers_to_hold(const LoadOptions& opt, const ModelConfig& c, const std::string& where) {
+  const int64_t L = c.n_layers;
+  if (opt.layers) {
+    const auto [a, b] = *opt.layers;
+    if (a < 0 || b > L || a >= b)
+      fail(where, "layers [" + std::to_string(a) + ", " + std::to_string(b) + ") to hold are not a non-empty range of the model's " +
+                      std::to_string(L) + " layers");
+    return *opt.layers;
+  }
+  if (dist::stages() == 1) return {0, L};
+  if (L < dist::stages())
+    fail(where, std::to_string(L) + " layers cannot be split over " + std::to_string(dist::stages()) + " pipeline stages");
+  const dist::Range r = dist::stage_range(dist::stage(), L);
+  return {r.begin, r.end};
 }
 
 std::string dtype_name(DType d) { return d == DType::BF16 ? "bf16" : "fp32"; }
@@ -407,8 +429,9 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   if (src.kind == ModelSource::Kind::Gguf) {
     gguf = std::make_shared<GgufFile>(GgufFile::open(src.gguf));
     m.cfg_ = config_from_gguf(*gguf);
+    m.held_ = layers_to_hold(opt, m.cfg_, src.gguf);
     GgufCheckpoint ck(gguf);
-    auto r = load_weights(ck, arch_rows_gguf(m.cfg_.arch), m.cfg_, st, true);
+    auto r = load_weights(ck, arch_rows_gguf(m.cfg_.arch), m.cfg_, st, true, false, m.held_);
     m.weights_ = std::move(r.weights);
     m.notes_ = std::move(r.notes);
     std::map<std::string, int> types;
@@ -429,9 +452,10 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
     if (src.config.empty()) fail(src.dir, "no config.json in the model directory");
     if (src.weights.empty()) fail(src.dir, "no .safetensors weights in the model directory");
     m.cfg_ = config_from_hf_json(src.config);
+    m.held_ = layers_to_hold(opt, m.cfg_, src.dir);
     st_ck = std::make_unique<SafetensorsCheckpoint>(src.weights);
     const SafetensorsCheckpoint& ck = *st_ck;
-    auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false);
+    auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false, false, m.held_);
     m.weights_ = std::move(r.weights);
     m.notes_ = std::move(r.notes);
     if (src.weights.size() > 1)
@@ -459,7 +483,8 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
     int64_t bytes = 0;
     for (const auto& names : fused_weight_groups(m.cfg_))
       if (names[0].find("ffn_gate") != std::string::npos)
-        for (const auto& n : names) bytes += static_cast<int64_t>(m.weights_.at(n).nbytes());
+        for (const auto& n : names)
+          if (m.weights_.count(n)) bytes += static_cast<int64_t>(m.weights_.at(n).nbytes());
     const bool gate_up = bytes <= kPackLimit;
     // A part mapped from the file and now copied is read no more: its pages leave resident memory
     // (an 8B model's q/k/v: 1.6 GB that would otherwise count twice).
@@ -472,6 +497,9 @@ Model Model::load(const ModelSource& src, const LoadOptions& opt) {
   if (m.cfg_.rope) rope_on(m.cfg_, freq_factors, dev, st, &m.rope_cos_, &m.rope_sin_);
   local_rope_on(m.cfg_, dev, st, &m.rope_cos_local_, &m.rope_sin_local_);
   if (opt.load_tokenizer) m.tokenizer_ = tokenizer_of(src, gguf.get(), m.cfg_, true);
+  if (m.held_ != std::pair<int64_t, int64_t>{0, m.cfg_.n_layers})
+    m.notes_.push_back("holds layers " + std::to_string(m.held_.first) + " to " + std::to_string(m.held_.second - 1) +
+                       " of " + std::to_string(m.cfg_.n_layers) + " (a pipeline stage)");
   return m;
 }
 
@@ -492,8 +520,9 @@ Model Model::from_tensors(const ModelSource& src, const std::map<std::string, at
   m.dtype_ = opt.dtype;
   const at::ScalarType st = opt.dtype == DType::BF16 ? at::kBFloat16 : at::kFloat;
   m.cfg_ = config_from_hf_json(src.config);
+  m.held_ = layers_to_hold(opt, m.cfg_, where);
   TensorMapCheckpoint ck(tensors, where);
-  auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false, true);
+  auto r = load_weights(ck, arch_rows_hf(m.cfg_.arch), m.cfg_, st, false, true, m.held_);
   m.weights_ = std::move(r.weights);
   m.notes_ = std::move(r.notes);
   // Which canonical weights share storage with a given tensor (no copy made) and which had to be

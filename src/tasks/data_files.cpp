@@ -241,14 +241,9 @@ std::vector<CsvRecord> csv_records(const std::string& path, const std::string& t
 }
 
 int32_t parse_token_id(const std::string& s, const std::string& col) {
-  try {
-    size_t used = 0;
-    long long v = std::stoll(s, &used);
-    if (used != s.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument("");
-    return (int32_t)v;
-  } catch (const std::exception&) {
-    throw LineError("column " + col + " must be a token id (a non-negative integer), found \"" + s + "\"");
-  }
+  const std::optional<int64_t> v = parse_integer(s, 0, INT32_MAX);
+  if (!v) throw LineError("column " + col + " must be a token id (a non-negative integer), found \"" + s + "\"");
+  return static_cast<int32_t>(*v);
 }
 
 // A file read: its examples, its bad lines, how many records it had.

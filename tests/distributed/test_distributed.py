@@ -49,8 +49,8 @@ SCORE_RTOL = 1e-6
 METRIC_RTOL = 1e-5
 
 
-def run(args, nproc=1, check=True, env=None, timeout=600):
-    cmd = [CLI] + (["--nproc", str(nproc)] if nproc > 1 else []) + args
+def run(args, nproc=1, check=True, env=None, timeout=600, pipeline=None):
+    cmd = [CLI] + (["--nproc", str(nproc)] if nproc > 1 else []) + (["--pipeline", str(pipeline)] if pipeline else []) + args
     r = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout)
     if check:
         assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
@@ -223,12 +223,91 @@ def test_torchrun_itself(tmp_path):
 
 
 def test_bad_environment_is_one_error():
+    # A bad environment is a failed run (exit 1); a bad --nproc a bad command line (2, as CLI11's).
     r = run(["info", GPT2], check=False, env=dict(ENV, RANK="1", WORLD_SIZE="x"))
-    assert r.returncode != 0 and "WORLD_SIZE" in r.stderr, r.stderr
+    assert r.returncode == 1 and "WORLD_SIZE" in r.stderr, r.stderr
     r = run(["info", GPT2], check=False, env=dict(ENV, RANK="0", WORLD_SIZE="2"))
-    assert r.returncode != 0 and "MASTER_ADDR" in r.stderr, r.stderr
+    assert r.returncode == 1 and "MASTER_ADDR" in r.stderr, r.stderr
     r = run(["--nproc", "0", "info", GPT2], check=False)
     assert r.returncode == 2 and "--nproc" in r.stderr, r.stderr
+
+
+# --- Model parallel: the layers split over ranks (a pipeline, --pipeline P) ---
+# Each stage runs its own layers on every example, so the arithmetic is one rank's except where a
+# stage starts: its first readers' corrections come from one GEMM over the received store rows
+# where one rank had cut that GEMM at other layers (docs/PATCHING.md's chunks). Those float32 sums
+# in another grouping move a score by a few 1e-7 of the largest at most (measured 4.2e-7 for
+# mask-gradient-ig, 0 for the methods at all-ones masks): the issue's 1e-6 holds.
+
+
+@pytest.mark.parametrize("method", ATTRIBUTION)
+def test_pipeline_attribution_matches_one_rank(tmp_path, method):
+    base = ["discover", GPT2, "--task", "ioi", "-n", "10", "--batch-size", "3", "--method", method,
+            "--edges", "20"]
+    run(base + ["-o", str(tmp_path / "one.json")])
+    run(base + ["-o", str(tmp_path / "p2.json")], nproc=2, pipeline=2)  # 2 ranks, half the layers each
+    compare_scores(tmp_path / "one.json", tmp_path / "p2.json")
+
+
+def test_pipeline_three_stages_and_with_data_parallel(tmp_path):
+    """Qwen2 (the Llama family) over 3 stages (a layer each), and 4 ranks as 2 pipelines of 2
+    stages sharing the examples; the faithfulness curve too."""
+    base = ["discover", LLAMA, "--task", task_for(LLAMA, tmp_path), "-n", "9", "--batch-size", "2", "--method",
+            "eap-ig-inputs", "--ablation", "mean-positional", "--edges", "20", "--curve", str(tmp_path / "{}.csv")]
+    run([a.replace("{}", "one") for a in base] + ["-o", str(tmp_path / "one.json")])
+    for name, nproc, stages in (("p3", 3, 3), ("d2p2", 4, 2)):
+        run([a.replace("{}", name) for a in base] + ["-o", str(tmp_path / f"{name}.json")], nproc=nproc, pipeline=stages)
+        compare_scores(tmp_path / "one.json", tmp_path / f"{name}.json")
+        a = np.genfromtxt(tmp_path / "one.csv", delimiter=",", names=True)
+        b = np.genfromtxt(tmp_path / f"{name}.csv", delimiter=",", names=True)
+        for col in a.dtype.names:
+            np.testing.assert_allclose(b[col], a[col], rtol=METRIC_RTOL, atol=1e-12, err_msg=col)
+
+
+@pytest.mark.parametrize("method", ["edge-pruning", "hap"])
+def test_pipeline_edge_pruning_same_masks(tmp_path, method):
+    base = ["discover", GPT2, "--task", "ioi", "-n", "24", "--batch-size", "8", "--method", method,
+            "--steps", "40", "--target", "0.5", "--lr", "0.5"]
+    run(base + ["-o", str(tmp_path / "one.json")])
+    for name, nproc, stages in (("p2", 2, 2), ("d2p2", 4, 2)):
+        run(base + ["-o", str(tmp_path / f"{name}.json")], nproc=nproc, pipeline=stages)
+        # As for data parallel (test_edge_pruning_same_masks): 40 AdamW steps on mask gradients
+        # summed over the stages (each its readers' columns) and over the data group.
+        compare_scores(tmp_path / "one.json", tmp_path / f"{name}.json", rtol=1e-4)
+        a = np.genfromtxt(tmp_path / "one.log.csv", delimiter=",", names=True)
+        b = np.genfromtxt(tmp_path / f"{name}.log.csv", delimiter=",", names=True)
+        np.testing.assert_allclose(b["kl"], a["kl"], rtol=1e-3, atol=1e-6)
+
+
+def test_pipeline_evaluate_metrics_equal(tmp_path):
+    run(["discover", GPT2, "--task", "ioi", "-n", "8", "--method", "eap", "--edges", "30", "-o",
+         str(tmp_path / "c.json")])
+    base = ["evaluate", GPT2, "--task", "ioi", "-n", "11", "--batch-size", "3", "--circuit", str(tmp_path / "c.json"),
+            "--metric", "kl"]
+    drop_time = lambda text: [l for l in text.splitlines() if not l.startswith("time")]
+    assert drop_time(run(base, nproc=2, pipeline=2).stdout) == drop_time(run(base).stdout)
+
+
+def test_pipeline_stage_holds_its_layers_only():
+    r = run(["info", GPT2], nproc=2, pipeline=2)
+    assert "holds layers 0 to 1 of 3 (a pipeline stage)" in r.stdout, r.stdout  # rank 0 prints
+
+
+@pytest.mark.parametrize("method", ["acdc", "flap", "path-patching"])
+def test_pipeline_methods_that_need_the_whole_model_say_so(tmp_path, method):
+    r = run(["discover", GPT2, "--task", "ioi", "-n", "6", "--method", method, "-o", str(tmp_path / "c.json")],
+            nproc=2, pipeline=2, check=False)
+    assert r.returncode == 1 and "needs the whole model" in r.stderr, r.stderr
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_pipeline_bad_stage_counts():
+    r = run(["info", GPT2], nproc=2, pipeline=3, check=False)
+    assert r.returncode == 2 and "--pipeline" in r.stderr and "do not divide" in r.stderr, r.stderr
+    r = run(["info", GPT2], check=False, env=dict(ENV, RANK="0", WORLD_SIZE="1", EDGEWISE_PIPELINE_STAGES="2"))
+    assert r.returncode == 1 and "EDGEWISE_PIPELINE_STAGES" in r.stderr, r.stderr
+    r = run(["info", GPT2], nproc=4, pipeline=4, check=False)  # 3 layers over 4 stages
+    assert r.returncode != 0 and "cannot be split over 4 pipeline stages" in r.stderr, r.stderr
 
 
 def test_killed_rank_stops_the_others_and_resume_with_other_ranks(tmp_path):

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,7 +58,7 @@ void forward_signal(int sig) {
 }  // namespace
 
 int launch_if_asked(int argc, char** argv) {
-  int nproc = 0;
+  int nproc = 0, pipeline = 0;
   std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -65,39 +66,51 @@ int launch_if_asked(int argc, char** argv) {
       for (; i < argc; ++i) rest.push_back(argv[i]);
       break;
     }
-    std::string value;
-    if (a == "--nproc") {
-      if (i + 1 >= argc) fail("--nproc", "needs a number of ranks");
-      value = argv[++i];
-    } else if (a.rfind("--nproc=", 0) == 0) {
-      value = a.substr(8);
-    } else {
+    std::string value, opt;
+    for (const char* o : {"--nproc", "--pipeline"}) {
+      if (a == o) {
+        if (i + 1 >= argc) fail(o, std::string(o) == "--nproc" ? "needs a number of ranks" : "needs a number of stages");
+        value = argv[++i];
+        opt = o;
+      } else if (a.rfind(std::string(o) + "=", 0) == 0) {
+        value = a.substr(std::string(o).size() + 1);
+        opt = o;
+      }
+    }
+    if (opt.empty()) {
       rest.push_back(a);
       continue;
     }
-    size_t used = 0;
-    long n = 0;
-    try {
-      n = std::stol(value, &used);
-    } catch (const std::exception&) {
-      used = 0;
+    const std::optional<int64_t> n = parse_integer(value, 1, 256);
+    if (opt == "--nproc") {
+      if (!n) fail("--nproc", "expected a number of ranks from 1 to 256, got '" + value + "'");
+      nproc = static_cast<int>(*n);
+    } else {
+      if (!n) fail("--pipeline", "expected a number of pipeline stages from 1 to 256, got '" + value + "'");
+      pipeline = static_cast<int>(*n);
     }
-    if (used != value.size() || value.empty() || n < 1 || n > 256)
-      fail("--nproc", "expected a number of ranks from 1 to 256, got '" + value + "'");
-    nproc = static_cast<int>(n);
   }
-  if (nproc == 0) return -1;
+  const double grace = dist::lost_seconds_from_environment() + 10;
+  if (pipeline > 0) {
+    // The stages reach every rank through the environment (as under torchrun, where
+    // EDGEWISE_PIPELINE_STAGES is set by hand); settings_from_environment checks it divides them.
+    if (nproc > 0 && nproc % pipeline != 0)
+      fail("--pipeline", std::to_string(pipeline) + " stages do not divide " + std::to_string(nproc) +
+                             " ranks (--nproc): each pipeline has one rank per stage");
+    ::setenv("EDGEWISE_PIPELINE_STAGES", std::to_string(pipeline).c_str(), 1);
+  }
+  if (nproc == 0 && pipeline == 0) return -1;
   const char* ws = std::getenv("WORLD_SIZE");
-  if (ws && std::string(ws) != "1")
+  if (nproc > 0 && ws && std::string(ws) != "1")
     fail("--nproc", "this process is already one rank of " + std::string(ws) +
                         " (WORLD_SIZE is set, e.g. by torchrun): use one launcher, not both");
-  // The same command without --nproc.
+  // The same command without --nproc / --pipeline.
   std::vector<std::string> args = {argv[0]};
   args.insert(args.end(), rest.begin(), rest.end());
   std::vector<char*> cargs;
   for (std::string& s : args) cargs.push_back(s.data());
   cargs.push_back(nullptr);
-  if (nproc == 1) {  // one rank: run here
+  if (nproc <= 1) {  // one rank (or ranks torchrun started): run here, without the options
     ::execv("/proc/self/exe", cargs.data());
     fail("--nproc", std::string("cannot restart edgewise: ") + std::strerror(errno));
   }
@@ -143,7 +156,6 @@ int launch_if_asked(int argc, char** argv) {
   int status_out = 0, alive = nproc;
   bool failed = false;
   std::chrono::steady_clock::time_point deadline;
-  const double grace = dist::settings_from_environment().lost_seconds + 10;
   while (alive > 0) {
     int st = 0;
     const pid_t p = ::waitpid(-1, &st, failed ? WNOHANG : 0);

@@ -84,12 +84,16 @@ void join_ranks() {
 int main(int argc, char** argv) {
   edgewise::prefer_passive_threads(argv);
   edgewise::tune_allocator();
-  try {
+  try {  // --nproc / --pipeline are command-line options: a bad one exits 2, as CLI11's do
     const int launched = edgewise::cli::launch_if_asked(argc, argv);
     if (launched >= 0) return launched;
-    join_ranks();
   } catch (const edgewise::Error& e) {
     return report(e.what(), 2);
+  } catch (const std::exception& e) {
+    return report(e.what(), 1);
+  }
+  try {  // the environment and the rendezvous: a failed run, 1
+    join_ranks();
   } catch (const std::exception& e) {
     return report(e.what(), 1);
   }
@@ -111,7 +115,8 @@ int main(int argc, char** argv) {
       "  edgewise discover tests/data/tracr/reverse -t tracr-reverse -n 324 --method acdc -o acdc.json\n\n"
       "Across processes (docs/SCALING.md): `edgewise --nproc N <command> ...` starts N local ranks;\n"
       "`torchrun --nproc-per-node N --no-python edgewise <command> ...` (or SLURM) works the same way. Every rank\n"
-      "takes its share of the prompts; rank 0 prints and writes.\n",
+      "takes its share of the prompts; rank 0 prints and writes. `--pipeline P` (EDGEWISE_PIPELINE_STAGES) splits\n"
+      "the layers over P ranks instead, for a model larger than one device (attribution, edge pruning, evaluate).\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
   app.require_subcommand(1);
