@@ -255,8 +255,6 @@ AppComparison app_compare(const PathPatchingReference& ref, double reference_per
 
 PathPatchingRun path_patching_run(const Model& model, const Graph& graph, const Batch& data,
                                   const PathPatchingOptions& o, Ablation eval_ablation) {
-  // The search would run in a pipeline; its evaluation (FLAP's hooked forwards) would not: say so first.
-  dist::require_whole_model("path patching's evaluation (hooked forwards)");
   PathPatchingRun r;
   r.result = path_patching(model, graph, data, o);
   const FlapStats stats = flap_stats(model, data.clean, data.clean_len, o.batch_size);

@@ -85,7 +85,7 @@ std::string tune_node_name(const TuneNode& n, int64_t mlp_heads) {
 
 NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation ablation, Metric metric,
                             int64_t mlp_heads, int64_t batch_size) {
-  dist::require_whole_model("circuit-tuning");  // hooks on every layer
+  dist::require_whole_model("circuit-tuning");  // gradients through hooked forwards
   const ModelConfig& c = model.config();
   const int64_t L = c.n_layers, H = c.n_heads, F = c.d_mlp, G = mlp_heads;
   if (G < 1 || G > F) fail("circuit-tuning", "MLP heads must be between 1 and the MLP width " + std::to_string(F));

@@ -49,7 +49,6 @@ FlapScores from_channel_scores(const Model& model, const at::Tensor& attn, const
 }  // namespace
 
 FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Tensor& lengths, int64_t batch_size) {
-  dist::require_whole_model("flap");  // hooks on every layer
   if (batch_size < 1) fail("flap", "batch size must be >= 1");
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
@@ -68,7 +67,7 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
     at::Tensor real = model_detail::real_token_mask(len, j - i, T, at::kDouble, at::kCPU).unsqueeze(-1);  // [b, T, 1]
     count += real.sum().item<double>();
     Hooks hk(names, [&](const at::Tensor& x, const std::string& name) {
-      const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));
+      const int64_t l = std::stoll(name.substr(7, name.find('.', 7) - 7));  // in a pipeline: this stage's layers only
       at::Tensor v = x.to(at::kCPU, at::kDouble).reshape({j - i, T, -1}) * real;  // the statistics are small: CPU
       if (name.find("hook_z") != std::string::npos) {
         as[l] += v.sum(at::IntArrayRef{0, 1});
@@ -84,6 +83,10 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
   if (dist::active()) {
     at::Tensor sums = at::cat({as.flatten(), aq.flatten(), ms.flatten(), mq.flatten(), at::full({1}, count, at::kDouble)});
     dist::all_reduce_sum(sums, "FLAP's statistics");
+    // In a pipeline each stage's hooks saw its own layers (the others' rows are zero); the token
+    // count is every stage's alike.
+    at::Tensor per_layer = sums.narrow(0, 0, sums.numel() - 1);
+    dist::sum_over_stages(per_layer, "FLAP's statistics");
     int64_t at_ = 0;
     for (at::Tensor* t : {&as, &aq, &ms, &mq}) {
       t->copy_(sums.narrow(0, at_, t->numel()).view(t->sizes()));
@@ -106,7 +109,13 @@ FlapStats flap_stats(const Model& model, const at::Tensor& tokens, const at::Ten
 std::pair<at::Tensor, at::Tensor> flap_channel_metric(const Model& model, const FlapStats& s, FlapMetric m) {
   const ModelConfig& c = model.config();
   std::vector<at::Tensor> attn, mlp;
+  const auto [l0, l1] = model.held_layers();
   for (int64_t l = 0; l < c.n_layers; ++l) {
+    if (l < l0 || l >= l1) {  // another pipeline stage's layer: its rows come in the sum below
+      attn.push_back(at::zeros({c.n_heads * c.d_head}, at::kDouble));
+      mlp.push_back(at::zeros({c.d_mlp}, at::kDouble));
+      continue;
+    }
     const std::string p = "blk." + std::to_string(l) + ".";
     at::Tensor wo = model.weight(p + "attn_output.weight").to(at::kCPU, at::kDouble);  // [D, H*Dh]
     at::Tensor wd = model.weight(p + "ffn_down.weight").to(at::kCPU, at::kDouble);     // [D, F]
@@ -125,7 +134,10 @@ std::pair<at::Tensor, at::Tensor> flap_channel_metric(const Model& model, const 
         break;
     }
   }
-  return {at::stack(attn), at::stack(mlp)};
+  at::Tensor a = at::stack(attn), f = at::stack(mlp);
+  dist::sum_over_stages(a, "FLAP's channel metric");
+  dist::sum_over_stages(f, "FLAP's channel metric");
+  return {a, f};
 }
 
 FlapScores flap_scores(const Model& model, const FlapStats& clean, FlapMetric m) {
@@ -189,7 +201,6 @@ PruneSet prune_union(const PruneSet& a, const PruneSet& b) {
 
 double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep, const FlapStats& calibration,
                      Ablation ablation, Metric metric, int64_t batch_size) {
-  dist::require_whole_model("flap");  // hooks on every layer
   if (batch_size < 1) fail("flap", "batch size must be >= 1");
   if (ablation != Ablation::Mean && ablation != Ablation::Resample)
     fail("flap", "pruned components take their calibration mean (mean) or the corrupted prompt's value (resample)");
@@ -200,7 +211,7 @@ double pruned_metric(const Model& model, const Batch& data, const PruneSet& keep
   const int64_t L = c.n_layers, H = c.n_heads, Dh = c.d_head, N = data.size();
   std::set<std::string> names;
   for (int64_t l = 0; l < L; ++l) names.insert(zname(l)), names.insert(pname(l));
-  const auto dt = model.weight("blk.0.attn_output.weight").scalar_type();
+  const auto dt = model.weight("blk." + std::to_string(model.held_layers().first) + ".attn_output.weight").scalar_type();
   const c10::Device dev = model.device();
   at::Tensor keep_h = keep.heads.to(dev, dt).view({L, 1, 1, H, 1});
   at::Tensor keep_c = keep.channels.to(dev, dt).view({L, 1, 1, c.d_mlp});

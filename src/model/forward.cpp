@@ -198,8 +198,9 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
 
   // A pipeline stage (layers split over ranks): the residual arrives from the stage before, and
   // leaves for the next; the last stage's logits reach every stage (dist::broadcast_from_stage).
+  // Hooks run where their layer is (the embedding's on the first stage, the final norm's on the
+  // last); no gradient crosses between stages.
   const int P = dist::stages(), stage = dist::stage();
-  if (P > 1 && hooks) dist::require_whole_model("forward with hooks");
   const dist::Range layers = dist::stage_range(stage, c.n_layers);
   const HookAt top{hooks, ""};
   at::Tensor x;  // [B, T, D]

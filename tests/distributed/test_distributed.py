@@ -293,12 +293,25 @@ def test_pipeline_stage_holds_its_layers_only():
     assert "holds layers 0 to 1 of 3 (a pipeline stage)" in r.stdout, r.stdout  # rank 0 prints
 
 
-@pytest.mark.parametrize("method", ["acdc", "flap", "path-patching"])
-def test_pipeline_methods_that_need_the_whole_model_say_so(tmp_path, method):
-    r = run(["discover", GPT2, "--task", "ioi", "-n", "6", "--method", method, "-o", str(tmp_path / "c.json")],
+@pytest.mark.parametrize("method", ["path-patching", "flap", "app"])
+def test_pipeline_head_set_methods(tmp_path, method):
+    """FLAP's hooks run on the stage holding their layer; its statistics and channel metrics are
+    summed over the stages (each row one stage's); path patching's sweeps are patched forwards."""
+    base = ["discover", GPT2, "--task", "ioi", "-n", "9", "--batch-size", "2", "--method", method,
+            "--importance-threshold", "1", "--min-value-threshold", "0.001"]
+    run(base + ["-o", str(tmp_path / "one.json")])
+    run(base + ["-o", str(tmp_path / "p2.json")], nproc=2, pipeline=2)
+    compare_scores(tmp_path / "one.json", tmp_path / "p2.json", rtol=METRIC_RTOL)
+
+
+def test_pipeline_methods_that_need_the_whole_model_say_so(tmp_path):
+    r = run(["discover", GPT2, "--task", "ioi", "-n", "6", "--method", "acdc", "-o", str(tmp_path / "c.json")],
             nproc=2, pipeline=2, check=False)
-    assert r.returncode == 1 and "needs the whole model" in r.stderr, r.stderr
-    assert not (tmp_path / "c.json").exists()
+    assert r.returncode == 1 and "acdc: needs the whole model" in r.stderr, r.stderr
+    r = run(["tune", GPT2, "--task", "ioi", "-n", "12", "--rounds", "1", "--steps-per-round", "1", "-o",
+             str(tmp_path / "t")], nproc=2, pipeline=2, check=False)
+    assert r.returncode == 1 and "circuit-tuning: needs the whole model" in r.stderr, r.stderr
+    assert sorted(os.listdir(tmp_path)) == []  # nothing written
 
 
 def test_pipeline_bad_stage_counts():
