@@ -101,7 +101,7 @@ void broadcast_from_stage(at::Tensor& t, int from_stage, const char* what);
 /// In place, the sum over the pipeline's stages (each stage's share of a gradient: its readers).
 void sum_over_stages(at::Tensor& t, const char* what);
 /// Fails naming `what` when layers are split over ranks: for the methods whose computation is
-/// not split into stages (ACDC's engine, circuit-tuning's trained weights).
+/// not split into stages (circuit-tuning's gradients and trained weights).
 void require_whole_model(const char* what);
 /// True on every rank when `b` is true on any (a stop request seen by one rank stops all at the
 /// same unit of work).

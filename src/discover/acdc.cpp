@@ -78,7 +78,15 @@ class Engine {
     pos_ = data.clean_pos.to(dev_, at::kLong);
     abl_ = ablated.to(dev_, dt);
     const auto& W = model.weights();
-    for (int64_t l = 0; l < L_; ++l) lw_.push_back(layer_weights_as(layer_weights(W, l), dt));
+    // Layers split over ranks (a pipeline): no stage holds every layer, so the state below is not
+    // kept; each evaluation is a patched forward of the masks, which runs stage by stage, from the
+    // clean run's cache downstream of the reader (pipe_last). The same metrics up to rounding.
+    pipe_ = dist::stages() > 1;
+    if (pipe_) {
+      model_ = &model;
+      cache_ = clean_cache(model, g, tokens_);
+    }
+    for (int64_t l = 0; l < L_ && !pipe_; ++l) lw_.push_back(layer_weights_as(layer_weights(W, l), dt));
     emb_ = embed_tokens(c_, W, tokens_, dt);
     if (c_.rope) {
       Dr_ = model.rope_cos().size(1);  // the rotated dims (partial rotary: < Dh)
@@ -198,6 +206,7 @@ class Engine {
   // prediction positions [B, V].
   at::Tensor full_pass() {
     at::NoGradGuard ng;
+    if (pipe_) return pipe_last(-1, {}, at::Tensor()).select(0, 0);
     O_ = at::empty({S_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
     X_ = at::empty({R_, B_, T_, D_}, at::TensorOptions().dtype(dt_).device(dev_));
     O_.select(0, 0).copy_(emb_);
@@ -258,6 +267,17 @@ class Engine {
     const bool d_kv = rd.kind == Graph::ReaderKind::K || rd.kind == Graph::ReaderKind::V ||
                       rd.kind == Graph::ReaderKind::Head;
     const bool d_full = d_kv || change_needs_all(d);
+    if (pipe_) {
+      Evaluated ev;
+      const at::Tensor last = pipe_last(d, cand, w);  // [K, B, V]
+      std::vector<at::Tensor> m(K);
+      for (int64_t k = 0; k < K; ++k) m[k] = batch_metric(last.select(0, k));
+      at::Tensor host = at::stack(m).to(at::kCPU, at::kDouble);
+      reduce_means(host);
+      for (int64_t k = 0; k < K; ++k) ev.values.push_back(host[k].item<double>());
+      (void)n, (void)d_full;
+      return ev;
+    }
     if (!change_needs_all(d) && rd.kind != Graph::ReaderKind::Logits) last_only_evaluations += K;
     at::Tensor idx = index_tensor(cand, dev_), wt = w.to(dev_, dt_);
     Evaluated ev;
@@ -357,6 +377,7 @@ class Engine {
 
   // Makes mask j of `ev` the current circuit's state (keep_ is updated by the caller).
   void accept(const Evaluated& ev, int64_t j) {
+    if (pipe_) return;  // the state is keep_ itself
     at::NoGradGuard ng;
     at::Tensor rows = at::arange(B_, pos_.options());
     for (const auto& [s, v] : ev.sources) {
@@ -380,6 +401,30 @@ class Engine {
   int64_t last_only_evaluations = 0;  // of readers other than the logits, at the prediction positions only
 
  private:
+  // Pipeline: the logits at the prediction positions [K, B, V] of K masks — the current circuit
+  // (keep_) without the edges (cand[i], d) that w [K, n_cand] selects (w undefined: the circuit)
+  // — by the patched forward from the clean cache.
+  at::Tensor pipe_last(int64_t d, const std::vector<int64_t>& cand, const at::Tensor& w) {
+    const int64_t K = w.defined() ? w.size(0) : 1, n = static_cast<int64_t>(cand.size());
+    std::vector<double> m(static_cast<size_t>(K * S_ * R_));
+    for (int64_t k = 0; k < K; ++k) std::copy(keep_.begin(), keep_.end(), m.begin() + k * S_ * R_);
+    if (w.defined()) {
+      const at::Tensor wh = w.to(at::kCPU, at::kDouble).contiguous();
+      const double* wp = wh.data_ptr<double>();
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t i = 0; i < n; ++i)
+          if (wp[k * n + i] != 0) m[k * S_ * R_ + cand[i] * R_ + d] = 0;
+    }
+    const at::Tensor masks = at::from_blob(m.data(), {K, S_, R_}, at::kDouble).to(dev_, dt_);
+    PatchOptions po;
+    po.positions = pos_.unsqueeze(1);
+    po.cache = &cache_;
+    return patched_forward(*model_, g_, tokens_, abl_, masks, po).select(2, 0);
+  }
+  bool pipe_ = false;
+  const Model* model_ = nullptr;  // pipeline only
+  CleanCache cache_;              // pipeline only: the clean run
+
   // The q, k, v readers of head h of layer l (head level: its one reader).
   std::vector<int64_t> head_readers(int64_t l, int64_t h) const {
     const int64_t r0 = attn_first_[l];
@@ -557,7 +602,6 @@ class Engine {
 }  // namespace
 
 AcdcResult acdc(const Model& model, const Graph& graph, const Batch& data, const AcdcOptions& opt) {
-  dist::require_whole_model("acdc");  // its engine holds every layer
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (!(opt.tau > 0) || !std::isfinite(opt.tau))
