@@ -327,6 +327,26 @@ def test_pipeline_circuit_tuning_says_it_needs_the_whole_model(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []  # nothing written
 
 
+def test_pipeline_killed_stage_stops_the_other(tmp_path):
+    """A stage killed mid-run leaves the other blocked in a receive: the heartbeat still stops it
+    within 60 s, naming the lost rank, with nothing written. (The default model: long enough to
+    be killed mid-run.)"""
+    port = 33000 + os.getpid() % 1000
+    args = [CLI, "discover", "--task", "ioi", "-n", "400", "--method", "eap", "-o", str(tmp_path / "k.json")]
+    procs = [subprocess.Popen(args, env=dict(ENV, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
+                                              MASTER_PORT=str(port), EDGEWISE_PIPELINE_STAGES="2"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    time.sleep(12)  # loaded, joined and into the attribution (~60 s of it on this machine)
+    assert procs[1].poll() is None, "rank 1 finished before it could be killed: make the run longer"
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    out, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 1 and time.time() - killed <= 60, (procs[0].returncode, err)
+    assert "rank 1 of 2 was lost" in err, err
+    procs[1].wait()
+    assert not (tmp_path / "k.json").exists()
+
+
 def test_pipeline_bad_stage_counts():
     r = run(["info", GPT2], nproc=2, pipeline=3, check=False)
     assert r.returncode == 2 and "--pipeline" in r.stderr and "do not divide" in r.stderr, r.stderr
