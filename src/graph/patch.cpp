@@ -363,8 +363,9 @@ class Pass {
       dist::broadcast_from_stage(logits, P - 1, "the pipeline's logits");
       if (!grad_ || !sent) return logits;
       const std::vector<at::Tensor> anchors = grad_anchors();
-      // Fixed differences are constants: only the residual's gradient comes back.
-      const std::vector<at::Tensor> sent_blocks = fixed_.defined() ? std::vector<at::Tensor>{} : blocks_;
+      // Fixed differences are constants, and with every mask 1 no gradient reaches the store
+      // (Mix's zero weights): then only the residual's gradient comes back.
+      const std::vector<at::Tensor> sent_blocks = store_grad() ? blocks_ : std::vector<at::Tensor>{};
       return PipeSend::apply(at::TensorList(anchors), logits, x_, at::TensorList(sent_blocks), stage + 1, tag);
     }
     at::Tensor xl = reader_input(L, g_.n_sources(), ri_.logits);  // [Kx, B, T, D]
@@ -389,6 +390,10 @@ class Pass {
   at::Tensor recorded() const { return buf_.view({buf_.size(0), B_, T_, D_}); }
 
  private:
+  // Whether the store's rows can get a gradient: not when they are fixed differences, nor when
+  // every mask is 1 (Mix then gives them none). The same on every stage.
+  bool store_grad() const { return !fixed_.defined() && !zero_keep_; }
+
   // What requires grad among this pass's inputs (the pipeline nodes' anchors).
   std::vector<at::Tensor> grad_anchors() const {
     std::vector<at::Tensor> a;
@@ -413,8 +418,8 @@ class Pass {
     at::Tensor rows = buf_.narrow(0, 0, n);  // received in place
     if (n > 0) dist::recv(rows, from, tag, "the pipeline's store of source differences");
     if (grad_) {
-      // Fixed differences are constants: only the residual's gradient goes back.
-      const bool rows_grad = n > 0 && !fixed_.defined();
+      // Only the residual's gradient goes back when the store's is none (store_grad).
+      const bool rows_grad = n > 0 && store_grad();
       const std::vector<at::Tensor> anchors = grad_anchors();
       // The rows as a tensor of their own over the buffer's memory (keeping it alive): as a view
       // of the buffer, autograd would refuse the later writes into the buffer's other rows.
