@@ -100,9 +100,6 @@ void recv(at::Tensor& t, int from_stage, int tag, const char* what);
 void broadcast_from_stage(at::Tensor& t, int from_stage, const char* what);
 /// In place, the sum over the pipeline's stages (each stage's share of a gradient: its readers).
 void sum_over_stages(at::Tensor& t, const char* what);
-/// Fails naming `what` when layers are split over ranks: for the methods whose computation is
-/// not split into stages (circuit-tuning's gradients and trained weights).
-void require_whole_model(const char* what);
 /// True on every rank when `b` is true on any (a stop request seen by one rank stops all at the
 /// same unit of work).
 bool any(bool b, const char* what);
@@ -112,9 +109,12 @@ void barrier(const char* what);
 /// Data parallel's exchange (DDP's): in place, each leaf's gradient (undefined: zeros) and
 /// `value` summed over the data group in one float32 all-reduce; returns the summed value. A leaf
 /// without a gradient gets the sum as one. In a pipeline the gradients are then summed over the
-/// stages (each holds its readers' share; `value`, the same on every stage, is not). No-op on
-/// one rank (returns `value`).
-double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what);
+/// stages (each holds its readers' share; `value`, the same on every stage, is not) — or, given
+/// `stage_local`, only the leaves it does not flag (1: a stage's own layer's weights, which no
+/// other stage has; the unflagged ones must be the same, in the same order, on every stage).
+/// No-op on one rank (returns `value`).
+double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what,
+                            const std::vector<uint8_t>* stage_local = nullptr);
 
 /// A contiguous share [begin, end) of n items (over the data group).
 struct Range {

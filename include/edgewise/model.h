@@ -198,6 +198,10 @@ class Model {
   const std::map<std::string, at::Tensor>& weights() const { return weights_; }
   /// The layers [first, end) whose weights this model holds (LoadOptions::layers).
   std::pair<int64_t, int64_t> held_layers() const { return held_; }
+  /// In a pipeline (dist::stages() > 1, every stage calling it): the model with every layer's
+  /// weights, each broadcast by the stage holding it (to write a whole model; as much memory as
+  /// the whole model). Otherwise the model itself.
+  Model gathered() const;
   const at::Tensor& weight(const std::string& canonical) const;
   int64_t n_params() const;
   /// Notes gathered while loading (dequantised types, tied output, permuted q/k...).

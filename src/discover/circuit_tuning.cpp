@@ -85,8 +85,10 @@ std::string tune_node_name(const TuneNode& n, int64_t mlp_heads) {
 
 NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation ablation, Metric metric,
                             int64_t mlp_heads, int64_t batch_size) {
-  dist::require_whole_model("circuit-tuning");  // gradients through hooked forwards
   const ModelConfig& c = model.config();
+  // In a pipeline the hooks of this stage's layers [l0, l1) run here; the other layers' scores
+  // come from their stages (summed at the end).
+  const auto [l0, l1] = model.held_layers();
   const int64_t L = c.n_layers, H = c.n_heads, F = c.d_mlp, G = mlp_heads;
   if (G < 1 || G > F) fail("circuit-tuning", "MLP heads must be between 1 and the MLP width " + std::to_string(F));
   const int64_t N = data.size();
@@ -123,7 +125,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       const at::Tensor m = model_detail::real_token_mask(b.clean_len, b.clean.size(0), b.clean.size(1), at::kDouble, model.device());
       if (per_pos) count += m.sum(0);
       else count += m.sum();
-      for (int64_t l = 0; l < L; ++l) {
+      for (int64_t l = l0; l < l1; ++l) {
         const at::Tensor z = cap.at(zname[l]).to(at::kDouble) * m.view({m.size(0), m.size(1), 1, 1});
         const at::Tensor p = cap.at(pname[l]).to(at::kDouble) * m.unsqueeze(-1);
         zmean[l] += per_pos ? z.sum(0) : z.sum(at::IntArrayRef{0, 1}).unsqueeze(0);
@@ -155,7 +157,7 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
       std::map<std::string, at::Tensor> cap;
       Hooks hooks = Hooks::capture(names, &cap);
       model.forward(b.corrupted, &hooks);
-      for (int64_t l = 0; l < L; ++l) zab[l] = cap.at(zname[l]).to(at::kDouble), pab[l] = cap.at(pname[l]).to(at::kDouble);
+      for (int64_t l = l0; l < l1; ++l) zab[l] = cap.at(zname[l]).to(at::kDouble), pab[l] = cap.at(pname[l]).to(at::kDouble);
     } else if (ablation == Ablation::Zero) {
       for (int64_t l = 0; l < L; ++l) zab[l] = at::zeros({1}, acc), pab[l] = at::zeros({1}, acc);
     } else {
@@ -180,13 +182,23 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
     if (metric_needs_clean_logits(metric)) clean_last = logits_at(logits, b.clean_pos).detach();
     const at::Tensor M = metric_per_example(metric, logits_at(logits, b.clean_pos), b, clean_last).sum();
     std::vector<at::Tensor> inputs;
-    for (int64_t l = 0; l < L; ++l) inputs.push_back(leaf.at(zname[l])), inputs.push_back(leaf.at(pname[l]));
-    const auto grads = torch::autograd::grad({M}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/false,
-                                             /*create_graph=*/false, /*allow_unused=*/true);
-    for (int64_t l = 0; l < L; ++l) {
-      const at::Tensor z = inputs[2 * l].detach().to(at::kDouble), p = inputs[2 * l + 1].detach().to(at::kDouble);
-      const at::Tensor gz = grads[2 * l].defined() ? grads[2 * l].to(at::kDouble) : at::zeros_like(z);
-      const at::Tensor gp = grads[2 * l + 1].defined() ? grads[2 * l + 1].to(at::kDouble) : at::zeros_like(p);
+    for (int64_t l = l0; l < l1; ++l) inputs.push_back(leaf.at(zname[l])), inputs.push_back(leaf.at(pname[l]));
+    std::vector<at::Tensor> grads;
+    if (dist::stages() == 1) {
+      grads = torch::autograd::grad({M}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                    /*create_graph=*/false, /*allow_unused=*/true);
+    } else {
+      // A whole backward, so that the pipeline's links run on every stage (a gradient restricted
+      // to this stage's inputs would skip the one that sends the residual's gradient back).
+      for (const at::Tensor& t : inputs) t.retain_grad();
+      M.backward();
+      for (const at::Tensor& t : inputs) grads.push_back(t.grad());
+    }
+    for (int64_t l = l0; l < l1; ++l) {
+      const int64_t i = l - l0;
+      const at::Tensor z = inputs[2 * i].detach().to(at::kDouble), p = inputs[2 * i + 1].detach().to(at::kDouble);
+      const at::Tensor gz = grads[2 * i].defined() ? grads[2 * i].to(at::kDouble) : at::zeros_like(z);
+      const at::Tensor gp = grads[2 * i + 1].defined() ? grads[2 * i + 1].to(at::kDouble) : at::zeros_like(p);
       heads[l] += ((zab[l] - z) * gz).sum(at::IntArrayRef{0, 1, 3});
       const at::Tensor per_neuron = ((pab[l] - p) * gp).sum(at::IntArrayRef{0, 1});  // [F]
       for (int64_t j = 0; j < G; ++j) {
@@ -197,6 +209,8 @@ NodeScores tune_node_scores(const Model& model, const Batch& data, Ablation abla
   }
   dist::all_reduce_sum(heads, "circuit-tuning's head scores");
   dist::all_reduce_sum(mlps, "circuit-tuning's MLP scores");
+  dist::sum_over_stages(heads, "circuit-tuning's head scores");  // each stage's rows its layers'
+  dist::sum_over_stages(mlps, "circuit-tuning's MLP scores");
   return {(heads / static_cast<double>(N)).cpu(), (mlps / static_cast<double>(N)).cpu()};
 }
 
@@ -496,8 +510,13 @@ TuneRound round_from_json(const nlohmann::json& j) {
 }  // namespace
 
 TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOptions& opt) {
-  dist::require_whole_model("circuit-tuning");  // trains every layer's weights
   check_options(opt);
+  // In a pipeline each stage trains its own layers' weights (the embeddings and final norm, which
+  // every stage holds, alike on all); a checkpoint would need every stage's.
+  const bool pipeline = dist::stages() > 1;
+  if (pipeline && !opt.run.checkpoint.empty())
+    fail("circuit-tuning", "checkpoints are not written when the layers are split over pipeline stages yet: run "
+                           "without a checkpoint, or data parallel only");
   if (train.size() == 0) fail("circuit-tuning", "the training set is empty");
   if (model.dtype() != DType::F32) fail("circuit-tuning", "training needs fp32 weights (load the model without bf16)");
   const ModelConfig& c = model.config();
@@ -525,8 +544,24 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   std::vector<at::Tensor> ever(NL);  // entries inside some round's circuit
   for (size_t i = 0; i < NL; ++i) ever[i] = at::zeros(tr.leaf[i].sizes(), tr.leaf[i].options().dtype(at::kBool));
 
+  // A leaf of this stage's own layers (not held by the other stages): its sums cross the stages.
+  auto own = [&](size_t i) { return pipeline && tr.leaf_name[i].rfind("blk.", 0) == 0; };
+  // A count over the leaves: this stage's own ones summed over the stages, the shared ones once.
+  auto over_stages = [&](int64_t own_part, int64_t shared_part) {
+    at::Tensor t = at::full({1}, static_cast<double>(own_part), at::kDouble);
+    dist::sum_over_stages(t, "circuit-tuning's parameter counts");
+    return static_cast<int64_t>(t.item<double>()) + shared_part;
+  };
+
   TuneResult res;
   res.params_total = model.n_params();
+  if (pipeline) {  // the whole model's: each stage's layers, the shared weights once
+    std::set<const void*> seen;
+    int64_t layers = 0, shared = 0;
+    for (const auto& [k, t] : model.weights())
+      if (seen.insert(t.data_ptr()).second) (k.rfind("blk.", 0) == 0 ? layers : shared) += t.numel();
+    res.params_total = over_stages(layers, shared);
+  }
   const std::string key = opt.run.fingerprint + " | " + options_key(opt);
   int64_t start = 0;
   double seconds_before = 0;
@@ -619,12 +654,14 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       }
       masks = leaf_masks(tr, cm);
       r.params = 0;
+      int64_t own_params = 0;
       for (size_t i = 0; i < NL; ++i) {
         const bool on = masks[i].defined() && masks[i].any().item<bool>();
         if (!on) masks[i] = at::Tensor();
-        else r.params += masks[i].sum().item<int64_t>(), ever[i] |= masks[i].to(at::kBool);
+        else (own(i) ? own_params : r.params) += masks[i].sum().item<int64_t>(), ever[i] |= masks[i].to(at::kBool);
         tr.leaf[i].requires_grad_(on);
       }
+      if (pipeline) r.params = over_stages(own_params, r.params);
       mask_round = round;
     }
     const double lr = opt.lr * (opt.warmup_steps > 0 ? std::min(1.0, static_cast<double>(step + 1) / opt.warmup_steps) : 1.0);
@@ -646,19 +683,25 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
       loss = answer_loss(model.with_weights(tr.weights(false)).forward(b.clean), b) * w;
       loss.backward();
       std::vector<at::Tensor> trained;
+      std::vector<uint8_t> local;  // in a pipeline: this stage's own layers' leaves (not summed over stages)
       for (size_t i = 0; i < NL; ++i)
-        if (masks[i].defined()) trained.push_back(tr.leaf[i]);
-      loss_all = dist::all_reduce_gradients(trained, loss.detach().item<double>(), "circuit-tuning's gradients");
+        if (masks[i].defined()) trained.push_back(tr.leaf[i]), local.push_back(own(i));
+      loss_all = dist::all_reduce_gradients(trained, loss.detach().item<double>(), "circuit-tuning's gradients", &local);
     }
     {
       at::NoGradGuard ng;
       std::vector<at::Tensor> g(NL);
-      double sq = 0;
+      double sq = 0, sq_own = 0;  // in a pipeline: the shared leaves' and this stage's own
       for (size_t i = 0; i < NL; ++i) {
         if (!masks[i].defined()) continue;
         const at::Tensor& gr = tr.leaf[i].grad();
         g[i] = gr.defined() ? gr * masks[i] : at::zeros_like(tr.leaf[i]);
-        if (opt.max_grad_norm > 0) sq += g[i].pow(2).sum().item<double>();
+        if (opt.max_grad_norm > 0) (own(i) ? sq_own : sq) += g[i].pow(2).sum().item<double>();
+      }
+      if (pipeline && opt.max_grad_norm > 0) {  // the whole model's gradient norm
+        at::Tensor t = at::full({1}, sq_own, at::kDouble);
+        dist::sum_over_stages(t, "circuit-tuning's gradient norm");
+        sq += t.item<double>();
       }
       const double scale = opt.max_grad_norm > 0 && std::sqrt(sq) > opt.max_grad_norm
                                ? opt.max_grad_norm / (std::sqrt(sq) + 1e-6) : 1.0;
@@ -696,7 +739,10 @@ TuneResult circuit_tune(const Model& model, const Batch& train, const TuneOption
   res.complete = !stopped && step >= total_steps;
   res.seconds = elapsed();
   save(step, res.seconds);
-  for (size_t i = 0; i < NL; ++i) tr.leaf[i].requires_grad_(false), res.params_updated += ever[i].sum().item<int64_t>();
+  int64_t own_updated = 0;
+  for (size_t i = 0; i < NL; ++i)
+    tr.leaf[i].requires_grad_(false), (own(i) ? own_updated : res.params_updated) += ever[i].sum().item<int64_t>();
+  if (pipeline) res.params_updated = over_stages(own_updated, res.params_updated);
   res.weights = tr.weights(true);
   res.rounds = rounds;
   return res;

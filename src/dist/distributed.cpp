@@ -466,14 +466,8 @@ void sum_over_stages(at::Tensor& t, const char* what) {
 #endif
 }
 
-void require_whole_model(const char* what) {
-  if (stages() > 1)
-    fail(what, "needs the whole model in each process, and its layers are split over " + std::to_string(stages()) +
-                   " pipeline stages (EDGEWISE_PIPELINE_STAGES / --pipeline): run it data parallel only "
-                   "(docs/SCALING.md lists the methods a pipeline runs)");
-}
-
-double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what) {
+double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value, const char* what,
+                            const std::vector<uint8_t>* stage_local) {
   if (!active()) return value;
   std::vector<at::Tensor> flat;
   for (const at::Tensor& p : leaves)
@@ -481,9 +475,18 @@ double all_reduce_gradients(const std::vector<at::Tensor>& leaves, double value,
   flat.push_back(at::full({1}, value, at::kFloat));
   at::Tensor all = at::cat(flat);
   all_reduce_sum(all, what);
-  if (stages() > 1) {  // each stage's readers' share of the gradients; the value is every stage's
+  if (stages() > 1 && !stage_local) {  // each stage's readers' share; the value is every stage's
     at::Tensor grads = all.narrow(0, 0, all.numel() - 1);
     sum_over_stages(grads, what);
+  } else if (stages() > 1) {  // the leaves every stage holds (in the same order on each), one by one
+    int64_t off = 0;
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      if (!stage_local->at(i)) {
+        at::Tensor part = all.narrow(0, off, leaves[i].numel());
+        sum_over_stages(part, what);
+      }
+      off += leaves[i].numel();
+    }
   }
   int64_t at_ = 0;
   for (const at::Tensor& p : leaves) {

@@ -174,6 +174,41 @@ at::Tensor mlp(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn
   return post_norm(c, mlp_output(c, w, xn, &fn, /*bias=*/true), w.pfn_w);
 }
 
+// Pipeline links of the plain forward, for gradients across stages (circuit-tuning): on a stage
+// that received the residual, the identity on it, whose backward sends its gradient back; on a
+// stage that sent it on, the broadcast logits, whose backward receives the sent residual's
+// gradient. `anchor`, a scalar that requires grad, puts both on every backward's path.
+struct PlainRecv : public torch::autograd::Function<PlainRecv> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& anchor, const at::Tensor& x,
+                            int64_t from) {
+    (void)anchor;
+    ctx->saved_data["from"] = from;
+    return x;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    dist::send(grad[0].contiguous(), static_cast<int>(ctx->saved_data["from"].toInt()), 0,
+               "the forward's residual gradient");
+    return {at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct PlainSend : public torch::autograd::Function<PlainSend> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& anchor, const at::Tensor& logits,
+                            const at::Tensor& x, int64_t to) {
+    (void)anchor;
+    ctx->saved_data["to"] = to;
+    ctx->saved_data["like"] = at::empty(x.sizes(), x.options());  // the shape and dtype of x's gradient
+    return logits;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list) {
+    at::Tensor gx = at::empty_like(ctx->saved_data["like"].toTensor());
+    dist::recv(gx, static_cast<int>(ctx->saved_data["to"].toInt()), 0, "the forward's residual gradient");
+    return {at::Tensor(), at::Tensor(), gx, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const {
@@ -199,14 +234,19 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
   // A pipeline stage (layers split over ranks): the residual arrives from the stage before, and
   // leaves for the next; the last stage's logits reach every stage (dist::broadcast_from_stage).
   // Hooks run where their layer is (the embedding's on the first stage, the final norm's on the
-  // last); no gradient crosses between stages.
+  // last).
   const int P = dist::stages(), stage = dist::stage();
   const dist::Range layers = dist::stage_range(stage, c.n_layers);
+  // With gradients the stages are joined by PlainRecv / PlainSend (a backward on every stage).
+  const at::Tensor anchor = P > 1 && at::GradMode::is_enabled()
+                                ? at::zeros({}, at::kFloat).requires_grad_(true)
+                                : at::Tensor();
   const HookAt top{hooks, ""};
   at::Tensor x;  // [B, T, D]
   if (stage > 0) {
     x = at::empty({B, T, c.d_model}, weights_.at("token_embd.weight").options());
     dist::recv(x, stage - 1, 0, "the forward's residual stream");
+    if (anchor.defined()) x = PlainRecv::apply(anchor, x, stage - 1);
   } else {
     x = at::embedding(weights_.at("token_embd.weight"), tokens);  // [B, T, D]
     if (c.block.embed_scale > 0)  // Gemma: the scale in the weights' dtype, as transformers applies it
@@ -253,14 +293,14 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     dist::send(x.contiguous(), stage + 1, 0, "the forward's residual stream");
     at::Tensor logits = at::empty({B, T, c.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(device()));
     dist::broadcast_from_stage(logits, P - 1, "the forward's logits");
-    return logits;
+    return anchor.defined() ? PlainSend::apply(anchor, logits, x, stage + 1) : logits;
   }
   at::Tensor xf = norm(c, x, opt_weight(weights_, "output_norm.weight"), opt_weight(weights_, "output_norm.bias"));
   top("ln_final.hook_normalized", xf);
   at::Tensor logits = at::linear(xf, weights_.at("output.weight")).to(at::kFloat);  // [B, T, V]
   if (P > 1) {
-    logits = logits.contiguous();
-    dist::broadcast_from_stage(logits, P - 1, "the forward's logits");
+    at::Tensor copy = logits.detach().contiguous().clone();
+    dist::broadcast_from_stage(copy, P - 1, "the forward's logits");
   }
   return logits;
 }

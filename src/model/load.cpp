@@ -578,6 +578,32 @@ const at::Tensor& Model::weight(const std::string& canonical) const {
   return it->second;
 }
 
+Model Model::gathered() const {
+  if (dist::stages() == 1) return *this;
+  const int64_t L = cfg_.n_layers;
+  const auto [h0, h1] = held_;
+  // A layer's weights by suffix ("attn_q.weight"), from this stage's first layer: every layer has
+  // the same ones (the same order on every stage).
+  const std::string p0 = "blk." + std::to_string(h0) + ".";
+  std::vector<std::pair<std::string, at::Tensor>> like;
+  for (const auto& [k, t] : weights_)
+    if (k.rfind(p0, 0) == 0) like.push_back({k.substr(p0.size()), t});
+  Model m = *this;
+  for (int p = 0; p < dist::stages(); ++p) {
+    const dist::Range r = dist::stage_range(p, L);
+    for (int64_t l = r.begin; l < r.end; ++l)
+      for (const auto& [suffix, t0] : like) {
+        const std::string name = "blk." + std::to_string(l) + "." + suffix;
+        const bool mine = l >= h0 && l < h1;
+        at::Tensor t = mine ? weights_.at(name).contiguous() : at::empty(t0.sizes(), t0.options());
+        dist::broadcast_from_stage(t, p, "the layers' weights");
+        m.weights_[name] = t;
+      }
+  }
+  m.held_ = {0, L};
+  return m;
+}
+
 int64_t Model::n_params() const {
   std::set<const void*> seen;  // a tied output shares the embedding's storage: count it once
   int64_t n = 0;

@@ -201,10 +201,12 @@ void run_tune(const TuneArgs& a) {
 
   const std::string report = rep.dump(1) + "\n";
   const Outcome& main_run = runs.front();
-  save_hf_model(model.with_weights(main_run.r.weights), files.staged(a.out), {{"tuning_report.json", report}});
+  // In a pipeline every stage sends its layers to be written whole (gathered()).
+  save_hf_model(model.with_weights(main_run.r.weights).gathered(), files.staged(a.out), {{"tuning_report.json", report}});
   std::fprintf(stderr, "wrote %s (Hugging Face directory)\n", a.out.c_str());
   if (a.baseline && !a.baseline_out.empty()) {
-    save_hf_model(model.with_weights(runs[1].r.weights), files.staged(a.baseline_out), {{"tuning_report.json", report}});
+    save_hf_model(model.with_weights(runs[1].r.weights).gathered(), files.staged(a.baseline_out),
+                  {{"tuning_report.json", report}});
     std::fprintf(stderr, "wrote %s (full fine-tuning)\n", a.baseline_out.c_str());
   }
   if (!a.report.empty()) write_file_atomic(files.staged(a.report), report);

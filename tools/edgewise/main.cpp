@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       "Across processes (docs/SCALING.md): `edgewise --nproc N <command> ...` starts N local ranks;\n"
       "`torchrun --nproc-per-node N --no-python edgewise <command> ...` (or SLURM) works the same way. Every rank\n"
       "takes its share of the prompts; rank 0 prints and writes. `--pipeline P` (EDGEWISE_PIPELINE_STAGES) splits\n"
-      "the layers over P ranks instead, for a model larger than one device (every method but tune).\n",
+      "the layers over P ranks instead, for a model larger than one device (every method).\n",
       "edgewise"};
   app.set_version_flag("--version", EDGEWISE_VERSION);
   app.require_subcommand(1);
