@@ -80,7 +80,9 @@ class Model:
 
     def save_pretrained(self, path: str) -> None:
         """Write a Hugging Face folder (config.json, model.safetensors, the tokenizer) that
-        ``transformers``' ``from_pretrained`` loads; written beside and renamed into place."""
+        ``transformers``' ``from_pretrained`` loads; written beside and renamed into place. Across
+        ranks only rank 0 writes; with the layers split over ranks (:func:`pipeline_stages` > 1)
+        every rank must call it, each sending its layers for rank 0 to write the whole model."""
         self._m.save_pretrained(os.fspath(path))
 
     @property

@@ -477,7 +477,10 @@ PYBIND11_MODULE(_core, m) {
           "save_pretrained",
           [](const Model& md, const std::string& dir) {
             py::gil_scoped_release release;
-            save_hf_model(md, dir);
+            // Across ranks rank 0 writes (the others would race it for the folder); in a pipeline
+            // every stage first sends its layers (gathered()).
+            const Model whole = md.gathered();
+            if (dist::is_root()) save_hf_model(whole, dir);
           },
           py::arg("dir"))
       .def_property_readonly("source",

@@ -26,6 +26,7 @@ SCRIPT = textwrap.dedent("""
     if edgewise.rank() == 0:
         torch.save({"world": n, "stages": edgewise.pipeline_stages(), "notes": model.load_notes,
                     "scores": r.scores}, sys.argv[2])
+    model.save_pretrained(sys.argv[3])  # every rank: in a pipeline each sends its layers, rank 0 writes
     edgewise.shutdown_distributed()
 """)
 
@@ -40,7 +41,8 @@ def test_torchrun_script_gets_the_one_process_scores(tmp_path, stages):
     out = tmp_path / "scores.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive", EDGEWISE_PIPELINE_STAGES=str(stages))
     r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", str(32000 + os.getpid() % 1000),
-                        str(script), GPT2, str(out)], capture_output=True, text=True, env=env, timeout=300)
+                        str(script), GPT2, str(out), str(tmp_path / "saved")], capture_output=True, text=True,
+                       env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     got = torch.load(out)
     assert got["world"] == 2 and got["stages"] == stages
@@ -52,3 +54,10 @@ def test_torchrun_script_gets_the_one_process_scores(tmp_path, stages):
     assert edgewise.world_size() == 1 and edgewise.rank() == 0
     err = (got["scores"] - want).abs().max().item() / want.abs().max().item()
     assert err <= 1e-12, err
+    # The saved model is the whole one (a pipeline's rank 0 held half the layers): every weight
+    # equal to the loaded model's.
+    saved = edgewise.load(str(tmp_path / "saved"))
+    w0, w1 = model.weights, saved.weights
+    assert sorted(w0) == sorted(w1)
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
