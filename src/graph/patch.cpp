@@ -170,72 +170,6 @@ struct Mix : public torch::autograd::Function<Mix> {
   }
 };
 
-// Pipeline links (layers split over ranks, dist::stages() > 1). On a stage that received the
-// residual and the store of differences from the stage before: identity on them, whose backward
-// sends their gradients back there. `anchors` (the masks' weights, or whatever requires grad)
-// only put the node on the backward's path; they get no gradient from it.
-struct PipeRecv : public torch::autograd::Function<PipeRecv> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors,
-                                                const at::Tensor& x, const at::Tensor& rows, int64_t from,
-                                                int64_t tag) {
-    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
-    ctx->saved_data["from"] = from;
-    ctx->saved_data["tag"] = tag;
-    return {x, rows};
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad) {
-    const int from = static_cast<int>(ctx->saved_data["from"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
-    dist::send(grad[0].contiguous(), from, tag, "the pipeline's residual gradient");
-    if (grad[1].numel() > 0) dist::send(grad[1].contiguous(), from, tag, "the pipeline's store gradient");
-    return torch::autograd::variable_list(ctx->saved_data["n_anchors"].toInt() + 4);
-  }
-};
-
-// On a stage that sent the residual x and the store's rows (held by `blocks`, in order) on:
-// returns the last stage's logits (broadcast), and its backward receives the gradients of what it
-// sent from the next stage (the logits' own gradient is the last stage's to use).
-struct PipeSend : public torch::autograd::Function<PipeSend> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors, const at::Tensor& logits,
-                            const at::Tensor& x, at::TensorList blocks, int64_t to, int64_t tag) {
-    std::vector<int64_t> sizes;
-    for (const at::Tensor& b : blocks) sizes.push_back(b.size(0));
-    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
-    ctx->saved_data["sizes"] = sizes;
-    ctx->saved_data["x_shape"] = x.sizes().vec();
-    ctx->saved_data["row_shape"] = blocks.empty() ? std::vector<int64_t>{} : blocks[0].sizes().vec();
-    ctx->saved_data["to"] = to;
-    ctx->saved_data["tag"] = tag;
-    ctx->saved_data["like"] = at::empty({0}, x.options());
-    return logits;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list) {
-    const int to = static_cast<int>(ctx->saved_data["to"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
-    const at::TensorOptions o = ctx->saved_data["like"].toTensor().options();
-    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
-    const int64_t na = ctx->saved_data["n_anchors"].toInt();
-    at::Tensor gx = at::empty(ctx->saved_data["x_shape"].toIntVector(), o);
-    dist::recv(gx, to, tag, "the pipeline's residual gradient");
-    torch::autograd::variable_list out(na + 2 + sizes.size() + 2);
-    out[na + 1] = gx;
-    if (!sizes.empty()) {
-      std::vector<int64_t> shape = ctx->saved_data["row_shape"].toIntVector();
-      int64_t n = 0;
-      for (int64_t k : sizes) n += k;
-      shape[0] = n;
-      at::Tensor gr = at::empty(shape, o);
-      dist::recv(gr, to, tag, "the pipeline's store gradient");
-      int64_t off = 0;
-      for (size_t i = 0; i < sizes.size(); ++i) {
-        out[na + 2 + i] = gr.narrow(0, off, sizes[i]);
-        off += sizes[i];
-      }
-    }
-    return out;
-  }
-};
-
 // The pipeline's passes, numbered alike on every stage (every stage runs every pass): a pass's
 // messages carry its number, so that backward passes run in any order meet the right ones.
 int next_pass_tag() {
@@ -366,7 +300,7 @@ class Pass {
       // Fixed differences are constants, and with every mask 1 no gradient reaches the store
       // (Mix's zero weights): then only the residual's gradient comes back.
       const std::vector<at::Tensor> sent_blocks = store_grad() ? blocks_ : std::vector<at::Tensor>{};
-      return PipeSend::apply(at::TensorList(anchors), logits, x_, at::TensorList(sent_blocks), stage + 1, tag);
+      return pipeline_sent(anchors, logits, x_, sent_blocks, stage + 1, tag);
     }
     at::Tensor xl = reader_input(L, g_.n_sources(), ri_.logits);  // [Kx, B, T, D]
     const int64_t Kx = xl.size(0);
@@ -426,7 +360,7 @@ class Pass {
       const at::Tensor buf = buf_;
       const at::Tensor own = rows_grad ? at::from_blob(rows.data_ptr(), rows.sizes(), [buf](void*) {}, rows.options())
                                        : at::empty({0}, rows.options());
-      auto out = PipeRecv::apply(at::TensorList(anchors), x, own, from, tag);
+      auto out = pipeline_received(anchors, x, own, from, tag);
       x = out[0];
       if (n > 0) blocks_.push_back(rows_grad ? out[1] : rows);
     }

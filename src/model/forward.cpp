@@ -174,42 +174,82 @@ at::Tensor mlp(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xn
   return post_norm(c, mlp_output(c, w, xn, &fn, /*bias=*/true), w.pfn_w);
 }
 
-// Pipeline links of the plain forward, for gradients across stages (circuit-tuning): on a stage
-// that received the residual, the identity on it, whose backward sends its gradient back; on a
-// stage that sent it on, the broadcast logits, whose backward receives the sent residual's
-// gradient. `anchor`, a scalar that requires grad, puts both on every backward's path.
-struct PlainRecv : public torch::autograd::Function<PlainRecv> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& anchor, const at::Tensor& x,
-                            int64_t from) {
-    (void)anchor;
+// The pipeline links of internal.h as autograd nodes. PipeRecv: the identity on what a stage
+// received, whose backward sends its gradients back.
+struct PipeRecv : public torch::autograd::Function<PipeRecv> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors,
+                                                const at::Tensor& x, const at::Tensor& rows, int64_t from,
+                                                int64_t tag) {
+    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
     ctx->saved_data["from"] = from;
-    return x;
+    ctx->saved_data["tag"] = tag;
+    return {x, rows};
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    dist::send(grad[0].contiguous(), static_cast<int>(ctx->saved_data["from"].toInt()), 0,
-               "the forward's residual gradient");
-    return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const int from = static_cast<int>(ctx->saved_data["from"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
+    dist::send(grad[0].contiguous(), from, tag, "the pipeline's residual gradient");
+    if (grad[1].numel() > 0) dist::send(grad[1].contiguous(), from, tag, "the pipeline's store gradient");
+    return torch::autograd::variable_list(ctx->saved_data["n_anchors"].toInt() + 4);
   }
 };
 
-struct PlainSend : public torch::autograd::Function<PlainSend> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& anchor, const at::Tensor& logits,
-                            const at::Tensor& x, int64_t to) {
-    (void)anchor;
+// PipeSend: the broadcast logits, whose backward receives the gradients of what the stage sent
+// (the logits' own gradient is the last stage's to use).
+struct PipeSend : public torch::autograd::Function<PipeSend> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList anchors, const at::Tensor& logits,
+                            const at::Tensor& x, at::TensorList blocks, int64_t to, int64_t tag) {
+    std::vector<int64_t> sizes;
+    for (const at::Tensor& b : blocks) sizes.push_back(b.size(0));
+    ctx->saved_data["n_anchors"] = static_cast<int64_t>(anchors.size());
+    ctx->saved_data["sizes"] = sizes;
+    ctx->saved_data["x_shape"] = x.sizes().vec();
+    ctx->saved_data["row_shape"] = blocks.empty() ? std::vector<int64_t>{} : blocks[0].sizes().vec();
     ctx->saved_data["to"] = to;
-    ctx->saved_data["like"] = at::empty(x.sizes(), x.options());  // the shape and dtype of x's gradient
+    ctx->saved_data["tag"] = tag;
+    ctx->saved_data["like"] = at::empty({0}, x.options());
     return logits;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list) {
-    at::Tensor gx = at::empty_like(ctx->saved_data["like"].toTensor());
-    dist::recv(gx, static_cast<int>(ctx->saved_data["to"].toInt()), 0, "the forward's residual gradient");
-    return {at::Tensor(), at::Tensor(), gx, at::Tensor()};
+    const int to = static_cast<int>(ctx->saved_data["to"].toInt()), tag = static_cast<int>(ctx->saved_data["tag"].toInt());
+    const at::TensorOptions o = ctx->saved_data["like"].toTensor().options();
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const int64_t na = ctx->saved_data["n_anchors"].toInt();
+    at::Tensor gx = at::empty(ctx->saved_data["x_shape"].toIntVector(), o);
+    dist::recv(gx, to, tag, "the pipeline's residual gradient");
+    torch::autograd::variable_list out(na + 2 + sizes.size() + 2);
+    out[na + 1] = gx;
+    if (!sizes.empty()) {
+      std::vector<int64_t> shape = ctx->saved_data["row_shape"].toIntVector();
+      int64_t n = 0;
+      for (int64_t k : sizes) n += k;
+      shape[0] = n;
+      at::Tensor gr = at::empty(shape, o);
+      dist::recv(gr, to, tag, "the pipeline's store gradient");
+      int64_t off = 0;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        out[na + 2 + i] = gr.narrow(0, off, sizes[i]);
+        off += sizes[i];
+      }
+    }
+    return out;
   }
 };
 
 }  // namespace
+
+std::vector<at::Tensor> model_detail::pipeline_received(const std::vector<at::Tensor>& anchors,
+                                                        const at::Tensor& x, const at::Tensor& rows, int from,
+                                                        int tag) {
+  return PipeRecv::apply(at::TensorList(anchors), x, rows, from, tag);
+}
+
+at::Tensor model_detail::pipeline_sent(const std::vector<at::Tensor>& anchors, const at::Tensor& logits,
+                                       const at::Tensor& x, const std::vector<at::Tensor>& blocks, int to,
+                                       int tag) {
+  return PipeSend::apply(at::TensorList(anchors), logits, x, at::TensorList(blocks), to, tag);
+}
 
 at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const {
   const ModelConfig& c = cfg_;
@@ -237,7 +277,7 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
   // last).
   const int P = dist::stages(), stage = dist::stage();
   const dist::Range layers = dist::stage_range(stage, c.n_layers);
-  // With gradients the stages are joined by PlainRecv / PlainSend (a backward on every stage).
+  // With gradients the stages are joined by the pipeline links (internal.h), anchored on a scalar.
   const at::Tensor anchor = P > 1 && at::GradMode::is_enabled()
                                 ? at::zeros({}, at::kFloat).requires_grad_(true)
                                 : at::Tensor();
@@ -246,7 +286,7 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
   if (stage > 0) {
     x = at::empty({B, T, c.d_model}, weights_.at("token_embd.weight").options());
     dist::recv(x, stage - 1, 0, "the forward's residual stream");
-    if (anchor.defined()) x = PlainRecv::apply(anchor, x, stage - 1);
+    if (anchor.defined()) x = pipeline_received({anchor}, x, at::empty({0}, x.options()), stage - 1, 0)[0];
   } else {
     x = at::embedding(weights_.at("token_embd.weight"), tokens);  // [B, T, D]
     if (c.block.embed_scale > 0)  // Gemma: the scale in the weights' dtype, as transformers applies it
@@ -293,7 +333,7 @@ at::Tensor Model::forward(const at::Tensor& tokens_in, const Hooks* hooks) const
     dist::send(x.contiguous(), stage + 1, 0, "the forward's residual stream");
     at::Tensor logits = at::empty({B, T, c.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(device()));
     dist::broadcast_from_stage(logits, P - 1, "the forward's logits");
-    return anchor.defined() ? PlainSend::apply(anchor, logits, x, stage + 1) : logits;
+    return anchor.defined() ? pipeline_sent({anchor}, logits, x, {}, stage + 1, 0) : logits;
   }
   at::Tensor xf = norm(c, x, opt_weight(weights_, "output_norm.weight"), opt_weight(weights_, "output_norm.bias"));
   top("ln_final.hook_normalized", xf);

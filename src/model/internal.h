@@ -84,5 +84,17 @@ at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d);
 /// padding; all ones when `lengths` is undefined. Callers validate `lengths` where it is input.
 at::Tensor real_token_mask(const at::Tensor& lengths, int64_t B, int64_t T, at::ScalarType dt, const c10::Device& d);
 
+// Pipeline links (layers split over ranks, edgewise/distributed.h), for gradients across stages;
+// the plain forward and the patched one (src/graph/patch.cpp) both use them. `anchors` (what
+// requires grad) only put the links on every backward's path; they get no gradient from them.
+// On a stage that received the residual x and store rows (rows may be empty) from stage `from`:
+// the two, whose backward sends their gradients back there (messages tagged `tag`).
+std::vector<at::Tensor> pipeline_received(const std::vector<at::Tensor>& anchors, const at::Tensor& x,
+                                          const at::Tensor& rows, int from, int tag);
+// On a stage that sent x and the store rows held by `blocks` (in order; none: no store gradient)
+// to stage `to`: the broadcast `logits`, whose backward receives the gradients of what was sent.
+at::Tensor pipeline_sent(const std::vector<at::Tensor>& anchors, const at::Tensor& logits, const at::Tensor& x,
+                         const std::vector<at::Tensor>& blocks, int to, int tag);
+
 }  // namespace model_detail
 }  // namespace edgewise
